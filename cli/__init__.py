@@ -1,0 +1,3 @@
+"""tongban.cli."""
+
+__all__: list[str] = []

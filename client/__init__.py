@@ -1,0 +1,3 @@
+"""tongban.client."""
+
+__all__: list[str] = []

@@ -1,0 +1,3 @@
+"""tongban.keys."""
+
+__all__: list[str] = []

@@ -1,0 +1,42 @@
+"""Time handling: every validity check takes an explicit, timezone-aware moment."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from tongban.keys.errors import CallerError
+
+__all__ = ["format_time", "parse_time", "require_aware", "utcnow"]
+
+
+def utcnow() -> datetime:
+    """Return the current time in UTC (the only place that reads the wall clock)."""
+    return datetime.now(UTC)
+
+
+def require_aware(at: datetime, what: str = "time") -> datetime:
+    """Return ``at`` in UTC, refusing naive datetimes.
+
+    Raises:
+        CallerError: ``at`` has no timezone.
+    """
+    if at.tzinfo is None or at.utcoffset() is None:
+        raise CallerError(f"{what} must be timezone-aware, got naive {at.isoformat()}")
+    return at.astimezone(UTC)
+
+
+def format_time(at: datetime) -> str:
+    """RFC 3339 in UTC with microseconds, the form used in every signed statement."""
+    return require_aware(at).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def parse_time(text: str) -> datetime:
+    """Parse the RFC 3339 form written by :func:`format_time` (any offset accepted).
+
+    Raises:
+        ValueError: not an RFC 3339 timestamp with a timezone.
+    """
+    value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    if value.tzinfo is None:
+        raise ValueError(f"timestamp {text!r} has no timezone")
+    return value.astimezone(UTC)

@@ -1,0 +1,57 @@
+"""Exceptions of tongban.keys.
+
+Every error has a stable ``code``. They are split by source, as the transport layer maps
+them to statuses in one place: :class:`BadPeerData` (what a peer sent is wrong),
+:class:`CallerError` (the local caller asked for something impossible).
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "BadPeerData",
+    "CallerError",
+    "DecryptionError",
+    "KeysError",
+    "SignatureError",
+    "UnknownKeyError",
+]
+
+
+class KeysError(Exception):
+    """Base class of every tongban.keys error."""
+
+    code = "keys-error"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class BadPeerData(KeysError):
+    """Data received from elsewhere failed a check."""
+
+    code = "bad-peer-data"
+
+
+class SignatureError(BadPeerData):
+    """A signature does not verify under any acceptable key."""
+
+    code = "bad-signature"
+
+
+class UnknownKeyError(BadPeerData):
+    """No acceptable key was found for a signer or recipient."""
+
+    code = "unknown-key"
+
+
+class DecryptionError(BadPeerData):
+    """Ciphertext failed authentication. Deliberately says nothing about why."""
+
+    code = "decryption-failed"
+
+
+class CallerError(KeysError):
+    """The local caller passed arguments that cannot work."""
+
+    code = "caller-error"

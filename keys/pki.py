@@ -1,0 +1,328 @@
+"""The federation's X.509 hierarchy: one root, and certificates for nodes, halls, admins and seals.
+
+Every certificate names its holder as ``O=<node id>, OU=<role>, CN=<principal>``; the
+identity of a caller is read from its verified mTLS certificate with
+:func:`identity_from_certificate`, never from a request field.
+
+Example:
+    >>> from datetime import UTC, datetime
+    >>> now = datetime(2026, 1, 1, tzinfo=UTC)
+    >>> root_key, root = generate_root(now=now)
+    >>> key = generate_signing_key()
+    >>> cert = issue_certificate(root_key, root, key.public_key(), role=Role.HALL,
+    ...     node_id="420700", name="420700-hall-1", now=now)
+    >>> identity_from_certificate(cert).name
+    '420700-hall-1'
+"""
+
+from __future__ import annotations
+
+import enum
+import ipaddress
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, x25519
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from tongban.keys.clock import require_aware
+from tongban.keys.errors import BadPeerData, CallerError
+
+__all__ = [
+    "CertificatePublicKey",
+    "Identity",
+    "PrivateKey",
+    "Role",
+    "certificate_fingerprint",
+    "certificate_pem",
+    "generate_encryption_key",
+    "generate_root",
+    "generate_signing_key",
+    "identity_from_certificate",
+    "issue_certificate",
+    "load_certificate",
+    "load_certificates",
+    "load_private_key",
+    "private_key_pem",
+    "public_key_der",
+    "write_private_key",
+]
+
+PrivateKey = ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey | x25519.X25519PrivateKey
+CertificatePublicKey = ec.EllipticCurvePublicKey | ed25519.Ed25519PublicKey
+
+DEFAULT_ROOT_NAME = "tongban federation root"
+
+
+class Role(enum.StrEnum):
+    """What a certificate's holder is allowed to be."""
+
+    ROOT = "root"
+    NODE = "node"
+    HALL = "hall"
+    ADMIN = "admin"
+    SEAL = "seal"
+
+
+@dataclass(frozen=True)
+class Identity:
+    """Who holds a certificate: a role, the node it belongs to and its own name."""
+
+    role: Role
+    node_id: str
+    name: str
+
+    def __str__(self) -> str:
+        return f"{self.role.value} {self.name} of node {self.node_id}"
+
+
+def generate_signing_key() -> ec.EllipticCurvePrivateKey:
+    """A new ECDSA P-256 key (TLS, certificates and seals)."""
+    return ec.generate_private_key(ec.SECP256R1())
+
+
+def generate_encryption_key() -> x25519.X25519PrivateKey:
+    """A new X25519 key for HPKE (DHKEM(X25519, HKDF-SHA256))."""
+    return x25519.X25519PrivateKey.generate()
+
+
+def _name(role: Role, node_id: str, name: str) -> x509.Name:
+    return x509.Name(
+        [
+            x509.NameAttribute(NameOID.COUNTRY_NAME, "CN"),
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, node_id),
+            x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, role.value),
+            x509.NameAttribute(NameOID.COMMON_NAME, name),
+        ]
+    )
+
+
+def _hash_for(key: PrivateKey) -> hashes.SHA256 | None:
+    return None if isinstance(key, ed25519.Ed25519PrivateKey) else hashes.SHA256()
+
+
+def generate_root(
+    *,
+    now: datetime,
+    name: str = DEFAULT_ROOT_NAME,
+    valid_days: int = 3650,
+    key: ec.EllipticCurvePrivateKey | None = None,
+) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
+    """Create the federation root key and its self-signed CA certificate."""
+    now = require_aware(now, "now")
+    key = key or generate_signing_key()
+    subject = _name(Role.ROOT, "federation", name)
+    public = key.public_key()
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(public)
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=5))
+        .not_valid_after(now + timedelta(days=valid_days))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=1), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=True,
+                crl_sign=True,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(public), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    return key, cert
+
+
+def issue_certificate(
+    issuer_key: ec.EllipticCurvePrivateKey,
+    issuer_cert: x509.Certificate,
+    subject_public_key: CertificatePublicKey,
+    *,
+    role: Role,
+    node_id: str,
+    name: str,
+    now: datetime,
+    valid_days: int = 825,
+    not_before: datetime | None = None,
+    not_after: datetime | None = None,
+    dns_names: Sequence[str] = (),
+    ip_addresses: Sequence[str] = (),
+    ca: bool = False,
+) -> x509.Certificate:
+    """Issue a certificate for a node, hall, admin or seal key, signed by ``issuer_key``.
+
+    Nodes get serverAuth and clientAuth; halls and admins clientAuth; seals a
+    non-repudiation key usage. ``not_before``/``not_after`` override the default window.
+
+    Raises:
+        CallerError: the role is ROOT, or the window is empty.
+    """
+    if role is Role.ROOT:
+        raise CallerError("use generate_root() for the federation root")
+    now = require_aware(now, "now")
+    start = require_aware(not_before, "not_before") if not_before else now - timedelta(minutes=5)
+    end = require_aware(not_after, "not_after") if not_after else now + timedelta(days=valid_days)
+    if end <= start:
+        raise CallerError(f"certificate window is empty: {start.isoformat()} .. {end.isoformat()}")
+    seal = role is Role.SEAL
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(_name(role, node_id, name))
+        .issuer_name(issuer_cert.subject)
+        .public_key(subject_public_key)
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(start)
+        .not_valid_after(end)
+        .add_extension(x509.BasicConstraints(ca=ca, path_length=0 if ca else None), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                content_commitment=seal,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=ca,
+                crl_sign=ca,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(
+            x509.SubjectKeyIdentifier.from_public_key(subject_public_key), critical=False
+        )
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer_key.public_key()),
+            critical=False,
+        )
+    )
+    if role is Role.NODE:
+        usages = [ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]
+    elif role in (Role.HALL, Role.ADMIN):
+        usages = [ExtendedKeyUsageOID.CLIENT_AUTH]
+    else:
+        usages = []
+    if usages:
+        builder = builder.add_extension(x509.ExtendedKeyUsage(usages), critical=False)
+    alt_names: list[x509.GeneralName] = [x509.DNSName(d) for d in dns_names]
+    alt_names += [x509.IPAddress(ipaddress.ip_address(a)) for a in ip_addresses]
+    if alt_names:
+        builder = builder.add_extension(x509.SubjectAlternativeName(alt_names), critical=False)
+    return builder.sign(issuer_key, hashes.SHA256())
+
+
+def _single(name: x509.Name, oid: x509.ObjectIdentifier, what: str) -> str:
+    values = name.get_attributes_for_oid(oid)
+    if len(values) != 1:
+        raise BadPeerData(f"certificate subject has {len(values)} {what} attributes, expected 1")
+    value = values[0].value
+    return value if isinstance(value, str) else value.decode()
+
+
+def identity_from_certificate(cert: x509.Certificate) -> Identity:
+    """Read the holder's identity from a certificate issued by :func:`issue_certificate`.
+
+    Raises:
+        BadPeerData: the subject does not name a known role, node and principal.
+    """
+    subject = cert.subject
+    role_text = _single(subject, NameOID.ORGANIZATIONAL_UNIT_NAME, "OU")
+    try:
+        role = Role(role_text)
+    except ValueError:
+        raise BadPeerData(f"certificate role {role_text!r} is not a tongban role") from None
+    return Identity(
+        role=role,
+        node_id=_single(subject, NameOID.ORGANIZATION_NAME, "O"),
+        name=_single(subject, NameOID.COMMON_NAME, "CN"),
+    )
+
+
+def certificate_fingerprint(cert: x509.Certificate) -> str:
+    """SHA-256 fingerprint of the DER certificate, lowercase hex."""
+    return cert.fingerprint(hashes.SHA256()).hex()
+
+
+def certificate_pem(cert: x509.Certificate) -> bytes:
+    return cert.public_bytes(serialization.Encoding.PEM)
+
+
+def public_key_der(key: CertificatePublicKey | x25519.X25519PublicKey) -> bytes:
+    """SubjectPublicKeyInfo DER of a public key."""
+    return key.public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+
+
+def private_key_pem(key: PrivateKey) -> bytes:
+    """Unencrypted PKCS#8 PEM; callers write it with owner-only permissions."""
+    return key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+
+
+def write_private_key(path: Path, key: PrivateKey) -> None:
+    """Write a private key readable by its owner only."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.touch(mode=0o600, exist_ok=True)
+    path.chmod(0o600)
+    path.write_bytes(private_key_pem(key))
+
+
+def load_private_key(data: bytes) -> PrivateKey:
+    """Load a PEM private key of a supported type.
+
+    Raises:
+        CallerError: not a PEM key, or of an unsupported type.
+    """
+    try:
+        key = serialization.load_pem_private_key(data, password=None)
+    except (ValueError, TypeError) as exc:
+        raise CallerError(f"not a usable PEM private key: {exc}") from None
+    if not isinstance(
+        key, ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey | x25519.X25519PrivateKey
+    ):
+        raise CallerError(f"unsupported private key type {type(key).__name__}")
+    return key
+
+
+def load_certificate(data: bytes) -> x509.Certificate:
+    """Load one PEM or DER certificate.
+
+    Raises:
+        BadPeerData: the bytes are not a certificate.
+    """
+    try:
+        if data.lstrip().startswith(b"-----BEGIN"):
+            return x509.load_pem_x509_certificate(data)
+        return x509.load_der_x509_certificate(data)
+    except ValueError as exc:
+        raise BadPeerData(f"not an X.509 certificate: {exc}") from None
+
+
+def load_certificates(data: bytes) -> list[x509.Certificate]:
+    """Load every certificate of a PEM bundle.
+
+    Raises:
+        BadPeerData: the bundle holds no certificate.
+    """
+    try:
+        certs = x509.load_pem_x509_certificates(data)
+    except ValueError as exc:
+        raise BadPeerData(f"not a PEM certificate bundle: {exc}") from None
+    return certs

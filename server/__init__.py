@@ -1,0 +1,3 @@
+"""tongban.server."""
+
+__all__: list[str] = []

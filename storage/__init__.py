@@ -1,0 +1,3 @@
+"""tongban.storage."""
+
+__all__: list[str] = []
