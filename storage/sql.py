@@ -1,0 +1,282 @@
+"""The SQL metadata layer: packets, files, deliveries, cases, legs, events and the outbox.
+
+Rows hold opaque bytes (signed statements, ciphertext of small forms, wrapped keys); this
+module knows nothing of their cryptography. SQLite (WAL, synchronous FULL) is the embedded
+default; PostgreSQL is the production path. The schema is owned by Alembic migrations
+(``tongban.storage.migrations``); :func:`open_metadata_store` brings a database up to date.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from importlib import resources
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    DateTime,
+    Engine,
+    ForeignKey,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+    create_engine,
+    event,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
+from sqlalchemy.pool import ConnectionPoolEntry
+
+__all__ = [
+    "Base",
+    "CaseRow",
+    "DeliveryRow",
+    "EventRow",
+    "LegRow",
+    "MetadataStore",
+    "OutboxRow",
+    "PacketFileRow",
+    "PacketRow",
+    "open_metadata_store",
+]
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware datetimes in, timezone-aware UTC datetimes out, on every backend."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime refused by the metadata store")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class PacketRow(Base):
+    """A packet this node sent ("out") or received ("in")."""
+
+    __tablename__ = "packets"
+
+    row_id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    packet_id: Mapped[str] = mapped_column(String(36), unique=True)
+    direction: Mapped[str] = mapped_column(String(3))
+    kind: Mapped[str] = mapped_column(String(16))
+    case_id: Mapped[str] = mapped_column(String(36), index=True)
+    mode: Mapped[str] = mapped_column(String(16))
+    matter_code: Mapped[str] = mapped_column(String(64))
+    matter_name: Mapped[str] = mapped_column(String(256))
+    sender_node: Mapped[str] = mapped_column(String(16))
+    sender_hall: Mapped[str] = mapped_column(String(128))
+    local_hall: Mapped[str] = mapped_column(String(128), index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    stored_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    statement: Mapped[bytes] = mapped_column(LargeBinary)
+    statement_type: Mapped[str] = mapped_column(String(128))
+    signatures: Mapped[bytes] = mapped_column(LargeBinary)
+    signed_by_key: Mapped[str] = mapped_column(String(64))
+    form_ciphertext: Mapped[bytes] = mapped_column(LargeBinary)
+    wrapped_key: Mapped[bytes] = mapped_column(LargeBinary)
+    wrap_key_id: Mapped[str] = mapped_column(String(64))
+    stored_digest: Mapped[str] = mapped_column(String(64))
+    receipt: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    file_count: Mapped[int] = mapped_column(Integer)
+    total_size: Mapped[int] = mapped_column(BigInteger)
+
+
+class PacketFileRow(Base):
+    __tablename__ = "packet_files"
+
+    packet_id: Mapped[str] = mapped_column(
+        String(36), ForeignKey("packets.packet_id", ondelete="CASCADE"), primary_key=True
+    )
+    file_index: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(512))
+    media_type: Mapped[str] = mapped_column(String(128))
+    size: Mapped[int] = mapped_column(BigInteger)
+    sha256: Mapped[str] = mapped_column(String(64))
+    segment_count: Mapped[int] = mapped_column(BigInteger)
+    blob_key: Mapped[str] = mapped_column(String(256))
+    ciphertext_size: Mapped[int] = mapped_column(BigInteger)
+    ciphertext_sha256: Mapped[str] = mapped_column(String(64))
+
+
+class DeliveryRow(Base):
+    """One recipient of an outgoing packet, with its wrapped key and receipt."""
+
+    __tablename__ = "deliveries"
+
+    packet_id: Mapped[str] = mapped_column(
+        String(36), ForeignKey("packets.packet_id", ondelete="CASCADE"), primary_key=True
+    )
+    node_id: Mapped[str] = mapped_column(String(16), primary_key=True)
+    hall_id: Mapped[str] = mapped_column(String(128))
+    department: Mapped[str] = mapped_column(String(128))
+    wrapped_key: Mapped[bytes] = mapped_column(LargeBinary)
+    key_id: Mapped[str] = mapped_column(String(64))
+    state: Mapped[str] = mapped_column(String(16))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str] = mapped_column(Text, default="")
+    receipt: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+class CaseRow(Base):
+    __tablename__ = "cases"
+
+    case_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    mode: Mapped[str] = mapped_column(String(16))
+    matter_code: Mapped[str] = mapped_column(String(64))
+    matter_name: Mapped[str] = mapped_column(String(256))
+    accepting_node: Mapped[str] = mapped_column(String(16))
+    accepting_hall: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class LegRow(Base):
+    """One participant's leg of a case: its own status, decision and event chain head."""
+
+    __tablename__ = "legs"
+
+    case_id: Mapped[str] = mapped_column(
+        String(36), ForeignKey("cases.case_id", ondelete="CASCADE"), primary_key=True
+    )
+    node_id: Mapped[str] = mapped_column(String(16), primary_key=True)
+    hall_id: Mapped[str] = mapped_column(String(128))
+    department: Mapped[str] = mapped_column(String(128))
+    status: Mapped[str] = mapped_column(String(32))
+    decision: Mapped[str] = mapped_column(String(16), default="")
+    supplement_requests: Mapped[int] = mapped_column(Integer, default=0)
+    head_hash: Mapped[str] = mapped_column(String(64), default="")
+    head_seq: Mapped[int] = mapped_column(Integer, default=0)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class EventRow(Base):
+    """A signed case event; ``event_hash`` is the SHA-256 of its payload."""
+
+    __tablename__ = "events"
+    __table_args__ = (UniqueConstraint("case_id", "leg_node", "seq"),)
+
+    event_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    case_id: Mapped[str] = mapped_column(String(36), index=True)
+    leg_node: Mapped[str] = mapped_column(String(16))
+    seq: Mapped[int] = mapped_column(Integer)
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    type: Mapped[str] = mapped_column(String(32))
+    actor_node: Mapped[str] = mapped_column(String(16))
+    actor_hall: Mapped[str] = mapped_column(String(128))
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
+    packet_id: Mapped[str] = mapped_column(String(36), default="")
+    payload: Mapped[bytes] = mapped_column(LargeBinary)
+    signatures: Mapped[bytes] = mapped_column(LargeBinary)
+    signed_by_key: Mapped[str] = mapped_column(String(64))
+
+
+class OutboxRow(Base):
+    """Work owed to another node (a packet or an event), retried until acknowledged."""
+
+    __tablename__ = "outbox"
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    dest_node: Mapped[str] = mapped_column(String(16), index=True)
+    kind: Mapped[str] = mapped_column(String(8))
+    ref: Mapped[str] = mapped_column(String(64))
+    state: Mapped[str] = mapped_column(String(8), index=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    last_error: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    done_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: ConnectionPoolEntry) -> None:
+    # Autocommit at the driver level so that BEGIN is ours (see _sqlite_begin).
+    dbapi_conn.isolation_level = None
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    # FULL: a committed packet survives power loss, not only a process crash.
+    cur.execute("PRAGMA synchronous=FULL")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.execute("PRAGMA busy_timeout=30000")
+    cur.close()
+
+
+def _sqlite_begin(conn: Any) -> None:
+    # Writers take the lock up front: two deferred transactions that both upgrade to
+    # writing would otherwise fail with "database is locked" instead of waiting.
+    conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+class MetadataStore:
+    """Sessions over the metadata database."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._sessions = sessionmaker(engine, expire_on_commit=False)
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    @contextmanager
+    def transaction(self) -> Iterator[Session]:
+        """A session whose work commits on success and rolls back on any exception."""
+        with self._sessions() as session, session.begin():
+            yield session
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+def _make_engine(url: str) -> Engine:
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "begin", _sqlite_begin)
+        return engine
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
+    return create_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True)
+
+
+def migrate(engine: Engine) -> None:
+    """Bring the schema to the newest Alembic revision."""
+    from alembic import command
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(resources.files("tongban.storage") / "migrations"))
+    with engine.begin() as connection:
+        cfg.attributes["connection"] = connection
+        command.upgrade(cfg, "head")
+
+
+def open_metadata_store(url: str, *, migrate_schema: bool = True) -> MetadataStore:
+    """Open (and by default migrate) the metadata database at ``url``.
+
+    ``sqlite:///path.db`` for the embedded default, ``postgresql://…`` for production.
+    """
+    engine = _make_engine(url)
+    if migrate_schema:
+        migrate(engine)
+    return MetadataStore(engine)
