@@ -199,6 +199,8 @@ class OutboxRow(Base):
         BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
     )
     dest_node: Mapped[str] = mapped_column(String(16), index=True)
+    # Work for one case goes out in order: a leg's packet before the events that follow it.
+    case_id: Mapped[str] = mapped_column(String(36))
     kind: Mapped[str] = mapped_column(String(8))
     ref: Mapped[str] = mapped_column(String(64))
     state: Mapped[str] = mapped_column(String(8), index=True)

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: (none)
-Create Date: 2026-11-21 13:09:58.878675
+Create Date: 2026-11-21 13:11:34.427038
 """
 
 from __future__ import annotations
@@ -57,6 +57,7 @@ def upgrade() -> None:
             nullable=False,
         ),
         sa.Column("dest_node", sa.String(length=16), nullable=False),
+        sa.Column("case_id", sa.String(length=36), nullable=False),
         sa.Column("kind", sa.String(length=8), nullable=False),
         sa.Column("ref", sa.String(length=64), nullable=False),
         sa.Column("state", sa.String(length=8), nullable=False),

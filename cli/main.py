@@ -1,0 +1,108 @@
+"""The ``tongban`` command."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from tongban.cli.hall_commands import add_hall_parser
+
+__all__ = ["main"]
+
+
+def _federation_init(args: argparse.Namespace) -> int:
+    from tongban.cli.federation import node_specs, write_federation
+    from tongban.keys.clock import utcnow
+
+    endpoints = dict(e.split("=", 1) for e in args.endpoint or [])
+    specs = node_specs(args.node, base_port=args.base_port, host=args.host,
+                       endpoints=endpoints, names={}, halls=args.halls)  # fmt: skip
+    fed = write_federation(Path(args.out), specs, now=utcnow())
+    for n in fed.nodes:
+        halls = ", ".join(h.name for h in n.halls)
+        print(
+            f"node {n.spec.node_id} {n.spec.name} at {n.spec.endpoint}: "
+            f"{Path(args.out) / n.spec.node_id} (halls: {halls})"
+        )
+    print(f"root and directory for verifiers: {Path(args.out) / 'public'}")
+    print(f"root key (keep it offline): {Path(args.out) / 'root' / 'root-key.pem'}")
+    return 0
+
+
+def _node_serve(args: argparse.Namespace) -> int:
+    from tongban.server.app import serve
+    from tongban.server.config import load_config
+
+    serve(load_config(Path(args.config)))
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from tongban.cli.demo import run_demo
+
+    return run_demo(keep=args.keep)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="tongban",
+        description="Cross-region document relay and electronic seals for service halls (通办).",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    fed = sub.add_parser("federation", help="manage a federation").add_subparsers(
+        dest="action", required=True
+    )
+    init = fed.add_parser("init", help="create a root, node identities and a signed directory")
+    init.add_argument("--out", required=True, help="empty folder to write into")
+    init.add_argument(
+        "--node",
+        action="append",
+        required=True,
+        help="node id (GB/T 2260 code), repeat for each node",
+    )
+    init.add_argument("--host", default="127.0.0.1")
+    init.add_argument("--base-port", type=int, default=50051)
+    init.add_argument("--endpoint", action="append", help="NODE=HOST:PORT override")
+    init.add_argument("--halls", type=int, default=2, help="halls per node")
+    init.set_defaults(handler=_federation_init)
+
+    node = sub.add_parser("node", help="run a relay node").add_subparsers(
+        dest="action", required=True
+    )
+    serve = node.add_parser("serve", help="serve until SIGTERM")
+    serve.add_argument("--config", required=True)
+    serve.set_defaults(handler=_node_serve)
+
+    add_hall_parser(sub)
+
+    try:
+        from tongban.cli.seal_commands import add_seal_parsers, add_verify_parser
+    except ImportError:  # pragma: no cover - seal commands not installed
+        pass
+    else:
+        add_verify_parser(sub)
+        add_seal_parsers(sub)
+
+    demo = sub.add_parser("demo", help="three nodes on loopback, two cases end to end")
+    demo.add_argument("--keep", action="store_true", help="keep the temporary folder")
+    demo.set_defaults(handler=_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    result: int = args.handler(args)
+    return result
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,522 @@
+"""The hall SDK: submit applications, watch the inbox, fetch packets and act on cases.
+
+Example:
+    >>> client = HallClient.from_profile(Path("fed/420700/halls/420700-hall-1"))  # doctest: +SKIP
+    >>> receipt = client.submit(                                                  # doctest: +SKIP
+    ...     matter=("HB-ODA-01", "异地办理营业执照变更登记"), to=["420100"],
+    ...     applicant=Applicant("张三", "citizen", "11010519491231002X"),
+    ...     form={"reason": "change of address"}, files=[Path("id-card.pdf")])
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import mimetypes
+import os
+import tomllib
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import grpc
+
+from tongban.client.errors import FetchVerificationError, RequestRefused
+from tongban.keys.identifiers import validate_citizen_id, validate_credit_code
+from tongban.proto import hall_pb2, hall_pb2_grpc
+
+__all__ = [
+    "Applicant",
+    "CaseInfo",
+    "FetchedFile",
+    "FetchedPacket",
+    "HallClient",
+    "HistoryItem",
+    "InboxItem",
+    "LegInfo",
+    "Material",
+    "SubmitReceipt",
+]
+
+CHUNK = 1 << 20
+Progress = Callable[[int], None]
+
+_MODES = {"on_behalf": hall_pb2.HANDLING_MODE_ON_BEHALF, "joint": hall_pb2.HANDLING_MODE_JOINT}
+_KINDS = {
+    "application": hall_pb2.PACKET_KIND_APPLICATION,
+    "supplement": hall_pb2.PACKET_KIND_SUPPLEMENT,
+    "result": hall_pb2.PACKET_KIND_RESULT,
+}
+_KIND_NAMES = {v: k for k, v in _KINDS.items()}
+_MODE_NAMES = {v: k for k, v in _MODES.items()}
+
+
+@dataclass(frozen=True)
+class Applicant:
+    name: str
+    id_type: str  # "citizen" or "company"
+    id_number: str
+
+
+@dataclass(frozen=True)
+class Material:
+    """A file to send: a path, or a name plus a reader of bytes."""
+
+    name: str
+    path: Path | None = None
+    media_type: str = ""
+    open: Callable[[], Iterator[bytes]] | None = None
+    size: int = -1
+
+    @classmethod
+    def from_path(cls, path: Path, media_type: str = "") -> Material:
+        guessed = media_type or mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+        return cls(path.name, path, guessed, None, path.stat().st_size)
+
+    def chunks(self) -> Iterator[bytes]:
+        if self.open is not None:
+            yield from self.open()
+            return
+        assert self.path is not None
+        with self.path.open("rb") as fh:
+            while chunk := fh.read(CHUNK):
+                yield chunk
+
+
+@dataclass(frozen=True)
+class SubmitReceipt:
+    packet_id: str
+    case_id: str
+    duplicate: bool
+    deliveries: dict[str, str]
+
+
+@dataclass(frozen=True)
+class InboxItem:
+    packet_id: str
+    case_id: str
+    kind: str
+    mode: str
+    matter_code: str
+    matter_name: str
+    sender_node: str
+    sender_hall: str
+    direction: str
+    created_at: str
+    deliveries: dict[str, str]
+    file_count: int
+    total_size: int
+
+
+@dataclass(frozen=True)
+class FetchedFile:
+    index: int
+    name: str
+    media_type: str
+    size: int
+    sha256: str
+    path: Path
+    verified: bool
+
+
+@dataclass(frozen=True)
+class FetchedPacket:
+    item: InboxItem
+    applicant: Applicant | None
+    form: dict[str, Any]
+    files: tuple[FetchedFile, ...]
+    signature_status: str
+    signed_by_key: str
+
+
+@dataclass(frozen=True)
+class LegInfo:
+    node_id: str
+    hall_id: str
+    department: str
+    status: str
+    decision: str
+    event_count: int
+    result_packets: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class CaseInfo:
+    case_id: str
+    mode: str
+    matter_code: str
+    matter_name: str
+    accepting_node: str
+    accepting_hall: str
+    status: str
+    complete: bool
+    legs: tuple[LegInfo, ...]
+
+
+@dataclass(frozen=True)
+class HistoryItem:
+    leg: str
+    seq: int
+    type: str
+    actor_node: str
+    actor_hall: str
+    at: str
+    detail: dict[str, Any]
+    hash: str
+    prev_hash: str
+    signature_status: str
+
+
+@dataclass
+class _Progress:
+    callback: Progress | None
+    sent: int = field(default=0)
+
+    def add(self, n: int) -> None:
+        self.sent += n
+        if self.callback is not None:
+            self.callback(n)
+
+
+def _item(e: hall_pb2.InboxEntry) -> InboxItem:
+    return InboxItem(
+        e.packet_id, e.case_id, _KIND_NAMES.get(e.kind, "unknown"), _MODE_NAMES.get(e.mode, ""),
+        e.matter_code, e.matter_name, e.sender_node, e.sender_hall, e.direction, e.created_at,
+        {d.node_id: d.state for d in e.deliveries}, e.file_count, e.total_size,
+    )  # fmt: skip
+
+
+def _case(v: hall_pb2.CaseView) -> CaseInfo:
+    return CaseInfo(
+        v.case_id, _MODE_NAMES.get(v.mode, ""), v.matter_code, v.matter_name, v.accepting_node,
+        v.accepting_hall, v.status, v.complete,
+        tuple(LegInfo(g.node_id, g.hall_id, g.department, g.status, g.decision, g.event_count,
+                      tuple(g.result_packets)) for g in v.legs),
+    )  # fmt: skip
+
+
+def check_applicant(applicant: Applicant, today: date | None = None) -> Applicant:
+    """Validate the applicant's ID before anything is sent (the node checks again)."""
+    today = today or date.today()
+    if applicant.id_type == "citizen":
+        number = validate_citizen_id(applicant.id_number, today=today)
+    elif applicant.id_type == "company":
+        number = validate_credit_code(applicant.id_number)
+    else:
+        raise ValueError("applicant id type must be 'citizen' or 'company'")
+    return Applicant(applicant.name, applicant.id_type, number)
+
+
+class HallClient:
+    """A hall's connection to its own node, authenticated by the hall's certificate."""
+
+    def __init__(
+        self,
+        endpoint: str,
+        *,
+        node_id: str,
+        cert_pem: bytes,
+        key_pem: bytes,
+        root_pem: bytes,
+        max_message: int = 8 << 20,
+    ) -> None:
+        creds = grpc.ssl_channel_credentials(root_pem, key_pem, cert_pem)
+        self.node_id = node_id
+        self._channel = grpc.secure_channel(endpoint, creds, options=[
+            ("grpc.ssl_target_name_override", f"node-{node_id}.tongban"),
+            ("grpc.max_send_message_length", max_message),
+            ("grpc.max_receive_message_length", max_message),
+        ])  # fmt: skip
+        self._stub = hall_pb2_grpc.HallServiceStub(self._channel)
+
+    @classmethod
+    def from_profile(cls, folder: Path) -> HallClient:
+        """Connect with a hall folder written by ``tongban federation init``."""
+        profile = tomllib.loads((folder / "hall.toml").read_text(encoding="utf-8"))
+        endpoint = os.environ.get("TONGBAN_HALL_ENDPOINT", profile["endpoint"])
+        return cls(endpoint, node_id=profile["node_id"],
+                   cert_pem=(folder / "cert.pem").read_bytes(),
+                   key_pem=(folder / "key.pem").read_bytes(),
+                   root_pem=(folder / "root.pem").read_bytes())  # fmt: skip
+
+    def close(self) -> None:
+        self._channel.close()
+
+    def __enter__(self) -> HallClient:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    @staticmethod
+    def _refused(exc: grpc.RpcError) -> RequestRefused:
+        code = exc.code() if hasattr(exc, "code") else grpc.StatusCode.UNKNOWN
+        return RequestRefused(code, exc.details() if hasattr(exc, "details") else str(exc))
+
+    # ---- submit ----------------------------------------------------------------------------
+
+    def submit(
+        self,
+        *,
+        matter: tuple[str, str],
+        to: Sequence[str],
+        applicant: Applicant,
+        form: dict[str, Any],
+        files: Sequence[Path | Material] = (),
+        mode: str = "",
+        departments: Sequence[str] = (),
+        packet_id: str | None = None,
+        progress: Progress | None = None,
+        retries: int = 3,
+    ) -> SubmitReceipt:
+        """Submit an application: 代收代办 to one node, or 联办 to several participants."""
+        mode = mode or ("joint" if len(to) > 1 else "on_behalf")
+        applicant = check_applicant(applicant)
+        recipients = [hall_pb2.Recipient(node_id=n.split("/")[0], hall_id=n.partition("/")[2],
+                                         department=departments[i] if i < len(departments) else "")
+                      for i, n in enumerate(to)]  # fmt: skip
+        header = hall_pb2.SubmitHeader(
+            kind=hall_pb2.PACKET_KIND_APPLICATION, mode=_MODES[mode], matter_code=matter[0],
+            matter_name=matter[1], recipients=recipients,
+            applicant=hall_pb2.Applicant(
+                name=applicant.name, id_number=applicant.id_number,
+                id_type=hall_pb2.APPLICANT_ID_TYPE_CITIZEN if applicant.id_type == "citizen"
+                else hall_pb2.APPLICANT_ID_TYPE_COMPANY),
+            form_json=json.dumps(form, ensure_ascii=False).encode(),
+        )  # fmt: skip
+        return self._submit(header, files, packet_id, progress, retries)
+
+    def supplement(
+        self,
+        case_id: str,
+        leg: str,
+        files: Sequence[Path | Material],
+        *,
+        form: dict[str, Any] | None = None,
+        progress: Progress | None = None,
+        packet_id: str | None = None,
+    ) -> SubmitReceipt:
+        """Answer a supplement request (补正) with the missing materials."""
+        header = hall_pb2.SubmitHeader(
+            kind=hall_pb2.PACKET_KIND_SUPPLEMENT, case_id=case_id,
+            recipients=[hall_pb2.Recipient(node_id=leg)],
+            form_json=json.dumps(form or {}, ensure_ascii=False).encode(),
+        )  # fmt: skip
+        return self._submit(header, files, packet_id, progress, 3)
+
+    def return_result(
+        self,
+        case_id: str,
+        files: Sequence[Path | Material],
+        *,
+        form: dict[str, Any] | None = None,
+        progress: Progress | None = None,
+        packet_id: str | None = None,
+    ) -> SubmitReceipt:
+        """Send the result documents of a decided leg back to the accepting hall."""
+        header = hall_pb2.SubmitHeader(
+            kind=hall_pb2.PACKET_KIND_RESULT, case_id=case_id,
+            form_json=json.dumps(form or {}, ensure_ascii=False).encode(),
+        )  # fmt: skip
+        return self._submit(header, files, packet_id, progress, 3)
+
+    def _submit(
+        self,
+        header: hall_pb2.SubmitHeader,
+        files: Sequence[Path | Material],
+        packet_id: str | None,
+        progress: Progress | None,
+        retries: int,
+    ) -> SubmitReceipt:
+        header.packet_id = packet_id or str(uuid.uuid4())
+        materials = [f if isinstance(f, Material) else Material.from_path(f) for f in files]
+        for attempt in range(retries + 1):
+            tracker = _Progress(progress)
+            try:
+                r = self._stub.Submit(self._submit_stream(header, materials, tracker))
+                return SubmitReceipt(
+                    r.packet_id, r.case_id, r.duplicate, {d.node_id: d.state for d in r.deliveries}
+                )
+            except grpc.RpcError as exc:
+                # The packet id makes a retry safe: the node stores it at most once.
+                retry = exc.code() in (grpc.StatusCode.UNAVAILABLE,)
+                if not retry or attempt == retries:
+                    raise self._refused(exc) from None
+                if progress is not None and tracker.sent:
+                    progress(-tracker.sent)
+        raise AssertionError("unreachable")
+
+    @staticmethod
+    def _submit_stream(
+        header: hall_pb2.SubmitHeader, materials: list[Material], tracker: _Progress
+    ) -> Iterator[hall_pb2.SubmitRequest]:
+        yield hall_pb2.SubmitRequest(header=header)
+        for m in materials:
+            media = m.media_type or mimetypes.guess_type(m.name)[0] or "application/octet-stream"
+            yield hall_pb2.SubmitRequest(
+                file_begin=hall_pb2.FileBegin(name=m.name, media_type=media, size=m.size)
+            )
+            digest = hashlib.sha256()
+            for chunk in m.chunks():
+                digest.update(chunk)
+                yield hall_pb2.SubmitRequest(data=chunk)
+                tracker.add(len(chunk))
+            yield hall_pb2.SubmitRequest(file_end=hall_pb2.FileEnd(sha256=digest.hexdigest()))
+
+    # ---- inbox and fetch ------------------------------------------------------------------
+
+    def inbox(self, direction: str = "", limit: int = 100) -> list[InboxItem]:
+        try:
+            r = self._stub.ListInbox(hall_pb2.InboxRequest(direction=direction, limit=limit))
+        except grpc.RpcError as exc:
+            raise self._refused(exc) from None
+        return [_item(e) for e in r.entries]
+
+    def watch(
+        self, direction: str = "", *, include_existing: bool = False, timeout: float | None = None
+    ) -> Iterator[InboxItem]:
+        """Yield inbox entries as they arrive (a server stream); stop by closing the iterator."""
+        call = self._stub.WatchInbox(
+            hall_pb2.InboxRequest(direction=direction, include_existing=include_existing),
+            timeout=timeout,
+        )
+        try:
+            for e in call:
+                yield _item(e)
+        except grpc.RpcError as exc:
+            if exc.code() not in (grpc.StatusCode.CANCELLED, grpc.StatusCode.DEADLINE_EXCEEDED):
+                raise self._refused(exc) from None
+        finally:
+            call.cancel()
+
+    def fetch(
+        self, packet_id: str, out_dir: Path, *, progress: Progress | None = None
+    ) -> FetchedPacket:
+        """Fetch a packet; each file is kept only once its SHA-256 matched the signed manifest.
+
+        Raises:
+            RequestRefused: the node refused (unknown packet, tampered store…).
+            FetchVerificationError: a file failed verification; no partial file is left.
+        """
+        out_dir.mkdir(parents=True, exist_ok=True)
+        opening: hall_pb2.FetchOpening | None = None
+        fetched: list[FetchedFile] = []
+        current: tuple[hall_pb2.FileInfo, Path, Any, Any] | None = None
+        try:
+            for msg in self._stub.Fetch(hall_pb2.FetchRequest(packet_id=packet_id)):
+                which = msg.WhichOneof("part")
+                if which == "opening":
+                    opening = msg.opening
+                elif which == "file_begin":
+                    info = msg.file_begin
+                    part = out_dir / f".{info.index}.{info.name}.part"
+                    current = (info, part, part.open("wb"), hashlib.sha256())
+                elif which == "data" and current is not None:
+                    current[2].write(msg.data)
+                    current[3].update(msg.data)
+                    if progress is not None:
+                        progress(len(msg.data))
+                elif which == "file_end" and current is not None:
+                    info, part, fh, digest = current
+                    fh.close()
+                    current = None
+                    ok = msg.file_end.verified and digest.hexdigest() == info.sha256
+                    if not ok:
+                        part.unlink(missing_ok=True)
+                        raise FetchVerificationError(
+                            f"file {info.index} {info.name!r} does not match the signed manifest"
+                        )
+                    final = out_dir / info.name
+                    part.replace(final)
+                    fetched.append(FetchedFile(info.index, info.name, info.media_type, info.size,
+                                               info.sha256, final, True))  # fmt: skip
+        except grpc.RpcError as exc:
+            raise self._refused(exc) from None
+        finally:
+            if current is not None:
+                current[2].close()
+                current[1].unlink(missing_ok=True)
+        if opening is None:
+            raise FetchVerificationError("the node sent no packet opening")
+        a = opening.applicant if opening.HasField("applicant") else None
+        applicant = Applicant(a.name, "citizen" if a.id_type == hall_pb2.APPLICANT_ID_TYPE_CITIZEN
+                              else "company", a.id_number) if a else None  # fmt: skip
+        return FetchedPacket(
+            _item(opening.entry),
+            applicant,
+            json.loads(opening.form_json),
+            tuple(fetched),
+            opening.signature_status,
+            opening.signed_by_key,
+        )
+
+    # ---- cases ------------------------------------------------------------------------------
+
+    def _act(self, request: hall_pb2.ActRequest) -> CaseInfo:
+        try:
+            return _case(self._stub.Act(request))
+        except grpc.RpcError as exc:
+            raise self._refused(exc) from None
+
+    def accept(
+        self, case_id: str, *, leg: str = "", accepted_with_missing: Sequence[str] = ()
+    ) -> CaseInfo:
+        """受理 (容缺受理 when ``accepted_with_missing`` lists non-essential gaps)."""
+        return self._act(hall_pb2.ActRequest(case_id=case_id, leg=leg, accept=hall_pb2.Accept(
+            accepted_with_missing=list(accepted_with_missing))))  # fmt: skip
+
+    def refuse(self, case_id: str, reason: str, *, leg: str = "") -> CaseInfo:
+        """不予受理, with the reason."""
+        return self._act(
+            hall_pb2.ActRequest(case_id=case_id, leg=leg, refuse=hall_pb2.Refuse(reason=reason))
+        )
+
+    def request_supplement(
+        self, case_id: str, missing: Sequence[str], *, note: str = "", leg: str = ""
+    ) -> CaseInfo:
+        """一次性告知补正: list everything that is missing, once."""
+        return self._act(
+            hall_pb2.ActRequest(
+                case_id=case_id,
+                leg=leg,
+                request_supplement=hall_pb2.RequestSupplement(missing=list(missing), note=note),
+            )
+        )
+
+    def decide(self, case_id: str, *, approved: bool, note: str = "", leg: str = "") -> CaseInfo:
+        return self._act(
+            hall_pb2.ActRequest(
+                case_id=case_id, leg=leg, decide=hall_pb2.Decide(approved=approved, note=note)
+            )
+        )
+
+    def issue(self, case_id: str, *, leg: str = "", note: str = "") -> CaseInfo:
+        """出件: the result was handed out at this (accepting) hall's window."""
+        return self._act(
+            hall_pb2.ActRequest(case_id=case_id, leg=leg, issue=hall_pb2.Issue(note=note))
+        )
+
+    def deliver(self, case_id: str, *, leg: str = "", note: str = "") -> CaseInfo:
+        """送达: the result reached the applicant."""
+        return self._act(
+            hall_pb2.ActRequest(case_id=case_id, leg=leg, deliver=hall_pb2.Deliver(note=note))
+        )
+
+    def case(self, case_id: str) -> CaseInfo:
+        try:
+            return _case(self._stub.GetCase(hall_pb2.CaseRequest(case_id=case_id)))
+        except grpc.RpcError as exc:
+            raise self._refused(exc) from None
+
+    def history(self, case_id: str) -> tuple[list[HistoryItem], bool]:
+        """Every event of the case's legs visible to this hall, and whether the chain is intact."""
+        try:
+            r = self._stub.History(hall_pb2.CaseRequest(case_id=case_id))
+        except grpc.RpcError as exc:
+            raise self._refused(exc) from None
+        return [HistoryItem(e.leg, e.seq, e.type, e.actor_node, e.actor_hall, e.at,
+                            json.loads(e.detail_json or "{}"), e.hash, e.prev_hash,
+                            e.signature_status) for e in r.events], r.chain_intact  # fmt: skip

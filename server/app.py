@@ -1,0 +1,149 @@
+"""Assembling and running one city's relay node."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from collections.abc import Callable
+from concurrent import futures
+from datetime import datetime
+from types import FrameType
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from tongban.keys.clock import utcnow
+from tongban.keys.keyring import NodeKeyRing
+from tongban.keys.pki import load_certificates
+from tongban.proto import hall_pb2, hall_pb2_grpc, relay_pb2, relay_pb2_grpc
+from tongban.server.config import NodeConfig
+from tongban.server.delivery import DeliveryDispatcher
+from tongban.server.jobs import NodeJobs
+from tongban.server.matters import MatterCatalog
+from tongban.server.runtime import DirectoryHolder, NodeRuntime, PeerChannels
+from tongban.server.servicers import HallServicer, RelayServicer
+from tongban.storage.objects import open_object_store
+from tongban.storage.sql import open_metadata_store
+
+__all__ = ["RelayNode", "serve"]
+
+_log = logging.getLogger("tongban.server")
+_SERVICES = (
+    hall_pb2.DESCRIPTOR.services_by_name["HallService"].full_name,
+    relay_pb2.DESCRIPTOR.services_by_name["RelayService"].full_name,
+)
+
+
+class RelayNode:
+    """A relay node: start it, learn its port, stop it gracefully."""
+
+    def __init__(self, config: NodeConfig, *, clock: Callable[[], datetime] = utcnow) -> None:
+        self.config = config
+        roots = load_certificates(config.root_cert.read_bytes())
+        directory = DirectoryHolder(config.directory, roots, clock)
+        entry = directory.current.node(config.node_id)
+        keys = NodeKeyRing.load(config.keys_dir, entry)
+        options = {}
+        if config.s3_access_key:
+            options = {"access_key": config.s3_access_key, "secret_key": config.s3_secret_key}
+        self._tls_chain = config.tls_cert.read_bytes()
+        self._tls_key = config.tls_key.read_bytes()
+        self._root_pem = config.root_cert.read_bytes()
+        self.runtime = NodeRuntime(
+            config=config,
+            directory=directory,
+            keys=keys,
+            metadata=open_metadata_store(config.database),
+            objects=open_object_store(config.objects, **options),
+            matters=MatterCatalog.from_file(config.matters) if config.matters
+            else MatterCatalog.load_default(),
+            peers=PeerChannels(self._tls_chain, self._tls_key, self._root_pem,
+                               config.limits.max_message_bytes),
+            clock=clock,
+        )  # fmt: skip
+        self.dispatcher = DeliveryDispatcher(self.runtime, config.delivery)
+        self.runtime.kick_delivery = self.dispatcher.kick
+        self.jobs = NodeJobs(config.node_id, self.runtime.metadata.engine)
+        self.health = health.HealthServicer()
+        self._server: grpc.Server | None = None
+        self.port = 0
+
+    def start(self) -> int:
+        """Start serving; returns the bound port (useful with port 0)."""
+        cfg = self.config
+        limit = cfg.limits.max_message_bytes
+        server = grpc.server(
+            futures.ThreadPoolExecutor(max_workers=32, thread_name_prefix="rpc"),
+            options=[
+                ("grpc.max_receive_message_length", limit),
+                ("grpc.max_send_message_length", limit),
+                ("grpc.so_reuseport", 0),
+            ],
+        )
+        hall_pb2_grpc.add_HallServiceServicer_to_server(HallServicer(self.runtime), server)
+        relay_pb2_grpc.add_RelayServiceServicer_to_server(RelayServicer(self.runtime), server)
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
+        reflection.enable_server_reflection(
+            (*_SERVICES, health.SERVICE_NAME, reflection.SERVICE_NAME), server
+        )
+        creds = grpc.ssl_server_credentials(
+            [(self._tls_key, self._tls_chain)],
+            root_certificates=self._root_pem,
+            require_client_auth=True,
+        )
+        self.port = server.add_secure_port(cfg.listen, creds)
+        if self.port == 0:
+            raise OSError(f"cannot listen on {cfg.listen}")
+        server.start()
+        self._server = server
+        for name in ("", *_SERVICES):
+            self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
+        self.dispatcher.start()
+        self.jobs.start(
+            delivery=self.dispatcher.dispatch_due,
+            delivery_seconds=cfg.delivery.poll_interval,
+            directory=self.runtime.directory.refresh,
+            directory_seconds=cfg.directory_refresh_seconds,
+        )
+        self.dispatcher.kick()
+        _log.info("node %s serving on port %d", cfg.node_id, self.port)
+        return self.port
+
+    def stop(self, grace: float | None = None) -> None:
+        """Refuse new calls, give running ones ``grace`` seconds, then cancel the rest.
+
+        A cancelled transfer removes its partial blobs and commits nothing; the sender
+        retries it later, so nothing is lost or stored twice.
+        """
+        grace = self.config.shutdown_grace_seconds if grace is None else grace
+        self.health.enter_graceful_shutdown()
+        if self._server is not None:
+            self._server.stop(grace).wait()
+        self.jobs.stop()
+        self.dispatcher.stop()
+        self.runtime.peers.close()
+        self.runtime.objects.close()
+        self.runtime.metadata.close()
+        _log.info("node %s stopped", self.config.node_id)
+
+    def wait(self) -> None:
+        if self._server is not None:
+            self._server.wait_for_termination()
+
+
+def serve(config: NodeConfig) -> None:
+    """Run a node until SIGTERM or SIGINT, then shut down gracefully."""
+    node = RelayNode(config)
+    node.start()
+    stopping = threading.Event()
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        _log.info("signal %d: shutting down", signum)
+        stopping.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    stopping.wait()
+    node.stop()

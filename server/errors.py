@@ -1,0 +1,137 @@
+"""Errors of the relay node, and the one place where every error becomes a gRPC status.
+
+Each error has a stable ``code`` (the first word of the status message) and says whether
+retrying could help. Errors from ``tongban.keys`` and ``tongban.storage`` are mapped here
+too, so servicers never choose status codes themselves.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import NoReturn
+
+import grpc
+
+from tongban.keys.content import TruncatedStreamError
+from tongban.keys.errors import (
+    BadPeerData,
+    CallerError,
+    DecryptionError,
+    KeysError,
+    SignatureError,
+    UnknownKeyError,
+)
+from tongban.keys.identifiers import InvalidIdentifier
+from tongban.server.matters import MatterError
+from tongban.storage.objects import ObjectNotFound, ObjectStoreError
+
+__all__ = [
+    "Conflict",
+    "IllegalTransition",
+    "IntegrityFailure",
+    "InvalidRequest",
+    "NotFound",
+    "PermissionDenied",
+    "RelayError",
+    "TooLarge",
+    "Unauthenticated",
+    "Unavailable",
+    "abort_with",
+    "status_of",
+]
+
+_log = logging.getLogger("tongban.server")
+
+
+class RelayError(Exception):
+    """Base of the node's own errors."""
+
+    code = "relay-error"
+    status = grpc.StatusCode.INTERNAL
+    retryable = False
+
+    def __init__(self, message: str, *, code: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if code is not None:
+            self.code = code
+
+
+class InvalidRequest(RelayError):
+    code = "invalid-request"
+    status = grpc.StatusCode.INVALID_ARGUMENT
+
+
+class NotFound(RelayError):
+    code = "not-found"
+    status = grpc.StatusCode.NOT_FOUND
+
+
+class PermissionDenied(RelayError):
+    code = "permission-denied"
+    status = grpc.StatusCode.PERMISSION_DENIED
+
+
+class Unauthenticated(RelayError):
+    code = "unauthenticated"
+    status = grpc.StatusCode.UNAUTHENTICATED
+
+
+class IntegrityFailure(RelayError):
+    """Content does not match what was signed, or ciphertext failed authentication."""
+
+    code = "integrity-failure"
+    status = grpc.StatusCode.DATA_LOSS
+
+
+class Conflict(RelayError):
+    code = "conflict"
+    status = grpc.StatusCode.ALREADY_EXISTS
+
+
+class IllegalTransition(RelayError):
+    code = "illegal-transition"
+    status = grpc.StatusCode.FAILED_PRECONDITION
+
+
+class TooLarge(RelayError):
+    code = "too-large"
+    status = grpc.StatusCode.RESOURCE_EXHAUSTED
+
+
+class Unavailable(RelayError):
+    code = "unavailable"
+    status = grpc.StatusCode.UNAVAILABLE
+    retryable = True
+
+
+def status_of(exc: BaseException) -> tuple[grpc.StatusCode, str] | None:
+    """The gRPC status and message for a known error, or None for a bug."""
+    if isinstance(exc, RelayError):
+        return exc.status, f"{exc.code}: {exc.message}"
+    if isinstance(exc, DecryptionError | TruncatedStreamError):
+        return grpc.StatusCode.DATA_LOSS, f"{exc.code}: {exc.message}"
+    if isinstance(exc, SignatureError | UnknownKeyError):
+        return grpc.StatusCode.UNAUTHENTICATED, f"{exc.code}: {exc.message}"
+    if isinstance(exc, InvalidIdentifier | BadPeerData | CallerError):
+        return grpc.StatusCode.INVALID_ARGUMENT, f"{exc.code}: {exc.message}"
+    if isinstance(exc, KeysError):
+        return grpc.StatusCode.INVALID_ARGUMENT, f"{exc.code}: {exc.message}"
+    if isinstance(exc, MatterError):
+        return grpc.StatusCode.INVALID_ARGUMENT, f"{exc.code}: {exc}"
+    if isinstance(exc, ObjectNotFound):
+        return grpc.StatusCode.DATA_LOSS, f"blob-missing: {exc}"
+    if isinstance(exc, ObjectStoreError):
+        return grpc.StatusCode.UNAVAILABLE, f"object-store: {exc}"
+    return None
+
+
+def abort_with(context: grpc.ServicerContext, exc: BaseException, *, who: str) -> NoReturn:
+    """Log a refused or failed call and end it with the mapped status."""
+    mapped = status_of(exc)
+    if mapped is None:
+        _log.exception("internal error serving %s", who)
+        context.abort(grpc.StatusCode.INTERNAL, "internal: the node failed; see its log")
+    code, message = mapped
+    _log.warning("refused %s: %s %s", who, code.name, message)
+    context.abort(code, message)

@@ -1,0 +1,78 @@
+"""Scheduled jobs of a node (APScheduler, with the job store in the node's SQL database).
+
+Job functions are module-level so the persistent store can name them; each finds its node
+in a registry filled when the node starts.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from datetime import UTC
+
+from apscheduler.executors.pool import ThreadPoolExecutor as JobExecutor
+from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
+from apscheduler.schedulers.background import BackgroundScheduler
+from sqlalchemy import Engine
+
+__all__ = ["NodeJobs", "run_delivery_retry", "run_directory_refresh"]
+
+_log = logging.getLogger("tongban.server.jobs")
+_registry: dict[str, dict[str, Callable[[], object]]] = {}
+_registry_lock = threading.Lock()
+
+
+def _run(node_id: str, job: str) -> None:
+    with _registry_lock:
+        fn = _registry.get(node_id, {}).get(job)
+    if fn is None:
+        return
+    try:
+        fn()
+    except Exception:
+        _log.exception("job %s of node %s failed", job, node_id)
+
+
+def run_delivery_retry(node_id: str) -> None:
+    """Retry every outbox item whose backoff has run out."""
+    _run(node_id, "delivery")
+
+
+def run_directory_refresh(node_id: str) -> None:
+    """Take a newer signed directory if one was published."""
+    _run(node_id, "directory")
+
+
+class NodeJobs:
+    def __init__(self, node_id: str, engine: Engine) -> None:
+        self._node_id = node_id
+        self._scheduler = BackgroundScheduler(
+            jobstores={"default": SQLAlchemyJobStore(engine=engine)},
+            executors={"default": JobExecutor(2)},
+            job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 30},
+            timezone=UTC,
+        )
+
+    def start(
+        self,
+        *,
+        delivery: Callable[[], object],
+        delivery_seconds: float,
+        directory: Callable[[], object],
+        directory_seconds: float,
+    ) -> None:
+        with _registry_lock:
+            _registry[self._node_id] = {"delivery": delivery, "directory": directory}
+        s = self._scheduler
+        s.add_job(run_delivery_retry, "interval", seconds=delivery_seconds, args=[self._node_id],
+                  id="delivery-retry", replace_existing=True)  # fmt: skip
+        s.add_job(run_directory_refresh, "interval", seconds=directory_seconds,
+                  args=[self._node_id], id="directory-refresh", replace_existing=True)  # fmt: skip
+        s.start()
+
+    def stop(self) -> None:
+        with _registry_lock:
+            _registry.pop(self._node_id, None)
+        if self._scheduler.running:
+            self._scheduler.shutdown(wait=True)

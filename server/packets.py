@@ -1,0 +1,871 @@
+"""Packets: a hall submits one, its node seals and stores it, peers receive and verify it,
+and halls fetch it back decrypted and checked against the signed manifest.
+
+Nothing is acknowledged before it is durable: blobs are stored under a fresh attempt
+prefix, the metadata commits in one transaction, and any failure removes that attempt's
+blobs, so a refused or interrupted transfer leaves the store as it was.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import uuid
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from tongban.keys.content import (
+    FORM_FILE_INDEX,
+    MAX_SEGMENT_SIZE,
+    TAG_SIZE,
+    FileCipher,
+    SealedSegment,
+    new_data_key,
+    unwrap_data_key,
+    wrap_data_key,
+)
+from tongban.keys.envelope import (
+    Envelope,
+    canonical_json,
+    parse_json_object,
+    sign_envelope,
+    verify_envelope,
+)
+from tongban.keys.errors import BadPeerData
+from tongban.keys.identifiers import validate_citizen_id, validate_credit_code
+from tongban.keys.records import KeyRecord
+from tongban.server.cases import (
+    append_local_event,
+    apply_remote_event,
+    decode_signatures,
+    encode_signatures,
+    enqueue,
+    event_envelope,
+)
+from tongban.server.errors import (
+    Conflict,
+    IllegalTransition,
+    IntegrityFailure,
+    InvalidRequest,
+    NotFound,
+    PermissionDenied,
+    TooLarge,
+)
+from tongban.server.runtime import NodeRuntime
+from tongban.server.statements import (
+    PACKET_TYPE,
+    RECEIPT_TYPE,
+    FileEntry,
+    PacketStatement,
+    Receipt,
+    RecipientEntry,
+)
+from tongban.storage.sql import (
+    CaseRow,
+    DeliveryRow,
+    EventRow,
+    LegRow,
+    PacketFileRow,
+    PacketRow,
+)
+
+__all__ = [
+    "Applicant",
+    "DeliverOpening",
+    "DeliverSegment",
+    "FetchFileEnd",
+    "FetchOpening",
+    "FileBegin",
+    "FileEnd",
+    "InboxItem",
+    "SubmitHeader",
+    "SubmitResult",
+    "delivery_parts",
+    "fetch_packet",
+    "list_inbox",
+    "receive_packet",
+    "submit_packet",
+]
+
+_log = logging.getLogger("tongban.server.packets")
+_MAX_NAME = 255
+
+
+# ---- domain types (the servicers convert protobuf to and from these) ------------------------
+
+
+@dataclass(frozen=True)
+class Applicant:
+    name: str
+    id_type: str  # "citizen" (公民身份号码) or "company" (统一社会信用代码)
+    id_number: str
+
+
+@dataclass(frozen=True)
+class SubmitHeader:
+    packet_id: str
+    kind: str
+    mode: str
+    matter_code: str
+    matter_name: str
+    recipients: tuple[RecipientEntry, ...]
+    applicant: Applicant | None
+    form_json: bytes
+    case_id: str = ""
+
+
+@dataclass(frozen=True)
+class FileBegin:
+    name: str
+    media_type: str
+    size: int
+
+
+@dataclass(frozen=True)
+class FileEnd:
+    sha256: str
+
+
+SubmitPart = SubmitHeader | FileBegin | bytes | FileEnd
+
+
+@dataclass(frozen=True)
+class DeliveryInfo:
+    node_id: str
+    state: str
+    attempts: int
+    last_error: str
+
+
+@dataclass(frozen=True)
+class SubmitResult:
+    packet_id: str
+    case_id: str
+    duplicate: bool
+    deliveries: tuple[DeliveryInfo, ...]
+
+
+@dataclass(frozen=True)
+class DeliverOpening:
+    statement: Envelope
+    wrapped_key: bytes
+    recipient_key_id: str
+    form_ciphertext: bytes
+    events: tuple[Envelope, ...]
+
+
+@dataclass(frozen=True)
+class DeliverSegment:
+    file_index: int
+    segment_index: int
+    final: bool
+    ciphertext: bytes
+
+
+DeliverPart = DeliverOpening | DeliverSegment
+
+
+@dataclass(frozen=True)
+class InboxItem:
+    row_id: int
+    packet_id: str
+    case_id: str
+    kind: str
+    mode: str
+    matter_code: str
+    matter_name: str
+    sender_node: str
+    sender_hall: str
+    direction: str
+    created_at: datetime
+    deliveries: tuple[DeliveryInfo, ...]
+    file_count: int
+    total_size: int
+
+
+@dataclass(frozen=True)
+class FetchOpening:
+    item: InboxItem
+    applicant: Applicant | None
+    form_json: bytes
+    files: tuple[FileEntry, ...]
+    signature_status: str
+    signed_by_key: str
+    statement: Envelope
+
+
+@dataclass(frozen=True)
+class FetchFileEnd:
+    index: int
+    sha256: str
+    verified: bool
+
+
+FetchPart = FetchOpening | FileEntry | bytes | FetchFileEnd
+
+
+# ---- submit ---------------------------------------------------------------------------------
+
+
+@dataclass
+class _Plan:
+    packet_id: uuid.UUID
+    case_id: uuid.UUID
+    recipients: tuple[RecipientEntry, ...]
+    form_plain: bytes
+
+
+def _check_applicant(applicant: Applicant | None, today: datetime) -> dict[str, str] | None:
+    if applicant is None:
+        return None
+    name = applicant.name.strip()
+    if not name:
+        raise InvalidRequest("applicant name is empty")
+    if applicant.id_type == "citizen":
+        number = validate_citizen_id(applicant.id_number, today=today.date())
+    elif applicant.id_type == "company":
+        number = validate_credit_code(applicant.id_number)
+    else:
+        raise InvalidRequest(
+            "applicant id type must be citizen (公民身份号码) or company (统一社会信用代码)"
+        )
+    return {"name": name, "id_type": applicant.id_type, "id_number": number}
+
+
+def _parse_form(form_json: bytes, limit: int) -> dict[str, Any]:
+    if len(form_json) > limit:
+        raise TooLarge(f"form is {len(form_json)} bytes; the limit is {limit}")
+    try:
+        return parse_json_object(form_json or b"{}", "form")
+    except BadPeerData as exc:
+        raise InvalidRequest(exc.message, code="malformed-form") from None
+
+
+def _resolve_recipients(rt: NodeRuntime, header: SubmitHeader) -> tuple[RecipientEntry, ...]:
+    directory = rt.directory.current
+    out: list[RecipientEntry] = []
+    for r in header.recipients:
+        if r.node == rt.node_id:
+            raise InvalidRequest(f"a packet cannot be addressed to this node {rt.node_id} itself")
+        if not directory.has_node(r.node):
+            raise InvalidRequest(f"recipient node {r.node!r} is not in the federation directory")
+        node = directory.node(r.node)
+        hall = r.hall or node.default_hall
+        if not node.has_hall(hall):
+            raise InvalidRequest(f"node {r.node} has no hall {hall!r}")
+        out.append(RecipientEntry(r.node, hall, r.department))
+    if len({r.node for r in out}) != len(out):
+        raise InvalidRequest("a recipient node is named twice")
+    return tuple(out)
+
+
+def _plan(rt: NodeRuntime, hall_id: str, header: SubmitHeader) -> _Plan:
+    try:
+        packet_id = uuid.UUID(header.packet_id) if header.packet_id else uuid.uuid4()
+    except ValueError:
+        raise InvalidRequest(f"packet id {header.packet_id!r} is not a UUID") from None
+    form = _parse_form(header.form_json, rt.config.limits.max_form_bytes)
+    if header.kind == "application":
+        rt.matters.check(header.matter_code, header.matter_name or None)
+        recipients = _resolve_recipients(rt, header)
+        if header.mode == "on_behalf" and len(recipients) != 1:
+            raise InvalidRequest("异地代收代办 goes to exactly one handling node")
+        if header.mode == "joint" and len(recipients) < 2:
+            raise InvalidRequest("多地联办 needs at least two participants")
+        if header.mode not in ("on_behalf", "joint"):
+            raise InvalidRequest("handling mode must be on_behalf (代收代办) or joint (联办)")
+        if header.applicant is None:
+            raise InvalidRequest("an application needs an applicant")
+        applicant = _check_applicant(header.applicant, rt.clock())
+        case_id = uuid.uuid4()
+    elif header.kind in ("supplement", "result"):
+        try:
+            case_id = uuid.UUID(header.case_id)
+        except ValueError:
+            raise InvalidRequest(f"case id {header.case_id!r} is not a UUID") from None
+        applicant = _check_applicant(header.applicant, rt.clock())
+        with rt.metadata.transaction() as session:
+            recipients = (_leg_for_packet(session, rt, hall_id, header, str(case_id))[2],)
+    else:
+        raise InvalidRequest(f"unknown packet kind {header.kind!r}")
+    plain = canonical_json({"applicant": applicant, "form": form})
+    return _Plan(packet_id, case_id, recipients, plain)
+
+
+def _leg_for_packet(
+    session: Session, rt: NodeRuntime, hall_id: str, header: SubmitHeader, case_id: str
+) -> tuple[CaseRow, LegRow, RecipientEntry]:
+    """The case and leg a supplement or result packet belongs to, checked for this hall."""
+    case = session.get(CaseRow, case_id)
+    if case is None:
+        raise NotFound(f"case {case_id} not found for hall {hall_id}")
+    if header.kind == "supplement":
+        if case.accepting_node != rt.node_id or case.accepting_hall != hall_id:
+            raise NotFound(f"case {case_id} not found for hall {hall_id}")
+        if len(header.recipients) != 1:
+            raise InvalidRequest("a supplement goes to exactly one leg")
+        leg = session.get(LegRow, (case_id, header.recipients[0].node))
+        if leg is None:
+            raise NotFound(f"case {case_id} has no leg {header.recipients[0].node}")
+        if leg.status != "supplement_requested":
+            raise IllegalTransition(
+                f"leg {leg.node_id} is {leg.status}; no supplement was requested"
+            )
+        return case, leg, RecipientEntry(leg.node_id, leg.hall_id, leg.department)
+    leg = session.get(LegRow, (case_id, rt.node_id))
+    if leg is None or leg.hall_id != hall_id:
+        raise NotFound(f"case {case_id} not found for hall {hall_id}")
+    if leg.status != "decided":
+        raise IllegalTransition(f"leg {leg.node_id} is {leg.status}; results follow a decision")
+    return case, leg, RecipientEntry(case.accepting_node, case.accepting_hall, leg.department)
+
+
+def _check_file_name(name: str, media_type: str) -> None:
+    if (
+        not name
+        or len(name) > _MAX_NAME
+        or any(c in name for c in "/\\\x00")
+        or name in (".", "..")
+    ):
+        raise InvalidRequest(f"file name {name!r} is not a plain name of 1..{_MAX_NAME} characters")
+    if not media_type or "/" not in media_type:
+        raise InvalidRequest(f"file {name!r} needs a media type such as application/pdf")
+
+
+def _file_chunks(
+    parts: Iterator[SubmitPart], name: str, limit: int, end: list[FileEnd]
+) -> Iterator[bytes]:
+    size = 0
+    for part in parts:
+        if isinstance(part, bytes):
+            size += len(part)
+            if size > limit:
+                raise TooLarge(f"file {name!r} exceeds the limit of {limit} bytes")
+            yield part
+        elif isinstance(part, FileEnd):
+            end.append(part)
+            return
+        else:
+            raise InvalidRequest(f"file {name!r} was not ended before the next part")
+    raise InvalidRequest(
+        f"the stream ended inside file {name!r} (no file end)", code="truncated-stream"
+    )
+
+
+def submit_packet(rt: NodeRuntime, hall_id: str, parts: Iterator[SubmitPart]) -> SubmitResult:
+    """Seal, store and queue a hall's packet; return once it is durable.
+
+    Raises:
+        InvalidRequest, TooLarge, NotFound, IllegalTransition, MatterError, InvalidIdentifier:
+            the packet is refused and nothing is stored.
+    """
+    first = next(parts, None)
+    if not isinstance(first, SubmitHeader):
+        raise InvalidRequest("the first message of a submit must be the header")
+    header = first
+    plan = _plan(rt, hall_id, header)
+    dup = _existing_outgoing(rt, hall_id, plan.packet_id)
+    if dup is not None:
+        for _ in parts:
+            pass
+        return dup
+    limits = rt.config.limits
+    prefix = f"out/{plan.packet_id}/{uuid.uuid4().hex[:12]}/"
+    data_key = new_data_key()
+    entries: list[FileEntry] = []
+    file_rows: list[PacketFileRow] = []
+    try:
+        for part in parts:
+            if not isinstance(part, FileBegin):
+                raise InvalidRequest("file data must follow a file begin")
+            index = len(entries)
+            if index >= limits.max_files:
+                raise TooLarge(f"a packet holds at most {limits.max_files} files")
+            _check_file_name(part.name, part.media_type)
+            cipher = FileCipher(data_key, plan.packet_id, index, segment_size=limits.segment_size)
+            end: list[FileEnd] = []
+            segments = [0]
+
+            def sealed(
+                c: FileCipher = cipher,
+                n: list[int] = segments,
+                e: list[FileEnd] = end,
+                name: str = part.name,
+            ) -> Iterator[bytes]:
+                for seg in c.encrypt_chunks(_file_chunks(parts, name, limits.max_file_bytes, e)):
+                    n[0] += 1
+                    yield seg.ciphertext
+
+            stored = rt.objects.put_stream(f"{prefix}{index}", sealed())
+            digest = cipher.plaintext_digest
+            if part.size >= 0 and digest.size != part.size:
+                raise InvalidRequest(
+                    f"file {index} {part.name!r} declared {part.size} bytes "
+                    f"but {digest.size} arrived"
+                )
+            if end[0].sha256.lower() != digest.hexdigest():
+                raise InvalidRequest(
+                    f"file {index} {part.name!r}: the SHA-256 the hall declared does not match "
+                    "the bytes received",
+                    code="manifest-digest-mismatch",
+                )
+            entries.append(FileEntry(index, part.name, part.media_type, digest.size,
+                                     digest.hexdigest(), segments[0]))  # fmt: skip
+            file_rows.append(PacketFileRow(
+                packet_id=str(plan.packet_id), file_index=index, name=part.name,
+                media_type=part.media_type, size=digest.size, sha256=digest.hexdigest(),
+                segment_count=segments[0], blob_key=stored.key, ciphertext_size=stored.size,
+                ciphertext_sha256=stored.sha256,
+            ))  # fmt: skip
+        return _commit_outgoing(rt, hall_id, header, plan, data_key, entries, file_rows)
+    except BaseException:
+        rt.objects.delete_prefix(prefix)
+        raise
+
+
+def _existing_outgoing(rt: NodeRuntime, hall_id: str, packet_id: uuid.UUID) -> SubmitResult | None:
+    with rt.metadata.transaction() as session:
+        row = session.scalar(select(PacketRow).where(PacketRow.packet_id == str(packet_id)))
+        if row is None:
+            return None
+        if row.direction != "out" or row.local_hall != hall_id:
+            raise Conflict(f"packet id {packet_id} is already in use")
+        return SubmitResult(str(packet_id), row.case_id, True, _deliveries(session, row.packet_id))
+
+
+def _deliveries(session: Session, packet_id: str) -> tuple[DeliveryInfo, ...]:
+    rows = session.scalars(
+        select(DeliveryRow).where(DeliveryRow.packet_id == packet_id).order_by(DeliveryRow.node_id)
+    )
+    return tuple(DeliveryInfo(d.node_id, d.state, d.attempts, d.last_error) for d in rows)
+
+
+def _commit_outgoing(
+    rt: NodeRuntime,
+    hall_id: str,
+    header: SubmitHeader,
+    plan: _Plan,
+    data_key: bytes,
+    entries: list[FileEntry],
+    file_rows: list[PacketFileRow],
+) -> SubmitResult:
+    now = rt.clock()
+    form_cipher = FileCipher(data_key, plan.packet_id, FORM_FILE_INDEX,
+                             segment_size=MAX_SEGMENT_SIZE)  # fmt: skip
+    form_ct = form_cipher.seal(0, plan.form_plain, final=True)
+    st = PacketStatement(
+        packet_id=plan.packet_id, case_id=plan.case_id, kind=header.kind,
+        mode=header.mode if header.kind == "application" else "",
+        matter_code=header.matter_code, matter_name=header.matter_name,
+        sender_node=rt.node_id, sender_hall=hall_id, recipients=plan.recipients,
+        created_at=now, segment_size=rt.config.limits.segment_size,
+        form_size=len(plan.form_plain),
+        form_sha256=hashlib.sha256(plan.form_plain).hexdigest(), files=tuple(entries),
+    )  # fmt: skip
+    directory = rt.directory.current
+    signer = rt.keys.signer(now)
+    with rt.metadata.transaction() as session:
+        if header.kind == "application":
+            case = CaseRow(
+                case_id=str(plan.case_id),
+                mode=header.mode,
+                matter_code=header.matter_code,
+                matter_name=st.matter_name,
+                accepting_node=rt.node_id,
+                accepting_hall=hall_id,
+                created_at=now,
+            )
+            session.add(case)
+            legs = [LegRow(case_id=case.case_id, node_id=r.node, hall_id=r.hall,
+                           department=r.department, status="new", decision="",
+                           supplement_requests=0, head_hash="", head_seq=0, updated_at=now)
+                    for r in plan.recipients]  # fmt: skip
+            session.add_all(legs)
+            event = "submitted"
+        else:
+            case, leg, _ = _leg_for_packet(session, rt, hall_id, header, str(plan.case_id))
+            legs = [leg]
+            event = "supplemented" if header.kind == "supplement" else "result_returned"
+            st = PacketStatement(**{**st.__dict__, "mode": case.mode,
+                                    "matter_code": case.matter_code,
+                                    "matter_name": case.matter_name})  # fmt: skip
+        env = sign_envelope(st.to_payload(), PACKET_TYPE, [signer])
+        self_key = directory.node(rt.node_id).encryption_key(now)
+        packet = PacketRow(
+            packet_id=str(plan.packet_id), direction="out", kind=header.kind,
+            case_id=str(plan.case_id), mode=st.mode, matter_code=st.matter_code,
+            matter_name=st.matter_name, sender_node=rt.node_id, sender_hall=hall_id,
+            local_hall=hall_id, created_at=now, stored_at=now, statement=env.payload,
+            statement_type=PACKET_TYPE, signatures=encode_signatures(env),
+            signed_by_key=signer.key_id, form_ciphertext=form_ct,
+            wrapped_key=wrap_data_key(
+                data_key, self_key.encryption_key(), plan.packet_id, rt.node_id),
+            wrap_key_id=self_key.key_id, stored_digest="", receipt=None,
+            file_count=len(entries), total_size=sum(e.size for e in entries),
+        )  # fmt: skip
+        session.add(packet)
+        session.add_all(file_rows)
+        detail = {"files": [e.name for e in entries], "matter": st.matter_code}
+        for leg in legs:
+            append_local_event(session, rt, case, leg, event, hall_id,
+                               {**detail, "packet_id": str(plan.packet_id)},
+                               packet_id=str(plan.packet_id), at=now)  # fmt: skip
+        for r in plan.recipients:
+            key: KeyRecord = directory.node(r.node).encryption_key(now)
+            session.add(DeliveryRow(
+                packet_id=str(plan.packet_id), node_id=r.node, hall_id=r.hall,
+                department=r.department,
+                wrapped_key=wrap_data_key(data_key, key.encryption_key(), plan.packet_id, r.node),
+                key_id=key.key_id, state="pending", attempts=0, last_error="",
+            ))  # fmt: skip
+            enqueue(session, rt, r.node, str(plan.case_id), "packet", str(plan.packet_id))
+        try:
+            session.flush()
+        except IntegrityError:
+            session.rollback()
+            raise Conflict(f"packet id {plan.packet_id} is already in use") from None
+        deliveries = tuple(DeliveryInfo(r.node, "pending", 0, "") for r in plan.recipients)
+    rt.inbox.notify()
+    rt.kick_delivery()
+    return SubmitResult(str(plan.packet_id), str(plan.case_id), False, deliveries)
+
+
+# ---- delivery (sending side) ------------------------------------------------------------------
+
+
+def _records(chunks: Iterable[bytes], size: int) -> Iterator[bytes]:
+    """Re-cut a byte stream into records of ``size`` bytes (the last may be shorter)."""
+    buf = bytearray()
+    for chunk in chunks:
+        buf += chunk
+        while len(buf) >= size:
+            yield bytes(buf[:size])
+            del buf[:size]
+    if buf:
+        yield bytes(buf)
+
+
+def delivery_parts(rt: NodeRuntime, packet_id: str, node_id: str) -> Iterator[DeliverPart]:
+    """The opening and every segment of one stored outgoing packet, for one recipient."""
+    with rt.metadata.transaction() as session:
+        packet = session.scalar(select(PacketRow).where(PacketRow.packet_id == packet_id))
+        delivery = session.get(DeliveryRow, (packet_id, node_id))
+        if packet is None or delivery is None:
+            raise NotFound(f"no delivery of packet {packet_id} to node {node_id}")
+        files = list(session.scalars(
+            select(PacketFileRow).where(PacketFileRow.packet_id == packet_id)
+            .order_by(PacketFileRow.file_index)
+        ))  # fmt: skip
+        leg = node_id if packet.kind != "result" else rt.node_id
+        events = [event_envelope(e) for e in session.scalars(
+            select(EventRow).where(EventRow.packet_id == packet_id, EventRow.leg_node == leg)
+        )]  # fmt: skip
+    st = PacketStatement.from_payload(packet.statement)
+    yield DeliverOpening(
+        Envelope(packet.statement, PACKET_TYPE, decode_signatures(packet.signatures)),
+        delivery.wrapped_key, delivery.key_id, packet.form_ciphertext, tuple(events),
+    )  # fmt: skip
+    record = st.segment_size + TAG_SIZE
+    for f in files:
+        stream = rt.objects.open_stream(f.blob_key, chunk_size=record)
+        for i, ct in enumerate(_records(stream, record)):
+            yield DeliverSegment(f.file_index, i, i == f.segment_count - 1, ct)
+
+
+# ---- receiving side ---------------------------------------------------------------------------
+
+
+def _segments_of(parts: Iterator[DeliverPart], index: int) -> Iterator[SealedSegment]:
+    for part in parts:
+        if not isinstance(part, DeliverSegment):
+            raise InvalidRequest("only segments may follow the packet opening")
+        if part.file_index != index:
+            raise IntegrityFailure(
+                f"segment for file {part.file_index} arrived while file {index} was open",
+                code="truncated-stream",
+            )
+        yield SealedSegment(part.segment_index, part.final, part.ciphertext)
+        if part.final:
+            return
+
+
+def receive_packet(
+    rt: NodeRuntime, peer_node: str, parts: Iterator[DeliverPart]
+) -> tuple[Envelope, bool]:
+    """Verify, decrypt-check and store a packet a peer delivers; return the signed receipt.
+
+    A packet already held is not stored again: the original receipt is returned.
+
+    Raises:
+        Unauthenticated (keys errors): the statement is not signed by a key of the peer.
+        PermissionDenied: the statement names another sender than the connected peer.
+        InvalidRequest: malformed, or addressed to another node.
+        IntegrityFailure / DecryptionError: content differs from what was signed.
+    """
+    opening = next(parts, None)
+    if not isinstance(opening, DeliverOpening):
+        raise InvalidRequest("the first message of a delivery must be the packet opening")
+    now = rt.clock()
+    sender = rt.directory.current.node(peer_node)
+    verified = verify_envelope(
+        opening.statement, sender.signing_keys(now), payload_type=PACKET_TYPE
+    )
+    st = PacketStatement.from_payload(opening.statement.payload)
+    if st.sender_node != peer_node:
+        raise PermissionDenied(
+            f"packet names sender {st.sender_node} but came from node {peer_node}"
+        )
+    me = st.recipient(rt.node_id)
+    if me is None:
+        to = ", ".join(r.node for r in st.recipients)
+        raise InvalidRequest(
+            f"packet {st.packet_id} is addressed to {to}, not to this node {rt.node_id}",
+            code="wrong-recipient",
+        )
+    held = _held_receipt(rt, st, opening.statement)
+    if held is not None:
+        return held, True
+    data_key = unwrap_data_key(opening.wrapped_key, rt.keys.decryption_candidates(
+        opening.recipient_key_id), st.packet_id, rt.node_id)  # fmt: skip
+    form_plain = FileCipher(
+        data_key, st.packet_id, FORM_FILE_INDEX, segment_size=MAX_SEGMENT_SIZE
+    ).open(0, opening.form_ciphertext, final=True)
+    if len(form_plain) != st.form_size or hashlib.sha256(form_plain).hexdigest() != st.form_sha256:
+        raise IntegrityFailure(
+            "the form does not match its signed digest", code="manifest-digest-mismatch"
+        )
+    prefix = f"in/{st.packet_id}/{uuid.uuid4().hex[:12]}/"
+    file_rows: list[PacketFileRow] = []
+    try:
+        for f in st.files:
+            cipher = FileCipher(data_key, st.packet_id, f.index, segment_size=st.segment_size)
+            ciphertext = _opened_ciphertext(cipher, _segments_of(parts, f.index))
+            stored = rt.objects.put_stream(f"{prefix}{f.index}", ciphertext)
+            digest = cipher.plaintext_digest
+            if digest.size != f.size or digest.hexdigest() != f.sha256:
+                raise IntegrityFailure(
+                    f"file {f.index} {f.name!r} does not match its signed SHA-256 digest",
+                    code="manifest-digest-mismatch",
+                )
+            file_rows.append(PacketFileRow(
+                packet_id=str(st.packet_id), file_index=f.index, name=f.name,
+                media_type=f.media_type, size=f.size, sha256=f.sha256, segment_count=f.segments,
+                blob_key=stored.key, ciphertext_size=stored.size, ciphertext_sha256=stored.sha256,
+            ))  # fmt: skip
+        if next(parts, None) is not None:
+            raise InvalidRequest("data arrived after the last file of the packet")
+        return _commit_incoming(rt, st, opening, verified.key_id, form_plain, file_rows, me)
+    except BaseException:
+        rt.objects.delete_prefix(prefix)
+        raise
+
+
+def _opened_ciphertext(cipher: FileCipher, segments: Iterator[SealedSegment]) -> Iterator[bytes]:
+    """One file's ciphertext as received; each segment is opened (tag, order, final flag)
+    before it is kept, so nothing unauthenticated reaches the store."""
+    held: list[bytes] = []
+
+    def tee() -> Iterator[SealedSegment]:
+        for seg in segments:
+            held.append(seg.ciphertext)
+            yield seg
+
+    for _plain in cipher.decrypt_segments(tee()):
+        yield held.pop()
+
+
+def _held_receipt(rt: NodeRuntime, st: PacketStatement, statement: Envelope) -> Envelope | None:
+    with rt.metadata.transaction() as session:
+        row = session.scalar(select(PacketRow).where(PacketRow.packet_id == str(st.packet_id)))
+        if row is None:
+            return None
+        if row.direction != "in" or row.statement != statement.payload or row.receipt is None:
+            raise Conflict(f"packet id {st.packet_id} is already held with other content")
+        return Envelope.from_json_dict(json.loads(row.receipt))
+
+
+def _commit_incoming(
+    rt: NodeRuntime,
+    st: PacketStatement,
+    opening: DeliverOpening,
+    key_id: str,
+    form_plain: bytes,
+    file_rows: list[PacketFileRow],
+    me: RecipientEntry,
+) -> tuple[Envelope, bool]:
+    now = rt.clock()
+    stored_digest = hashlib.sha256(canonical_json({
+        "statement": opening.statement.digest,
+        "form": hashlib.sha256(opening.form_ciphertext).hexdigest(),
+        "files": [r.ciphertext_sha256 for r in file_rows],
+    })).hexdigest()  # fmt: skip
+    receipt = Receipt(st.packet_id, rt.node_id, opening.statement.digest, stored_digest, now)
+    receipt_env = sign_envelope(receipt.to_payload(), RECEIPT_TYPE, [rt.keys.signer(now)])
+    content = parse_json_object(form_plain, "packet form")
+    if not isinstance(content.get("form"), dict):
+        raise InvalidRequest("packet form content is malformed", code="malformed-form")
+    try:
+        with rt.metadata.transaction() as session:
+            case, leg, local_hall = _incoming_case(session, rt, st, me, now)
+            session.add(PacketRow(
+                packet_id=str(st.packet_id), direction="in", kind=st.kind, case_id=str(st.case_id),
+                mode=st.mode, matter_code=st.matter_code, matter_name=st.matter_name,
+                sender_node=st.sender_node, sender_hall=st.sender_hall, local_hall=local_hall,
+                created_at=st.created_at, stored_at=now, statement=opening.statement.payload,
+                statement_type=PACKET_TYPE, signatures=encode_signatures(opening.statement),
+                signed_by_key=key_id, form_ciphertext=opening.form_ciphertext,
+                wrapped_key=opening.wrapped_key, wrap_key_id=opening.recipient_key_id,
+                stored_digest=stored_digest,
+                receipt=json.dumps(receipt_env.to_json_dict()).encode(),
+                file_count=len(file_rows), total_size=sum(r.size for r in file_rows),
+            ))  # fmt: skip
+            session.add_all(file_rows)
+            expected = {"application": "submitted", "supplement": "supplemented",
+                        "result": "result_returned"}[st.kind]  # fmt: skip
+            applied = 0
+            for env in opening.events:
+                ev, _dup = apply_remote_event(session, rt, st.sender_node, env, case=case, leg=leg)
+                if ev.packet_id != str(st.packet_id) or ev.event != expected:
+                    raise InvalidRequest(
+                        f"event {ev.event!r} does not belong to packet {st.packet_id}"
+                    )
+                applied += 1
+            if applied != 1:
+                raise InvalidRequest(
+                    f"a {st.kind} packet must carry exactly one {expected!r} event"
+                )
+            session.flush()
+    except IntegrityError:
+        held = _held_receipt(rt, st, opening.statement)
+        if held is None:
+            raise
+        return held, True
+    rt.inbox.notify()
+    return receipt_env, False
+
+
+def _incoming_case(
+    session: Session, rt: NodeRuntime, st: PacketStatement, me: RecipientEntry, now: datetime
+) -> tuple[CaseRow, LegRow, str]:
+    case = session.get(CaseRow, str(st.case_id))
+    if st.kind == "application":
+        if not rt.me().has_hall(me.hall):
+            raise InvalidRequest(f"node {rt.node_id} has no hall {me.hall!r}")
+        if case is None:
+            case = CaseRow(case_id=str(st.case_id), mode=st.mode, matter_code=st.matter_code,
+                           matter_name=st.matter_name, accepting_node=st.sender_node,
+                           accepting_hall=st.sender_hall, created_at=st.created_at)  # fmt: skip
+            session.add(case)
+        elif case.accepting_node != st.sender_node:
+            raise PermissionDenied(f"case {st.case_id} belongs to node {case.accepting_node}")
+        leg = session.get(LegRow, (case.case_id, rt.node_id))
+        if leg is None:
+            leg = LegRow(
+                case_id=case.case_id,
+                node_id=rt.node_id,
+                hall_id=me.hall,
+                department=me.department,
+                status="new",
+                decision="",
+                supplement_requests=0,
+                head_hash="",
+                head_seq=0,
+                updated_at=now,
+            )
+            session.add(leg)
+        return case, leg, me.hall
+    if case is None:
+        raise NotFound(f"case {st.case_id} is not known at node {rt.node_id}")
+    leg_node = rt.node_id if st.kind == "supplement" else st.sender_node
+    leg = session.get(LegRow, (case.case_id, leg_node))
+    if leg is None:
+        raise NotFound(f"case {st.case_id} has no leg {leg_node} at node {rt.node_id}")
+    hall = leg.hall_id if st.kind == "supplement" else case.accepting_hall
+    return case, leg, hall
+
+
+# ---- inbox and fetch --------------------------------------------------------------------------
+
+
+def _item(session: Session, row: PacketRow) -> InboxItem:
+    deliveries = _deliveries(session, row.packet_id) if row.direction == "out" else ()
+    return InboxItem(
+        row.row_id, row.packet_id, row.case_id, row.kind, row.mode, row.matter_code,
+        row.matter_name, row.sender_node, row.sender_hall, row.direction, row.created_at,
+        deliveries, row.file_count, row.total_size,
+    )  # fmt: skip
+
+
+def list_inbox(
+    rt: NodeRuntime, hall_id: str, *, direction: str = "", after_row: int = 0, limit: int = 100
+) -> list[InboxItem]:
+    """Packets this hall sent or received, oldest first, after ``after_row``."""
+    if direction not in ("", "in", "out"):
+        raise InvalidRequest("direction must be 'in', 'out' or empty")
+    query = select(PacketRow).where(PacketRow.local_hall == hall_id, PacketRow.row_id > after_row)
+    if direction:
+        query = query.where(PacketRow.direction == direction)
+    limit = max(1, min(limit or 100, 1000))
+    with rt.metadata.transaction() as session:
+        rows = list(session.scalars(query.order_by(PacketRow.row_id).limit(limit)))
+        return [_item(session, r) for r in rows]
+
+
+def fetch_packet(rt: NodeRuntime, hall_id: str, packet_id: str) -> Iterator[FetchPart]:
+    """Verify and decrypt a packet of this hall: the opening, then each file's bytes.
+
+    Each file ends with a :class:`FetchFileEnd`; its bytes are good only if ``verified``.
+
+    Raises:
+        NotFound: no such packet for this hall (another hall's packet is not revealed).
+        IntegrityFailure / DecryptionError: stored content was altered.
+    """
+    with rt.metadata.transaction() as session:
+        row = session.scalar(select(PacketRow).where(PacketRow.packet_id == packet_id))
+        if row is None or row.local_hall != hall_id:
+            raise NotFound(f"packet {packet_id} not found for hall {hall_id}")
+        item = _item(session, row)
+        files = list(session.scalars(
+            select(PacketFileRow).where(PacketFileRow.packet_id == packet_id)
+            .order_by(PacketFileRow.file_index)
+        ))  # fmt: skip
+    env = Envelope(row.statement, row.statement_type, decode_signatures(row.signatures))
+    st = PacketStatement.from_payload(row.statement)
+    at = row.stored_at if row.direction == "in" else row.created_at
+    keys = rt.directory.current.node(st.sender_node).signing_keys(at)
+    verified = verify_envelope(env, keys, payload_type=PACKET_TYPE)
+    data_key = unwrap_data_key(row.wrapped_key, rt.keys.decryption_candidates(row.wrap_key_id),
+                               st.packet_id, rt.node_id)  # fmt: skip
+    form_plain = FileCipher(
+        data_key, st.packet_id, FORM_FILE_INDEX, segment_size=MAX_SEGMENT_SIZE
+    ).open(0, row.form_ciphertext, final=True)
+    if hashlib.sha256(form_plain).hexdigest() != st.form_sha256:
+        raise IntegrityFailure("the stored form does not match its signed digest")
+    content = json.loads(form_plain)
+    a = content.get("applicant")
+    applicant = Applicant(a["name"], a["id_type"], a["id_number"]) if a else None
+    yield FetchOpening(item, applicant, canonical_json(content["form"]), st.files,
+                       "verified", verified.key_id, env)  # fmt: skip
+    record = st.segment_size + TAG_SIZE
+    for entry, f in zip(st.files, files, strict=True):
+        yield entry
+        cipher = FileCipher(data_key, st.packet_id, f.file_index, segment_size=st.segment_size)
+        blob = rt.objects.open_stream(f.blob_key, chunk_size=record)
+        segs = (
+            SealedSegment(i, i == f.segment_count - 1, ct)
+            for i, ct in enumerate(_records(blob, record))
+        )
+        yield from cipher.decrypt_segments(segs)
+        digest = cipher.plaintext_digest.hexdigest()
+        if digest != entry.sha256 or cipher.plaintext_digest.size != entry.size:
+            raise IntegrityFailure(
+                f"stored file {entry.index} {entry.name!r} does not match its digest"
+            )
+        yield FetchFileEnd(entry.index, digest, True)

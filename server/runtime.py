@@ -1,0 +1,189 @@
+"""The running node's collaborators, built once at start-up and passed to every use case."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+import grpc
+from cryptography import x509
+
+from tongban.keys.clock import utcnow
+from tongban.keys.directory import FederationDirectory, NodeEntry, load_directory
+from tongban.keys.envelope import Envelope, parse_json_object
+from tongban.keys.errors import KeysError
+from tongban.keys.keyring import NodeKeyRing
+from tongban.keys.pki import Identity, Role, identity_from_certificate, load_certificate
+from tongban.proto import relay_pb2_grpc
+from tongban.server.config import NodeConfig
+from tongban.server.errors import PermissionDenied, Unauthenticated
+from tongban.server.matters import MatterCatalog
+from tongban.storage.objects import ObjectStore
+from tongban.storage.sql import MetadataStore
+
+__all__ = ["DirectoryHolder", "InboxNotifier", "NodeRuntime", "PeerChannels", "caller_identity"]
+
+Clock = Callable[[], datetime]
+
+
+def read_directory_file(
+    path: Path, roots: list[x509.Certificate], *, at: datetime, newer_than: int = 0
+) -> FederationDirectory:
+    data = parse_json_object(path.read_bytes(), f"directory file {path}")
+    return load_directory(Envelope.from_json_dict(data), roots, at=at, newer_than=newer_than)
+
+
+class DirectoryHolder:
+    """The node's current directory; replaced only by a verified, newer version."""
+
+    def __init__(self, path: Path, roots: list[x509.Certificate], clock: Clock) -> None:
+        self._path = path
+        self._roots = roots
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._current = read_directory_file(path, roots, at=clock())
+
+    @property
+    def current(self) -> FederationDirectory:
+        return self._current
+
+    def refresh(self) -> bool:
+        """Re-read the directory file; True if a newer verified version was taken."""
+        with self._lock:
+            try:
+                newer = read_directory_file(
+                    self._path, self._roots, at=self._clock(), newer_than=self._current.version
+                )
+            except KeysError:
+                return False
+            self._current = newer
+            return True
+
+
+class InboxNotifier:
+    """Wakes inbox watchers when packets arrive for a hall."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._generation = 0
+
+    def notify(self) -> None:
+        with self._cond:
+            self._generation += 1
+            self._cond.notify_all()
+
+    def wait(self, seen: int, timeout: float) -> int:
+        with self._cond:
+            self._cond.wait_for(lambda: self._generation != seen, timeout=timeout)
+            return self._generation
+
+    @property
+    def generation(self) -> int:
+        return self._generation
+
+
+class PeerChannels:
+    """mTLS channels to the other nodes, each pinned to the peer's node name."""
+
+    def __init__(
+        self, cert_chain: bytes, private_key: bytes, root: bytes, max_message: int
+    ) -> None:
+        self._creds = grpc.ssl_channel_credentials(root, private_key, cert_chain)
+        self._max = max_message
+        self._lock = threading.Lock()
+        self._channels: dict[tuple[str, str], grpc.Channel] = {}
+
+    def stub(self, peer: NodeEntry) -> relay_pb2_grpc.RelayServiceStub:
+        key = (peer.node_id, peer.endpoint)
+        with self._lock:
+            channel = self._channels.get(key)
+            if channel is None:
+                channel = grpc.secure_channel(
+                    peer.endpoint,
+                    self._creds,
+                    options=[
+                        # The certificate must name this very node, not just any member.
+                        ("grpc.ssl_target_name_override", f"node-{peer.node_id}.tongban"),
+                        ("grpc.max_send_message_length", self._max),
+                        ("grpc.max_receive_message_length", self._max),
+                    ],
+                )
+                self._channels[key] = channel
+        return relay_pb2_grpc.RelayServiceStub(channel)
+
+    def close(self) -> None:
+        with self._lock:
+            for channel in self._channels.values():
+                channel.close()
+            self._channels.clear()
+
+
+@dataclass
+class NodeRuntime:
+    config: NodeConfig
+    directory: DirectoryHolder
+    keys: NodeKeyRing
+    metadata: MetadataStore
+    objects: ObjectStore
+    matters: MatterCatalog
+    peers: PeerChannels
+    clock: Clock = utcnow
+    inbox: InboxNotifier = field(default_factory=InboxNotifier)
+    kick_delivery: Callable[[], None] = lambda: None
+
+    @property
+    def node_id(self) -> str:
+        return self.config.node_id
+
+    def me(self) -> NodeEntry:
+        return self.directory.current.node(self.node_id)
+
+
+def caller_identity(context: grpc.ServicerContext) -> Identity:
+    """The verified identity in the caller's mTLS certificate.
+
+    Raises:
+        Unauthenticated: the connection carries no client certificate.
+    """
+    auth = context.auth_context()
+    pems = auth.get("x509_pem_cert")
+    if not pems:
+        raise Unauthenticated("a client certificate issued by the federation root is required")
+    try:
+        return identity_from_certificate(load_certificate(pems[0]))
+    except KeysError as exc:
+        raise Unauthenticated(f"client certificate is not a tongban identity: {exc}") from None
+
+
+def require_hall(runtime: NodeRuntime, identity: Identity) -> str:
+    """The calling hall's id, if it is a hall of this node.
+
+    Raises:
+        PermissionDenied: not a hall, or a hall of another node, or not enrolled here.
+    """
+    if identity.role is not Role.HALL:
+        raise PermissionDenied(f"{identity} may not use the hall service")
+    if identity.node_id != runtime.node_id:
+        raise PermissionDenied(
+            f"hall {identity.name} belongs to node {identity.node_id}, not to {runtime.node_id}"
+        )
+    if not runtime.me().has_hall(identity.name):
+        raise PermissionDenied(f"hall {identity.name} is not enrolled at node {runtime.node_id}")
+    return identity.name
+
+
+def require_node(runtime: NodeRuntime, identity: Identity) -> NodeEntry:
+    """The calling peer node's directory entry.
+
+    Raises:
+        PermissionDenied: the caller is not a member node.
+    """
+    if identity.role is not Role.NODE:
+        raise PermissionDenied(f"{identity} may not use the relay service")
+    directory = runtime.directory.current
+    if not directory.has_node(identity.node_id):
+        raise PermissionDenied(f"node {identity.node_id} is not in the federation directory")
+    return directory.node(identity.node_id)

@@ -1,0 +1,328 @@
+"""gRPC servicers: they read the caller's identity, convert messages, and delegate.
+
+No use-case logic lives here, and protobuf types stop at this layer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import TypeVar
+
+import grpc
+
+from tongban.keys.clock import format_time
+from tongban.keys.envelope import sign_envelope
+from tongban.proto import hall_pb2, hall_pb2_grpc, relay_pb2, relay_pb2_grpc
+from tongban.server import cases, packets
+from tongban.server.delivery import envelope_from_proto, envelope_to_proto
+from tongban.server.errors import InvalidRequest, abort_with
+from tongban.server.runtime import NodeRuntime, caller_identity, require_hall, require_node
+from tongban.server.statements import ACK_TYPE, EventAck, RecipientEntry
+
+__all__ = ["HallServicer", "RelayServicer"]
+
+T = TypeVar("T")
+
+_KINDS = {
+    hall_pb2.PACKET_KIND_APPLICATION: "application",
+    hall_pb2.PACKET_KIND_SUPPLEMENT: "supplement",
+    hall_pb2.PACKET_KIND_RESULT: "result",
+}
+_KIND_TO_PB = {v: k for k, v in _KINDS.items()}
+_MODES = {hall_pb2.HANDLING_MODE_ON_BEHALF: "on_behalf", hall_pb2.HANDLING_MODE_JOINT: "joint"}
+_MODE_TO_PB = {v: k for k, v in _MODES.items()}
+_ID_TYPES = {
+    hall_pb2.APPLICANT_ID_TYPE_CITIZEN: "citizen",
+    hall_pb2.APPLICANT_ID_TYPE_COMPANY: "company",
+}
+_ID_TYPE_TO_PB = {v: k for k, v in _ID_TYPES.items()}
+
+
+def _guard(context: grpc.ServicerContext, who: str, call: Callable[[], T]) -> T:
+    try:
+        return call()
+    except Exception as exc:
+        abort_with(context, exc, who=who)
+
+
+def _guard_stream(
+    context: grpc.ServicerContext, who: str, stream: Callable[[], Iterator[T]]
+) -> Iterator[T]:
+    try:
+        yield from stream()
+    except Exception as exc:
+        abort_with(context, exc, who=who)
+
+
+# ---- conversions ------------------------------------------------------------------------------
+
+
+def _submit_parts(requests: Iterator[hall_pb2.SubmitRequest]) -> Iterator[packets.SubmitPart]:
+    for req in requests:
+        which = req.WhichOneof("part")
+        if which == "header":
+            h = req.header
+            applicant = None
+            if h.HasField("applicant"):
+                if h.applicant.id_type not in _ID_TYPES:
+                    raise InvalidRequest("applicant id type must be CITIZEN or COMPANY")
+                applicant = packets.Applicant(
+                    h.applicant.name, _ID_TYPES[h.applicant.id_type], h.applicant.id_number
+                )
+            yield packets.SubmitHeader(
+                packet_id=h.packet_id,
+                kind=_KINDS.get(h.kind, "unspecified"),
+                mode=_MODES.get(h.mode, "unspecified"),
+                matter_code=h.matter_code,
+                matter_name=h.matter_name,
+                recipients=tuple(
+                    RecipientEntry(r.node_id, r.hall_id, r.department) for r in h.recipients
+                ),
+                applicant=applicant,
+                form_json=h.form_json,
+                case_id=h.case_id,
+            )
+        elif which == "file_begin":
+            fb = req.file_begin
+            yield packets.FileBegin(fb.name, fb.media_type, fb.size)
+        elif which == "data":
+            yield req.data
+        elif which == "file_end":
+            yield packets.FileEnd(req.file_end.sha256)
+        else:
+            raise InvalidRequest("empty submit message")
+
+
+def _deliveries(ds: tuple[packets.DeliveryInfo, ...]) -> list[hall_pb2.DeliveryState]:
+    return [hall_pb2.DeliveryState(node_id=d.node_id, state=d.state, attempts=d.attempts,
+                                   last_error=d.last_error) for d in ds]  # fmt: skip
+
+
+def _entry(item: packets.InboxItem) -> hall_pb2.InboxEntry:
+    return hall_pb2.InboxEntry(
+        packet_id=item.packet_id, case_id=item.case_id, kind=_KIND_TO_PB.get(item.kind, 0),
+        mode=_MODE_TO_PB.get(item.mode, 0), matter_code=item.matter_code,
+        matter_name=item.matter_name, sender_node=item.sender_node, sender_hall=item.sender_hall,
+        direction=item.direction, created_at=format_time(item.created_at),
+        deliveries=_deliveries(item.deliveries), file_count=item.file_count,
+        total_size=item.total_size,
+    )  # fmt: skip
+
+
+def _file_info(f: packets.FileEntry) -> hall_pb2.FileInfo:
+    return hall_pb2.FileInfo(index=f.index, name=f.name, media_type=f.media_type, size=f.size,
+                             sha256=f.sha256)  # fmt: skip
+
+
+def _case_view(v: cases.CaseViewData) -> hall_pb2.CaseView:
+    return hall_pb2.CaseView(
+        case_id=v.case_id, mode=_MODE_TO_PB.get(v.mode, 0), matter_code=v.matter_code,
+        matter_name=v.matter_name, accepting_node=v.accepting_node, accepting_hall=v.accepting_hall,
+        status=v.status, complete=v.complete, created_at=format_time(v.created_at),
+        legs=[hall_pb2.LegView(node_id=g.node_id, hall_id=g.hall_id, department=g.department,
+                               status=g.status, decision=g.decision, event_count=g.event_count,
+                               head_hash=g.head_hash, result_packets=list(g.result_packets))
+              for g in v.legs],
+    )  # fmt: skip
+
+
+def _action(req: hall_pb2.ActRequest) -> cases.CaseAction:
+    which = req.WhichOneof("action")
+    if which == "accept":
+        return cases.CaseAction(
+            "accepted", {"accepted_with_missing": list(req.accept.accepted_with_missing)}
+        )
+    if which == "refuse":
+        return cases.CaseAction("refused", {"reason": req.refuse.reason})
+    if which == "request_supplement":
+        rs = req.request_supplement
+        return cases.CaseAction(
+            "supplement_requested", {"missing": list(rs.missing), "note": rs.note}
+        )
+    if which == "decide":
+        decision = "approved" if req.decide.approved else "denied"
+        return cases.CaseAction("decided", {"decision": decision, "note": req.decide.note})
+    if which == "issue":
+        return cases.CaseAction("issued", {"note": req.issue.note})
+    if which == "deliver":
+        return cases.CaseAction("delivered", {"note": req.deliver.note})
+    raise InvalidRequest("the request names no action")
+
+
+def _fetch_responses(parts: Iterator[packets.FetchPart]) -> Iterator[hall_pb2.FetchResponse]:
+    for part in parts:
+        if isinstance(part, packets.FetchOpening):
+            a = part.applicant
+            yield hall_pb2.FetchResponse(opening=hall_pb2.FetchOpening(
+                entry=_entry(part.item),
+                applicant=hall_pb2.Applicant(name=a.name, id_type=_ID_TYPE_TO_PB[a.id_type],
+                                             id_number=a.id_number) if a else None,
+                form_json=part.form_json, files=[_file_info(f) for f in part.files],
+                signature_status=part.signature_status, signed_by_key=part.signed_by_key,
+                statement=envelope_to_proto(part.statement),
+            ))  # fmt: skip
+        elif isinstance(part, packets.FileEntry):
+            yield hall_pb2.FetchResponse(file_begin=_file_info(part))
+        elif isinstance(part, packets.FetchFileEnd):
+            yield hall_pb2.FetchResponse(file_end=hall_pb2.FetchFileEnd(
+                index=part.index, sha256=part.sha256, verified=part.verified))  # fmt: skip
+        else:
+            yield hall_pb2.FetchResponse(data=part)
+
+
+# ---- servicers --------------------------------------------------------------------------------
+
+
+class HallServicer(hall_pb2_grpc.HallServiceServicer):
+    def __init__(self, runtime: NodeRuntime) -> None:
+        self._rt = runtime
+
+    def _hall(self, context: grpc.ServicerContext) -> str:
+        return require_hall(self._rt, caller_identity(context))
+
+    def Submit(
+        self, request_iterator: Iterator[hall_pb2.SubmitRequest], context: grpc.ServicerContext
+    ) -> hall_pb2.SubmitResponse:
+        def call() -> hall_pb2.SubmitResponse:
+            r = packets.submit_packet(
+                self._rt, self._hall(context), _submit_parts(request_iterator)
+            )
+            return hall_pb2.SubmitResponse(
+                packet_id=r.packet_id,
+                case_id=r.case_id,
+                duplicate=r.duplicate,
+                deliveries=_deliveries(r.deliveries),
+            )
+
+        return _guard(context, "Submit", call)
+
+    def ListInbox(
+        self, request: hall_pb2.InboxRequest, context: grpc.ServicerContext
+    ) -> hall_pb2.InboxResponse:
+        def call() -> hall_pb2.InboxResponse:
+            items = packets.list_inbox(
+                self._rt,
+                self._hall(context),
+                direction=request.direction,
+                limit=request.limit or 100,
+            )
+            return hall_pb2.InboxResponse(entries=[_entry(i) for i in items])
+
+        return _guard(context, "ListInbox", call)
+
+    def WatchInbox(
+        self, request: hall_pb2.InboxRequest, context: grpc.ServicerContext
+    ) -> Iterator[hall_pb2.InboxEntry]:
+        def stream() -> Iterator[hall_pb2.InboxEntry]:
+            hall = self._hall(context)
+            after = 0
+            if not request.include_existing:
+                existing = packets.list_inbox(
+                    self._rt, hall, direction=request.direction, limit=1000
+                )
+                while existing:
+                    after = existing[-1].row_id
+                    existing = packets.list_inbox(
+                        self._rt, hall, direction=request.direction, after_row=after, limit=1000
+                    )
+            generation = self._rt.inbox.generation
+            while context.is_active():
+                for item in packets.list_inbox(
+                    self._rt, hall, direction=request.direction, after_row=after, limit=1000
+                ):
+                    after = item.row_id
+                    yield _entry(item)
+                generation = self._rt.inbox.wait(generation, timeout=1.0)
+
+        return _guard_stream(context, "WatchInbox", stream)
+
+    def Fetch(
+        self, request: hall_pb2.FetchRequest, context: grpc.ServicerContext
+    ) -> Iterator[hall_pb2.FetchResponse]:
+        def stream() -> Iterator[hall_pb2.FetchResponse]:
+            parts = packets.fetch_packet(self._rt, self._hall(context), request.packet_id)
+            yield from _fetch_responses(parts)
+
+        return _guard_stream(context, "Fetch", stream)
+
+    def Act(self, request: hall_pb2.ActRequest, context: grpc.ServicerContext) -> hall_pb2.CaseView:
+        def call() -> hall_pb2.CaseView:
+            view = cases.act_on_case(
+                self._rt, self._hall(context), request.case_id, request.leg, _action(request)
+            )
+            return _case_view(view)
+
+        return _guard(context, "Act", call)
+
+    def GetCase(
+        self, request: hall_pb2.CaseRequest, context: grpc.ServicerContext
+    ) -> hall_pb2.CaseView:
+        return _guard(
+            context,
+            "GetCase",
+            lambda: _case_view(cases.case_view(self._rt, self._hall(context), request.case_id)),
+        )
+
+    def History(
+        self, request: hall_pb2.CaseRequest, context: grpc.ServicerContext
+    ) -> hall_pb2.HistoryResponse:
+        def call() -> hall_pb2.HistoryResponse:
+            entries, intact = cases.case_history(self._rt, self._hall(context), request.case_id)
+            return hall_pb2.HistoryResponse(case_id=request.case_id, chain_intact=intact, events=[
+                hall_pb2.HistoryEvent(leg=e.leg, seq=e.seq, type=e.type, actor_node=e.actor_node,
+                                      actor_hall=e.actor_hall, at=format_time(e.at),
+                                      detail_json=e.detail_json, hash=e.hash, prev_hash=e.prev_hash,
+                                      signature_status=e.signature_status,
+                                      signed_by_key=e.signed_by_key)
+                for e in entries])  # fmt: skip
+
+        return _guard(context, "History", call)
+
+
+def _deliver_parts(requests: Iterator[relay_pb2.DeliverRequest]) -> Iterator[packets.DeliverPart]:
+    for req in requests:
+        which = req.WhichOneof("part")
+        if which == "opening":
+            o = req.opening
+            yield packets.DeliverOpening(
+                envelope_from_proto(o.statement), o.wrapped_key, o.recipient_key_id,
+                o.form_ciphertext, tuple(envelope_from_proto(e) for e in o.events),
+            )  # fmt: skip
+        elif which == "segment":
+            s = req.segment
+            yield packets.DeliverSegment(s.file_index, s.segment_index, s.final, s.ciphertext)
+        else:
+            raise InvalidRequest("empty delivery message")
+
+
+class RelayServicer(relay_pb2_grpc.RelayServiceServicer):
+    def __init__(self, runtime: NodeRuntime) -> None:
+        self._rt = runtime
+
+    def Deliver(
+        self, request_iterator: Iterator[relay_pb2.DeliverRequest], context: grpc.ServicerContext
+    ) -> relay_pb2.DeliverResponse:
+        def call() -> relay_pb2.DeliverResponse:
+            peer = require_node(self._rt, caller_identity(context))
+            receipt, dup = packets.receive_packet(
+                self._rt, peer.node_id, _deliver_parts(request_iterator)
+            )
+            return relay_pb2.DeliverResponse(receipt=envelope_to_proto(receipt), duplicate=dup)
+
+        return _guard(context, "Deliver", call)
+
+    def PushEvent(
+        self, request: relay_pb2.PushEventRequest, context: grpc.ServicerContext
+    ) -> relay_pb2.PushEventResponse:
+        def call() -> relay_pb2.PushEventResponse:
+            rt = self._rt
+            peer = require_node(rt, caller_identity(context))
+            env = envelope_from_proto(request.event)
+            with rt.metadata.transaction() as session:
+                _, dup = cases.apply_remote_event(session, rt, peer.node_id, env)
+            now = rt.clock()
+            ack = sign_envelope(EventAck(env.digest, rt.node_id, now).to_payload(), ACK_TYPE,
+                                [rt.keys.signer(now)])  # fmt: skip
+            return relay_pb2.PushEventResponse(ack=envelope_to_proto(ack), duplicate=dup)
+
+        return _guard(context, "PushEvent", call)
