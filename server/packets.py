@@ -16,6 +16,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -96,6 +97,7 @@ __all__ = [
 
 _log = logging.getLogger("tongban.server.packets")
 _MAX_NAME = 255
+_CHINA = ZoneInfo("Asia/Shanghai")
 
 
 # ---- domain types (the servicers convert protobuf to and from these) ------------------------
@@ -229,7 +231,8 @@ def _check_applicant(applicant: Applicant | None, today: datetime) -> dict[str, 
     if not name:
         raise InvalidRequest("applicant name is empty")
     if applicant.id_type == "citizen":
-        number = validate_citizen_id(applicant.id_number, today=today.date())
+        # Birth dates are calendar dates in China; UTC is still "yesterday" before 08:00.
+        number = validate_citizen_id(applicant.id_number, today=today.astimezone(_CHINA).date())
     elif applicant.id_type == "company":
         number = validate_credit_code(applicant.id_number)
     else:
