@@ -198,6 +198,10 @@ def _on_behalf_case(hall: dict[str, HallClient], root: Path, log: list[tuple[str
     log.append(("on_behalf", case))
 
 
+def _arrived(client: HallClient, case_id: str) -> Callable[[], list[object]]:
+    return lambda: [i for i in client.inbox("in") if i.case_id == case_id]
+
+
 def _if_all_legs(info: CaseInfo, status: str) -> CaseInfo | None:
     return info if all(g.status == status for g in info.legs) else None
 
@@ -213,7 +217,7 @@ def _joint_case(hall: dict[str, HallClient], root: Path, log: list[tuple[str, st
     case = r.case_id
     for node in ("420100", "440300"):
         c = hall[node]
-        wait_for(f"delivery to {node}", lambda c=c: [i for i in c.inbox("in") if i.case_id == case])
+        wait_for(f"delivery to {node}", _arrived(c, case))
         got = c.fetch(r.packet_id, root / f"{node}-joint")
         if not all(f.verified for f in got.files):
             raise DemoFailure(f"{node} could not verify the joint packet")

@@ -254,7 +254,8 @@ class HallClient:
     @staticmethod
     def _refused(exc: grpc.RpcError) -> RequestRefused:
         code = exc.code() if hasattr(exc, "code") else grpc.StatusCode.UNKNOWN
-        return RequestRefused(code, exc.details() if hasattr(exc, "details") else str(exc))
+        details = exc.details() if hasattr(exc, "details") else None
+        return RequestRefused(code, details or str(exc))
 
     # ---- submit ----------------------------------------------------------------------------
 
@@ -390,7 +391,7 @@ class HallClient:
             if exc.code() not in (grpc.StatusCode.CANCELLED, grpc.StatusCode.DEADLINE_EXCEEDED):
                 raise self._refused(exc) from None
         finally:
-            call.cancel()
+            call.cancel()  # type: ignore[no-untyped-call]
 
     def fetch(
         self, packet_id: str, out_dir: Path, *, progress: Progress | None = None

@@ -146,8 +146,8 @@ def load_config(
                 if key not in keys:
                     raise ConfigError(f"unknown config key in environment: {name}")
                 values.setdefault(section, {})[key] = _coerce(section, key, value, Path.cwd())
-    for section, items in (overrides or {}).items():
-        for key, value in items.items():
+    for section, given in (overrides or {}).items():
+        for key, value in given.items():
             if section not in _SCHEMA or key not in _SCHEMA[section]:
                 raise ConfigError(f"unknown config key [{section}] {key}")
             values.setdefault(section, {})[key] = _coerce(section, key, value, base)

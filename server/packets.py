@@ -472,6 +472,28 @@ def _commit_outgoing(
         form_size=len(plan.form_plain),
         form_sha256=hashlib.sha256(plan.form_plain).hexdigest(), files=tuple(entries),
     )  # fmt: skip
+    try:
+        return _store_outgoing(rt, hall_id, header, plan, data_key, entries, file_rows, st, form_ct)
+    except IntegrityError:
+        # A concurrent submit of the same packet id won; answer as for a retry.
+        dup = _existing_outgoing(rt, hall_id, plan.packet_id)
+        if dup is None:
+            raise
+        return dup
+
+
+def _store_outgoing(
+    rt: NodeRuntime,
+    hall_id: str,
+    header: SubmitHeader,
+    plan: _Plan,
+    data_key: bytes,
+    entries: list[FileEntry],
+    file_rows: list[PacketFileRow],
+    st: PacketStatement,
+    form_ct: bytes,
+) -> SubmitResult:
+    now = st.created_at
     directory = rt.directory.current
     signer = rt.keys.signer(now)
     with rt.metadata.transaction() as session:
@@ -486,6 +508,7 @@ def _commit_outgoing(
                 created_at=now,
             )
             session.add(case)
+            session.flush()  # parents first: rows are not linked by ORM relationships
             legs = [LegRow(case_id=case.case_id, node_id=r.node, hall_id=r.hall,
                            department=r.department, status="new", decision="",
                            supplement_requests=0, head_hash="", head_seq=0, updated_at=now)
@@ -514,6 +537,7 @@ def _commit_outgoing(
             file_count=len(entries), total_size=sum(e.size for e in entries),
         )  # fmt: skip
         session.add(packet)
+        session.flush()
         session.add_all(file_rows)
         detail = {"files": [e.name for e in entries], "matter": st.matter_code}
         for leg in legs:
@@ -529,11 +553,6 @@ def _commit_outgoing(
                 key_id=key.key_id, state="pending", attempts=0, last_error="",
             ))  # fmt: skip
             enqueue(session, rt, r.node, str(plan.case_id), "packet", str(plan.packet_id))
-        try:
-            session.flush()
-        except IntegrityError:
-            session.rollback()
-            raise Conflict(f"packet id {plan.packet_id} is already in use") from None
         deliveries = tuple(DeliveryInfo(r.node, "pending", 0, "") for r in plan.recipients)
     rt.inbox.notify()
     rt.kick_delivery()
@@ -729,6 +748,7 @@ def _commit_incoming(
                 receipt=json.dumps(receipt_env.to_json_dict()).encode(),
                 file_count=len(file_rows), total_size=sum(r.size for r in file_rows),
             ))  # fmt: skip
+            session.flush()
             session.add_all(file_rows)
             expected = {"application": "submitted", "supplement": "supplemented",
                         "result": "result_returned"}[st.kind]  # fmt: skip
@@ -766,6 +786,7 @@ def _incoming_case(
                            matter_name=st.matter_name, accepting_node=st.sender_node,
                            accepting_hall=st.sender_hall, created_at=st.created_at)  # fmt: skip
             session.add(case)
+            session.flush()  # parents first: rows are not linked by ORM relationships
         elif case.accepting_node != st.sender_node:
             raise PermissionDenied(f"case {st.case_id} belongs to node {case.accepting_node}")
         leg = session.get(LegRow, (case.case_id, rt.node_id))

@@ -149,7 +149,7 @@ def caller_identity(context: grpc.ServicerContext) -> Identity:
         Unauthenticated: the connection carries no client certificate.
     """
     auth = context.auth_context()
-    pems = auth.get("x509_pem_cert")
+    pems: list[bytes] = list(auth.get("x509_pem_cert") or [])  # type: ignore[arg-type]
     if not pems:
         raise Unauthenticated("a client certificate issued by the federation root is required")
     try:

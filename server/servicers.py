@@ -17,7 +17,7 @@ from tongban.server import cases, packets
 from tongban.server.delivery import envelope_from_proto, envelope_to_proto
 from tongban.server.errors import InvalidRequest, abort_with
 from tongban.server.runtime import NodeRuntime, caller_identity, require_hall, require_node
-from tongban.server.statements import ACK_TYPE, EventAck, RecipientEntry
+from tongban.server.statements import ACK_TYPE, EventAck, FileEntry, RecipientEntry
 
 __all__ = ["HallServicer", "RelayServicer"]
 
@@ -28,9 +28,9 @@ _KINDS = {
     hall_pb2.PACKET_KIND_SUPPLEMENT: "supplement",
     hall_pb2.PACKET_KIND_RESULT: "result",
 }
-_KIND_TO_PB = {v: k for k, v in _KINDS.items()}
+_KIND_TO_PB: dict[str, hall_pb2.PacketKind.ValueType] = {v: k for k, v in _KINDS.items()}
 _MODES = {hall_pb2.HANDLING_MODE_ON_BEHALF: "on_behalf", hall_pb2.HANDLING_MODE_JOINT: "joint"}
-_MODE_TO_PB = {v: k for k, v in _MODES.items()}
+_MODE_TO_PB: dict[str, hall_pb2.HandlingMode.ValueType] = {v: k for k, v in _MODES.items()}
 _ID_TYPES = {
     hall_pb2.APPLICANT_ID_TYPE_CITIZEN: "citizen",
     hall_pb2.APPLICANT_ID_TYPE_COMPANY: "company",
@@ -100,8 +100,8 @@ def _deliveries(ds: tuple[packets.DeliveryInfo, ...]) -> list[hall_pb2.DeliveryS
 
 def _entry(item: packets.InboxItem) -> hall_pb2.InboxEntry:
     return hall_pb2.InboxEntry(
-        packet_id=item.packet_id, case_id=item.case_id, kind=_KIND_TO_PB.get(item.kind, 0),
-        mode=_MODE_TO_PB.get(item.mode, 0), matter_code=item.matter_code,
+        packet_id=item.packet_id, case_id=item.case_id, kind=_KIND_TO_PB.get(item.kind, hall_pb2.PACKET_KIND_UNSPECIFIED),
+        mode=_MODE_TO_PB.get(item.mode, hall_pb2.HANDLING_MODE_UNSPECIFIED), matter_code=item.matter_code,
         matter_name=item.matter_name, sender_node=item.sender_node, sender_hall=item.sender_hall,
         direction=item.direction, created_at=format_time(item.created_at),
         deliveries=_deliveries(item.deliveries), file_count=item.file_count,
@@ -109,14 +109,14 @@ def _entry(item: packets.InboxItem) -> hall_pb2.InboxEntry:
     )  # fmt: skip
 
 
-def _file_info(f: packets.FileEntry) -> hall_pb2.FileInfo:
+def _file_info(f: FileEntry) -> hall_pb2.FileInfo:
     return hall_pb2.FileInfo(index=f.index, name=f.name, media_type=f.media_type, size=f.size,
                              sha256=f.sha256)  # fmt: skip
 
 
 def _case_view(v: cases.CaseViewData) -> hall_pb2.CaseView:
     return hall_pb2.CaseView(
-        case_id=v.case_id, mode=_MODE_TO_PB.get(v.mode, 0), matter_code=v.matter_code,
+        case_id=v.case_id, mode=_MODE_TO_PB.get(v.mode, hall_pb2.HANDLING_MODE_UNSPECIFIED), matter_code=v.matter_code,
         matter_name=v.matter_name, accepting_node=v.accepting_node, accepting_hall=v.accepting_hall,
         status=v.status, complete=v.complete, created_at=format_time(v.created_at),
         legs=[hall_pb2.LegView(node_id=g.node_id, hall_id=g.hall_id, department=g.department,
@@ -161,7 +161,7 @@ def _fetch_responses(parts: Iterator[packets.FetchPart]) -> Iterator[hall_pb2.Fe
                 signature_status=part.signature_status, signed_by_key=part.signed_by_key,
                 statement=envelope_to_proto(part.statement),
             ))  # fmt: skip
-        elif isinstance(part, packets.FileEntry):
+        elif isinstance(part, FileEntry):
             yield hall_pb2.FetchResponse(file_begin=_file_info(part))
         elif isinstance(part, packets.FetchFileEnd):
             yield hall_pb2.FetchResponse(file_end=hall_pb2.FetchFileEnd(

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from importlib import resources
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import (
@@ -252,6 +253,9 @@ class MetadataStore:
 
 def _make_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
+        path = url.partition(":///")[2]
+        if path and not path.startswith(":memory:"):
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
         event.listen(engine, "connect", _sqlite_pragmas)
         event.listen(engine, "begin", _sqlite_begin)

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Installs what tongban needs on a fresh Debian machine: system packages (when run as root
+# or with sudo), then a virtual environment in .venv with the project and its dev tools.
+# Usage: scripts/setup.sh [--with-test-deps]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+want_test=0
+[[ "${1:-}" == "--with-test-deps" ]] && want_test=1
+
+apt_packages=(openssl fonts-wqy-zenhei)
+if [[ $want_test == 1 ]]; then
+  # A real S3 server for the integration tests (Ceph radosgw, single node).
+  apt_packages+=(radosgw ceph-mon ceph-osd)
+fi
+missing=()
+for p in "${apt_packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  SUDO=""
+  [[ $(id -u) -ne 0 ]] && SUDO="sudo"
+  echo "installing system packages: ${missing[*]}"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+PY=${PYTHON:-python3}
+if [[ ! -x .venv/bin/python ]]; then
+  "$PY" -m venv .venv
+fi
+.venv/bin/python -m pip install -q --upgrade pip >/dev/null
+.venv/bin/python -m pip install -q -e ".[dev]"

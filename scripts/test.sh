@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# One command from a fresh clone to a full test run: install, lint, type-check, test.
+# Extra arguments go to pytest, e.g.  scripts/test.sh -m "not slow"
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh --with-test-deps
+echo "== ruff"
+.venv/bin/ruff check .
+.venv/bin/ruff format --check .
+echo "== mypy --strict"
+PYTHON=.venv/bin/python bash scripts/typecheck.sh
+echo "== pytest"
+.venv/bin/python -m pytest "$@"
