@@ -21,7 +21,11 @@ from rich.table import Table
 from tongban.cli.federation import node_specs, write_federation
 from tongban.client.hall import Applicant, CaseInfo, HallClient, Material
 from tongban.keys.clock import utcnow
-from tongban.keys.identifiers import citizen_id_check_char, credit_code_check_char
+from tongban.keys.identifiers import (
+    citizen_id_check_char,
+    credit_code_check_char,
+    organisation_code_check_char,
+)
 from tongban.server.app import RelayNode
 from tongban.server.config import load_config
 
@@ -29,7 +33,7 @@ __all__ = ["DemoFailure", "free_ports", "run_demo"]
 
 T = TypeVar("T")
 NODES = ("420700", "420100", "440300")  # 鄂州, 武汉, 深圳
-_console = Console()
+_console = Console(width=120)
 
 
 class DemoFailure(Exception):
@@ -120,8 +124,8 @@ def run_demo(*, keep: bool = False) -> int:
             c.close()
         _console.print("[bold green]demo complete[/]: every step verified")
         return 0
-    except DemoFailure as exc:
-        _console.print(f"[bold red]demo failed[/]: {exc}")
+    except Exception as exc:  # any failed step ends the demo with a message, not a traceback
+        _console.print(f"[bold red]demo failed[/]: {type(exc).__name__}: {exc}")
         return 1
     finally:
         for node in nodes.values():
@@ -138,7 +142,8 @@ def _citizen() -> Applicant:
 
 
 def _company() -> Applicant:
-    body = "91420700" + "MA4" + "9ABCD" + "1"
+    org = "MA49ABCD"
+    body = "91420700" + org + organisation_code_check_char(org)
     return Applicant("鄂州市好味道餐饮有限公司", "company", body + credit_code_check_char(body))
 
 

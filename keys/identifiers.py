@@ -29,6 +29,7 @@ __all__ = [
     "InvalidIdentifier",
     "citizen_id_check_char",
     "credit_code_check_char",
+    "organisation_code_check_char",
     "region_name",
     "validate_citizen_id",
     "validate_credit_code",
@@ -124,7 +125,8 @@ def credit_code_check_char(first17: str) -> str:
     return _CREDIT_ALPHABET[(31 - total % 31) % 31]
 
 
-def _org_code_check_char(first8: str) -> str:
+def organisation_code_check_char(first8: str) -> str:
+    """GB 11714 check character of an 8-character organisation code body."""
     total = sum(
         _org_char_value(char) * w for char, w in zip(first8, _ORG_CODE_WEIGHTS, strict=True)
     )
@@ -210,7 +212,7 @@ def validate_credit_code(text: str) -> str:
         raise InvalidIdentifier(
             f"credit code division code {division} has no province-level division {division[:2]}"
         )
-    org_expected = _org_code_check_char(code[8:16])
+    org_expected = organisation_code_check_char(code[8:16])
     if code[16] != org_expected:
         raise InvalidIdentifier(
             f"credit code organisation code check character is {code[16]!r}, "
