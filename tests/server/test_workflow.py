@@ -1,0 +1,60 @@
+"""The leg state machine, exhaustively."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+
+from tongban.server.errors import IllegalTransition
+from tongban.server.workflow import LegStatus, Party, aggregate_status, check_transition
+
+H, A = Party.HANDLING, Party.ACCEPTING
+ALLOWED = {
+    ("accepted", H, "submitted"): "accepted",
+    ("accepted", H, "supplemented"): "accepted",
+    ("refused", H, "submitted"): "refused",
+    ("refused", H, "supplemented"): "refused",
+    ("supplement_requested", H, "submitted"): "supplement_requested",
+    ("supplemented", A, "supplement_requested"): "supplemented",
+    ("decided", H, "accepted"): "decided",
+    ("result_returned", H, "decided"): "result_returned",
+    ("issued", A, "result_returned"): "issued",
+    ("delivered", A, "issued"): "delivered",
+}
+EVENTS = sorted({e for e, _, _ in ALLOWED})
+
+
+@pytest.mark.parametrize(("event", "party", "status"),
+                         list(itertools.product(EVENTS, [H, A], [s.value for s in LegStatus])))
+def test_every_transition(event: str, party: Party, status: str) -> None:
+    expected = ALLOWED.get((event, party, status))
+    if expected is not None:
+        assert check_transition(event, party, status, leg="420100") == expected
+        return
+    with pytest.raises(IllegalTransition) as exc:
+        check_transition(event, party, status, leg="420100")
+    right_party = any(e == event and p is party for e, p, _ in ALLOWED)
+    if right_party:
+        assert exc.value.message == f"leg 420100 is {status}; {event!r} is not allowed now"
+    else:
+        other = "accepting" if party is H else "handling"
+        assert exc.value.message == f"only the {other} side may record {event!r} on leg 420100"
+
+
+def test_unknown_event() -> None:
+    with pytest.raises(IllegalTransition, match="unknown case event 'approve'"):
+        check_transition("approve", H, "accepted", leg="x")
+
+
+@pytest.mark.parametrize(("legs", "expected"), [
+    (["submitted"], ("submitted", False)),
+    (["decided"], ("decided", True)),
+    (["refused"], ("refused", True)),
+    (["decided", "accepted"], ("accepted (1/2 legs ended)", False)),
+    (["issued", "refused", "decided"], ("decided", True)),
+    (["supplement_requested", "accepted"], ("accepted (0/2 legs ended)", False)),
+    ([], ("empty", False)),
+])
+def test_aggregate(legs: list[str], expected: tuple[str, bool]) -> None:
+    assert aggregate_status(legs) == expected
