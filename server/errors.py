@@ -121,8 +121,11 @@ def status_of(exc: BaseException) -> tuple[grpc.StatusCode, str] | None:
         return grpc.StatusCode.INVALID_ARGUMENT, f"{exc.code}: {exc}"
     if isinstance(exc, ObjectNotFound):
         return grpc.StatusCode.DATA_LOSS, f"blob-missing: {exc}"
-    if isinstance(exc, ObjectStoreError):
+    if isinstance(exc, ObjectStoreError) and exc.retryable:
         return grpc.StatusCode.UNAVAILABLE, f"object-store: {exc}"
+    if isinstance(exc, ObjectStoreError):
+        # Not the caller's fault and not healed by retrying: the node's own store is wrong.
+        return grpc.StatusCode.INTERNAL, f"object-store: {exc.code}"
     return None
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.fixtures_s3 import s3_server, s3_store  # noqa: F401 - fixtures
 from tests.harness import Backend, Cluster, start_cluster
 
 PG_URL = os.environ.get("TONGBAN_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
