@@ -170,10 +170,12 @@ def _on_behalf_case(hall: dict[str, HallClient], root: Path, log: list[tuple[str
     ez, wh = hall["420700"], hall["420100"]
     _console.rule("异地代收代办: accepted in 鄂州, handled in 武汉")
     receipt = ez.submit(
-        matter=("HB-ODA-01", "异地办理营业执照变更登记"), to=["420100"], applicant=_citizen(),
+        matter=("HB-ODA-01", "异地办理营业执照变更登记"),
+        to=["420100"],
+        applicant=_citizen(),
         form={"变更事项": "住所", "新住所": "武汉市江汉区新华路 1 号"},
         files=[_scan("身份证正反面.jpg", 300_000, 1), _scan("变更登记申请书.jpg", 300_000, 2)],
-    )  # fmt: skip
+    )
     case = receipt.case_id
     _console.print(f"鄂州 hall submitted packet {receipt.packet_id} → case {case}")
     wait_for("delivery to 武汉", lambda: [i for i in wh.inbox("in") if i.case_id == case])
@@ -215,10 +217,13 @@ def _joint_case(hall: dict[str, HallClient], root: Path, log: list[tuple[str, st
     ez = hall["420700"]
     _console.rule("多地联办: 我要开饭店, one acceptance in 鄂州, legs in 武汉 and 深圳")
     r = ez.submit(
-        matter=("HB-2020-09", "我要开饭店"), to=["420100", "440300"],
-        departments=["市场监管", "税务"], applicant=_company(),
-        form={"店名": "好味道", "经营面积": 120}, files=[_scan("营业场所平面图.jpg", 250_000, 5)],
-    )  # fmt: skip
+        matter=("HB-2020-09", "我要开饭店"),
+        to=["420100", "440300"],
+        departments=["市场监管", "税务"],
+        applicant=_company(),
+        form={"店名": "好味道", "经营面积": 120},
+        files=[_scan("营业场所平面图.jpg", 250_000, 5)],
+    )
     case = r.case_id
     for node in ("420100", "440300"):
         c = hall[node]

@@ -34,9 +34,15 @@ def _client(args: argparse.Namespace) -> HallClient:
 
 
 def _progress() -> Progress:
-    return Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
-                    TransferSpeedColumn(), TimeRemainingColumn(), console=_console,
-                    transient=False)  # fmt: skip
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        TimeRemainingColumn(),
+        console=_console,
+        transient=False,
+    )
 
 
 def _submit(args: argparse.Namespace) -> int:
@@ -46,11 +52,15 @@ def _submit(args: argparse.Namespace) -> int:
     with _client(args) as client, _progress() as bar:
         task = bar.add_task("uploading", total=total)
         r = client.submit(
-            matter=(args.matter, args.matter_name or ""), to=args.to,
+            matter=(args.matter, args.matter_name or ""),
+            to=args.to,
             applicant=Applicant(args.applicant_name, args.id_type, args.id_number),
-            form=form, files=files, mode=args.mode or "", departments=args.department or (),
+            form=form,
+            files=files,
+            mode=args.mode or "",
+            departments=args.department or (),
             progress=lambda n: bar.advance(task, n),
-        )  # fmt: skip
+        )
     print(f"packet {r.packet_id}")
     print(f"case   {r.case_id}")
     for node, state in r.deliveries.items():

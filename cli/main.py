@@ -18,8 +18,14 @@ def _federation_init(args: argparse.Namespace) -> int:
     from tongban.keys.clock import utcnow
 
     endpoints = dict(e.split("=", 1) for e in args.endpoint or [])
-    specs = node_specs(args.node, base_port=args.base_port, host=args.host,
-                       endpoints=endpoints, names={}, halls=args.halls)  # fmt: skip
+    specs = node_specs(
+        args.node,
+        base_port=args.base_port,
+        host=args.host,
+        endpoints=endpoints,
+        names={},
+        halls=args.halls,
+    )
     fed = write_federation(Path(args.out), specs, now=utcnow())
     for n in fed.nodes:
         halls = ", ".join(h.name for h in n.halls)

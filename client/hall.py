@@ -183,19 +183,45 @@ class _Progress:
 
 def _item(e: hall_pb2.InboxEntry) -> InboxItem:
     return InboxItem(
-        e.packet_id, e.case_id, _KIND_NAMES.get(e.kind, "unknown"), _MODE_NAMES.get(e.mode, ""),
-        e.matter_code, e.matter_name, e.sender_node, e.sender_hall, e.direction, e.created_at,
-        {d.node_id: d.state for d in e.deliveries}, e.file_count, e.total_size,
-    )  # fmt: skip
+        e.packet_id,
+        e.case_id,
+        _KIND_NAMES.get(e.kind, "unknown"),
+        _MODE_NAMES.get(e.mode, ""),
+        e.matter_code,
+        e.matter_name,
+        e.sender_node,
+        e.sender_hall,
+        e.direction,
+        e.created_at,
+        {d.node_id: d.state for d in e.deliveries},
+        e.file_count,
+        e.total_size,
+    )
 
 
 def _case(v: hall_pb2.CaseView) -> CaseInfo:
     return CaseInfo(
-        v.case_id, _MODE_NAMES.get(v.mode, ""), v.matter_code, v.matter_name, v.accepting_node,
-        v.accepting_hall, v.status, v.complete,
-        tuple(LegInfo(g.node_id, g.hall_id, g.department, g.status, g.decision, g.event_count,
-                      tuple(g.result_packets)) for g in v.legs),
-    )  # fmt: skip
+        v.case_id,
+        _MODE_NAMES.get(v.mode, ""),
+        v.matter_code,
+        v.matter_name,
+        v.accepting_node,
+        v.accepting_hall,
+        v.status,
+        v.complete,
+        tuple(
+            LegInfo(
+                g.node_id,
+                g.hall_id,
+                g.department,
+                g.status,
+                g.decision,
+                g.event_count,
+                tuple(g.result_packets),
+            )
+            for g in v.legs
+        ),
+    )
 
 
 def check_applicant(applicant: Applicant, today: date | None = None) -> Applicant:
@@ -225,11 +251,15 @@ class HallClient:
     ) -> None:
         creds = grpc.ssl_channel_credentials(root_pem, key_pem, cert_pem)
         self.node_id = node_id
-        self._channel = grpc.secure_channel(endpoint, creds, options=[
-            ("grpc.ssl_target_name_override", f"node-{node_id}.tongban"),
-            ("grpc.max_send_message_length", max_message),
-            ("grpc.max_receive_message_length", max_message),
-        ])  # fmt: skip
+        self._channel = grpc.secure_channel(
+            endpoint,
+            creds,
+            options=[
+                ("grpc.ssl_target_name_override", f"node-{node_id}.tongban"),
+                ("grpc.max_send_message_length", max_message),
+                ("grpc.max_receive_message_length", max_message),
+            ],
+        )
         self._stub = hall_pb2_grpc.HallServiceStub(self._channel)
 
     @classmethod
@@ -237,10 +267,13 @@ class HallClient:
         """Connect with a hall folder written by ``tongban federation init``."""
         profile = tomllib.loads((folder / "hall.toml").read_text(encoding="utf-8"))
         endpoint = os.environ.get("TONGBAN_HALL_ENDPOINT", profile["endpoint"])
-        return cls(endpoint, node_id=profile["node_id"],
-                   cert_pem=(folder / "cert.pem").read_bytes(),
-                   key_pem=(folder / "key.pem").read_bytes(),
-                   root_pem=(folder / "root.pem").read_bytes())  # fmt: skip
+        return cls(
+            endpoint,
+            node_id=profile["node_id"],
+            cert_pem=(folder / "cert.pem").read_bytes(),
+            key_pem=(folder / "key.pem").read_bytes(),
+            root_pem=(folder / "root.pem").read_bytes(),
+        )
 
     def close(self) -> None:
         self._channel.close()
@@ -276,18 +309,29 @@ class HallClient:
         """Submit an application: 代收代办 to one node, or 联办 to several participants."""
         mode = mode or ("joint" if len(to) > 1 else "on_behalf")
         applicant = check_applicant(applicant)
-        recipients = [hall_pb2.Recipient(node_id=n.split("/")[0], hall_id=n.partition("/")[2],
-                                         department=departments[i] if i < len(departments) else "")
-                      for i, n in enumerate(to)]  # fmt: skip
+        recipients = [
+            hall_pb2.Recipient(
+                node_id=n.split("/")[0],
+                hall_id=n.partition("/")[2],
+                department=departments[i] if i < len(departments) else "",
+            )
+            for i, n in enumerate(to)
+        ]
         header = hall_pb2.SubmitHeader(
-            kind=hall_pb2.PACKET_KIND_APPLICATION, mode=_MODES[mode], matter_code=matter[0],
-            matter_name=matter[1], recipients=recipients,
+            kind=hall_pb2.PACKET_KIND_APPLICATION,
+            mode=_MODES[mode],
+            matter_code=matter[0],
+            matter_name=matter[1],
+            recipients=recipients,
             applicant=hall_pb2.Applicant(
-                name=applicant.name, id_number=applicant.id_number,
-                id_type=hall_pb2.APPLICANT_ID_TYPE_CITIZEN if applicant.id_type == "citizen"
-                else hall_pb2.APPLICANT_ID_TYPE_COMPANY),
+                name=applicant.name,
+                id_number=applicant.id_number,
+                id_type=hall_pb2.APPLICANT_ID_TYPE_CITIZEN
+                if applicant.id_type == "citizen"
+                else hall_pb2.APPLICANT_ID_TYPE_COMPANY,
+            ),
             form_json=json.dumps(form, ensure_ascii=False).encode(),
-        )  # fmt: skip
+        )
         return self._submit(header, files, packet_id, progress, retries)
 
     def supplement(
@@ -302,10 +346,11 @@ class HallClient:
     ) -> SubmitReceipt:
         """Answer a supplement request (补正) with the missing materials."""
         header = hall_pb2.SubmitHeader(
-            kind=hall_pb2.PACKET_KIND_SUPPLEMENT, case_id=case_id,
+            kind=hall_pb2.PACKET_KIND_SUPPLEMENT,
+            case_id=case_id,
             recipients=[hall_pb2.Recipient(node_id=leg)],
             form_json=json.dumps(form or {}, ensure_ascii=False).encode(),
-        )  # fmt: skip
+        )
         return self._submit(header, files, packet_id, progress, 3)
 
     def return_result(
@@ -319,9 +364,10 @@ class HallClient:
     ) -> SubmitReceipt:
         """Send the result documents of a decided leg back to the accepting hall."""
         header = hall_pb2.SubmitHeader(
-            kind=hall_pb2.PACKET_KIND_RESULT, case_id=case_id,
+            kind=hall_pb2.PACKET_KIND_RESULT,
+            case_id=case_id,
             form_json=json.dumps(form or {}, ensure_ascii=False).encode(),
-        )  # fmt: skip
+        )
         return self._submit(header, files, packet_id, progress, 3)
 
     def _submit(
@@ -432,8 +478,17 @@ class HallClient:
                         )
                     final = out_dir / info.name
                     part.replace(final)
-                    fetched.append(FetchedFile(info.index, info.name, info.media_type, info.size,
-                                               info.sha256, final, True))  # fmt: skip
+                    fetched.append(
+                        FetchedFile(
+                            info.index,
+                            info.name,
+                            info.media_type,
+                            info.size,
+                            info.sha256,
+                            final,
+                            True,
+                        )
+                    )
         except grpc.RpcError as exc:
             raise self._refused(exc) from None
         finally:
@@ -443,8 +498,15 @@ class HallClient:
         if opening is None:
             raise FetchVerificationError("the node sent no packet opening")
         a = opening.applicant if opening.HasField("applicant") else None
-        applicant = Applicant(a.name, "citizen" if a.id_type == hall_pb2.APPLICANT_ID_TYPE_CITIZEN
-                              else "company", a.id_number) if a else None  # fmt: skip
+        applicant = (
+            Applicant(
+                a.name,
+                "citizen" if a.id_type == hall_pb2.APPLICANT_ID_TYPE_CITIZEN else "company",
+                a.id_number,
+            )
+            if a
+            else None
+        )
         return FetchedPacket(
             _item(opening.entry),
             applicant,
@@ -466,8 +528,13 @@ class HallClient:
         self, case_id: str, *, leg: str = "", accepted_with_missing: Sequence[str] = ()
     ) -> CaseInfo:
         """受理 (容缺受理 when ``accepted_with_missing`` lists non-essential gaps)."""
-        return self._act(hall_pb2.ActRequest(case_id=case_id, leg=leg, accept=hall_pb2.Accept(
-            accepted_with_missing=list(accepted_with_missing))))  # fmt: skip
+        return self._act(
+            hall_pb2.ActRequest(
+                case_id=case_id,
+                leg=leg,
+                accept=hall_pb2.Accept(accepted_with_missing=list(accepted_with_missing)),
+            )
+        )
 
     def refuse(self, case_id: str, reason: str, *, leg: str = "") -> CaseInfo:
         """不予受理, with the reason."""
@@ -518,6 +585,18 @@ class HallClient:
             r = self._stub.History(hall_pb2.CaseRequest(case_id=case_id))
         except grpc.RpcError as exc:
             raise self._refused(exc) from None
-        return [HistoryItem(e.leg, e.seq, e.type, e.actor_node, e.actor_hall, e.at,
-                            json.loads(e.detail_json or "{}"), e.hash, e.prev_hash,
-                            e.signature_status) for e in r.events], r.chain_intact  # fmt: skip
+        return [
+            HistoryItem(
+                e.leg,
+                e.seq,
+                e.type,
+                e.actor_node,
+                e.actor_hall,
+                e.at,
+                json.loads(e.detail_json or "{}"),
+                e.hash,
+                e.prev_hash,
+                e.signature_status,
+            )
+            for e in r.events
+        ], r.chain_intact

@@ -118,9 +118,16 @@ def create_federation(
         ips = [host] if host.replace(".", "").isdigit() else []
         dns = ["localhost", f"node-{spec.node_id}.tongban"] + ([] if ips else [host])
         tls_cert = issue_certificate(
-            root_key, root, tls_key.public_key(), role=Role.NODE, node_id=spec.node_id,
-            name=spec.node_id, now=now, dns_names=dns, ip_addresses=sorted({*ips, "127.0.0.1"}),
-        )  # fmt: skip
+            root_key,
+            root,
+            tls_key.public_key(),
+            role=Role.NODE,
+            node_id=spec.node_id,
+            name=spec.node_id,
+            now=now,
+            dns_names=dns,
+            ip_addresses=sorted({*ips, "127.0.0.1"}),
+        )
         signing = ed25519.Ed25519PrivateKey.generate()
         encryption = generate_encryption_key()
         records = (

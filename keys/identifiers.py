@@ -47,15 +47,42 @@ class InvalidIdentifier(KeysError):
 # 81 (香港) and 82 (澳门), which the standard lists although no mainland office uses them.
 _PROVINCES = frozenset(
     {
-        "11", "12", "13", "14", "15",
-        "21", "22", "23",
-        "31", "32", "33", "34", "35", "36", "37",
-        "41", "42", "43", "44", "45", "46",
-        "50", "51", "52", "53", "54",
-        "61", "62", "63", "64", "65",
-        "71", "81", "82",
+        "11",
+        "12",
+        "13",
+        "14",
+        "15",
+        "21",
+        "22",
+        "23",
+        "31",
+        "32",
+        "33",
+        "34",
+        "35",
+        "36",
+        "37",
+        "41",
+        "42",
+        "43",
+        "44",
+        "45",
+        "46",
+        "50",
+        "51",
+        "52",
+        "53",
+        "54",
+        "61",
+        "62",
+        "63",
+        "64",
+        "65",
+        "71",
+        "81",
+        "82",
     }
-)  # fmt: skip
+)
 
 # Residence permits for Taiwan residents (港澳台居民居住证, 2018) carry a citizen-id style
 # number with address code 830000, which is not a GB/T 2260 division.

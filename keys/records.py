@@ -54,18 +54,26 @@ class KeyRecord:
         cls, key: CertificatePublicKey, *, not_before: datetime, not_after: datetime
     ) -> KeyRecord:
         return cls._checked(
-            key_id_of(key), KeyPurpose.SIGNING, algorithm_of(key), public_key_der(key),
-            not_before, not_after,
-        )  # fmt: skip
+            key_id_of(key),
+            KeyPurpose.SIGNING,
+            algorithm_of(key),
+            public_key_der(key),
+            not_before,
+            not_after,
+        )
 
     @classmethod
     def for_encryption(
         cls, key: x25519.X25519PublicKey, *, not_before: datetime, not_after: datetime
     ) -> KeyRecord:
         return cls._checked(
-            encryption_key_id(key), KeyPurpose.ENCRYPTION, ENCRYPTION_ALGORITHM,
-            public_key_der(key), not_before, not_after,
-        )  # fmt: skip
+            encryption_key_id(key),
+            KeyPurpose.ENCRYPTION,
+            ENCRYPTION_ALGORITHM,
+            public_key_der(key),
+            not_before,
+            not_after,
+        )
 
     @classmethod
     def _checked(

@@ -57,12 +57,14 @@ class RelayNode:
             keys=keys,
             metadata=open_metadata_store(config.database),
             objects=open_object_store(config.objects, **options),
-            matters=MatterCatalog.from_file(config.matters) if config.matters
+            matters=MatterCatalog.from_file(config.matters)
+            if config.matters
             else MatterCatalog.load_default(),
-            peers=PeerChannels(self._tls_chain, self._tls_key, self._root_pem,
-                               config.limits.max_message_bytes),
+            peers=PeerChannels(
+                self._tls_chain, self._tls_key, self._root_pem, config.limits.max_message_bytes
+            ),
             clock=clock,
-        )  # fmt: skip
+        )
         self.dispatcher = DeliveryDispatcher(self.runtime, config.delivery)
         self.runtime.kick_delivery = self.dispatcher.kick
         self.jobs = NodeJobs(config.node_id, self.runtime.metadata.engine)

@@ -62,9 +62,18 @@ def enqueue(
     """Owe ``dest`` a packet or event; the delivery worker sends it until acknowledged."""
     now = runtime.clock()
     session.add(
-        OutboxRow(dest_node=dest, case_id=case_id, kind=kind, ref=ref, state="pending",
-                  attempts=0, next_attempt_at=now, last_error="", created_at=now)
-    )  # fmt: skip
+        OutboxRow(
+            dest_node=dest,
+            case_id=case_id,
+            kind=kind,
+            ref=ref,
+            state="pending",
+            attempts=0,
+            next_attempt_at=now,
+            last_error="",
+            created_at=now,
+        )
+    )
 
 
 def party_of(runtime: NodeRuntime, case: CaseRow, leg: LegRow) -> Party:
@@ -88,11 +97,20 @@ def _apply(leg: LegRow, st: EventStatement, event_hash: str, status: str) -> Non
 
 def _row(st: EventStatement, env: Envelope, key_id: str) -> EventRow:
     return EventRow(
-        event_hash=env.digest, case_id=str(st.case_id), leg_node=st.leg, seq=st.seq,
-        prev_hash=st.prev, type=st.event, actor_node=st.actor_node, actor_hall=st.actor_hall,
-        at=st.at, packet_id=st.packet_id, payload=env.payload,
-        signatures=encode_signatures(env), signed_by_key=key_id,
-    )  # fmt: skip
+        event_hash=env.digest,
+        case_id=str(st.case_id),
+        leg_node=st.leg,
+        seq=st.seq,
+        prev_hash=st.prev,
+        type=st.event,
+        actor_node=st.actor_node,
+        actor_hall=st.actor_hall,
+        at=st.at,
+        packet_id=st.packet_id,
+        payload=env.payload,
+        signatures=encode_signatures(env),
+        signed_by_key=key_id,
+    )
 
 
 def append_local_event(
@@ -120,10 +138,17 @@ def append_local_event(
     else:
         status = check_transition(event, party_of(runtime, case, leg), leg.status, leg=leg.node_id)
     st = EventStatement(
-        case_id=uuid.UUID(case.case_id), leg=leg.node_id, seq=leg.head_seq + 1,
-        prev=leg.head_hash, event=event, actor_node=runtime.node_id, actor_hall=actor_hall,
-        at=at, detail=dict(detail), packet_id=packet_id,
-    )  # fmt: skip
+        case_id=uuid.UUID(case.case_id),
+        leg=leg.node_id,
+        seq=leg.head_seq + 1,
+        prev=leg.head_hash,
+        event=event,
+        actor_node=runtime.node_id,
+        actor_hall=actor_hall,
+        at=at,
+        detail=dict(detail),
+        packet_id=packet_id,
+    )
     signer = runtime.keys.signer(at)
     env = sign_envelope(st.to_payload(), EVENT_TYPE, [signer])
     session.add(_row(st, env, signer.key_id))
@@ -271,14 +296,30 @@ def _view(session: Session, case: CaseRow, legs: Sequence[LegRow]) -> CaseViewDa
             )
         )
         views.append(
-            LegViewData(g.node_id, g.hall_id, g.department, g.status, g.decision, g.head_seq,
-                        g.head_hash, tuple(results))
-        )  # fmt: skip
+            LegViewData(
+                g.node_id,
+                g.hall_id,
+                g.department,
+                g.status,
+                g.decision,
+                g.head_seq,
+                g.head_hash,
+                tuple(results),
+            )
+        )
     status, complete = aggregate_status(g.status for g in legs)
     return CaseViewData(
-        case.case_id, case.mode, case.matter_code, case.matter_name, case.accepting_node,
-        case.accepting_hall, status, complete, tuple(views), case.created_at,
-    )  # fmt: skip
+        case.case_id,
+        case.mode,
+        case.matter_code,
+        case.matter_name,
+        case.accepting_node,
+        case.accepting_hall,
+        status,
+        complete,
+        tuple(views),
+        case.created_at,
+    )
 
 
 def case_view(runtime: NodeRuntime, hall_id: str, case_id: str) -> CaseViewData:
@@ -382,9 +423,19 @@ def case_history(
         intact = intact and status == "verified"
         heads[row.leg_node] = row.event_hash
         entries.append(
-            HistoryEntry(row.leg_node, row.seq, row.type, row.actor_node, row.actor_hall, row.at,
-                         json.dumps(json.loads(row.payload)["detail"], ensure_ascii=False),
-                         row.event_hash, row.prev_hash, status, key_id)
-        )  # fmt: skip
+            HistoryEntry(
+                row.leg_node,
+                row.seq,
+                row.type,
+                row.actor_node,
+                row.actor_hall,
+                row.at,
+                json.dumps(json.loads(row.payload)["detail"], ensure_ascii=False),
+                row.event_hash,
+                row.prev_hash,
+                status,
+                key_id,
+            )
+        )
     entries.sort(key=lambda e: (e.at, e.leg, e.seq))
     return entries, intact

@@ -79,7 +79,10 @@ class NodeConfig:
 
 _SCHEMA: dict[str, dict[str, type]] = {
     "node": {
-        "id": str, "listen": str, "public_listen": str, "verification_url": str,
+        "id": str,
+        "listen": str,
+        "public_listen": str,
+        "verification_url": str,
         "shutdown_grace_seconds": float,
     },
     "tls": {"cert": Path, "key": Path, "root": Path},
@@ -89,7 +92,7 @@ _SCHEMA: dict[str, dict[str, type]] = {
     "matters": {"catalog": Path},
     "limits": {f.name: int for f in fields(Limits)},
     "delivery": {f.name: (int if f.name == "workers" else float) for f in fields(DeliveryPolicy)},
-}  # fmt: skip
+}
 
 
 def _coerce(section: str, key: str, value: Any, base: Path) -> Any:

@@ -33,12 +33,14 @@ __all__ = ["DeliveryDispatcher", "envelope_from_proto", "envelope_to_proto"]
 _log = logging.getLogger("tongban.server.delivery")
 
 # The peer judged the content itself; sending the same bytes again cannot succeed.
-_PERMANENT = frozenset({
-    grpc.StatusCode.INVALID_ARGUMENT,
-    grpc.StatusCode.PERMISSION_DENIED,
-    grpc.StatusCode.DATA_LOSS,
-    grpc.StatusCode.ALREADY_EXISTS,
-})  # fmt: skip
+_PERMANENT = frozenset(
+    {
+        grpc.StatusCode.INVALID_ARGUMENT,
+        grpc.StatusCode.PERMISSION_DENIED,
+        grpc.StatusCode.DATA_LOSS,
+        grpc.StatusCode.ALREADY_EXISTS,
+    }
+)
 
 
 class _Refused(Exception):
@@ -126,10 +128,14 @@ class DeliveryDispatcher:
         """Start an attempt for every due item that is first in line for its case."""
         now = self._rt.clock()
         with self._rt.metadata.transaction() as session:
-            rows = list(session.scalars(
-                select(OutboxRow).where(OutboxRow.state == "pending")
-                .order_by(OutboxRow.id).limit(5000)
-            ))  # fmt: skip
+            rows = list(
+                session.scalars(
+                    select(OutboxRow)
+                    .where(OutboxRow.state == "pending")
+                    .order_by(OutboxRow.id)
+                    .limit(5000)
+                )
+            )
         started = 0
         seen: set[tuple[str, str]] = set()
         with self._lock:
@@ -199,9 +205,11 @@ class DeliveryDispatcher:
             delivery.attempts += 1
             delivery.last_error = ""
         _log.info(
-            "delivered packet %s to %s%s", row.ref, row.dest_node,
+            "delivered packet %s to %s%s",
+            row.ref,
+            row.dest_node,
             " (already held)" if response.duplicate else "",
-        )  # fmt: skip
+        )
 
     def _send_event(self, row: OutboxRow) -> None:
         rt = self._rt
@@ -231,9 +239,13 @@ class DeliveryDispatcher:
 
     def _failed(self, row: OutboxRow, error: str, *, permanent: bool) -> None:
         _log.warning(
-            "delivery of %s %s to %s failed (%s): %s", row.kind, row.ref, row.dest_node,
-            "parked" if permanent else "will retry", error,
-        )  # fmt: skip
+            "delivery of %s %s to %s failed (%s): %s",
+            row.kind,
+            row.ref,
+            row.dest_node,
+            "parked" if permanent else "will retry",
+            error,
+        )
         with self._rt.metadata.transaction() as session:
             item = session.get(OutboxRow, row.id)
             assert item is not None

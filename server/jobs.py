@@ -65,10 +65,22 @@ class NodeJobs:
         with _registry_lock:
             _registry[self._node_id] = {"delivery": delivery, "directory": directory}
         s = self._scheduler
-        s.add_job(run_delivery_retry, "interval", seconds=delivery_seconds, args=[self._node_id],
-                  id="delivery-retry", replace_existing=True)  # fmt: skip
-        s.add_job(run_directory_refresh, "interval", seconds=directory_seconds,
-                  args=[self._node_id], id="directory-refresh", replace_existing=True)  # fmt: skip
+        s.add_job(
+            run_delivery_retry,
+            "interval",
+            seconds=delivery_seconds,
+            args=[self._node_id],
+            id="delivery-retry",
+            replace_existing=True,
+        )
+        s.add_job(
+            run_directory_refresh,
+            "interval",
+            seconds=directory_seconds,
+            args=[self._node_id],
+            id="directory-refresh",
+            replace_existing=True,
+        )
         s.start()
 
     def stop(self) -> None:

@@ -419,14 +419,25 @@ def submit_packet(rt: NodeRuntime, hall_id: str, parts: Iterator[SubmitPart]) ->
                     "the bytes received",
                     code="manifest-digest-mismatch",
                 )
-            entries.append(FileEntry(index, part.name, part.media_type, digest.size,
-                                     digest.hexdigest(), segments[0]))  # fmt: skip
-            file_rows.append(PacketFileRow(
-                packet_id=str(plan.packet_id), file_index=index, name=part.name,
-                media_type=part.media_type, size=digest.size, sha256=digest.hexdigest(),
-                segment_count=segments[0], blob_key=stored.key, ciphertext_size=stored.size,
-                ciphertext_sha256=stored.sha256,
-            ))  # fmt: skip
+            entries.append(
+                FileEntry(
+                    index, part.name, part.media_type, digest.size, digest.hexdigest(), segments[0]
+                )
+            )
+            file_rows.append(
+                PacketFileRow(
+                    packet_id=str(plan.packet_id),
+                    file_index=index,
+                    name=part.name,
+                    media_type=part.media_type,
+                    size=digest.size,
+                    sha256=digest.hexdigest(),
+                    segment_count=segments[0],
+                    blob_key=stored.key,
+                    ciphertext_size=stored.size,
+                    ciphertext_sha256=stored.sha256,
+                )
+            )
         return _commit_outgoing(rt, hall_id, header, plan, data_key, entries, file_rows)
     except BaseException:
         rt.objects.delete_prefix(prefix)
@@ -460,18 +471,26 @@ def _commit_outgoing(
     file_rows: list[PacketFileRow],
 ) -> SubmitResult:
     now = rt.clock()
-    form_cipher = FileCipher(data_key, plan.packet_id, FORM_FILE_INDEX,
-                             segment_size=MAX_SEGMENT_SIZE)  # fmt: skip
+    form_cipher = FileCipher(
+        data_key, plan.packet_id, FORM_FILE_INDEX, segment_size=MAX_SEGMENT_SIZE
+    )
     form_ct = form_cipher.seal(0, plan.form_plain, final=True)
     st = PacketStatement(
-        packet_id=plan.packet_id, case_id=plan.case_id, kind=header.kind,
+        packet_id=plan.packet_id,
+        case_id=plan.case_id,
+        kind=header.kind,
         mode=header.mode if header.kind == "application" else "",
-        matter_code=header.matter_code, matter_name=header.matter_name,
-        sender_node=rt.node_id, sender_hall=hall_id, recipients=plan.recipients,
-        created_at=now, segment_size=rt.config.limits.segment_size,
+        matter_code=header.matter_code,
+        matter_name=header.matter_name,
+        sender_node=rt.node_id,
+        sender_hall=hall_id,
+        recipients=plan.recipients,
+        created_at=now,
+        segment_size=rt.config.limits.segment_size,
         form_size=len(plan.form_plain),
-        form_sha256=hashlib.sha256(plan.form_plain).hexdigest(), files=tuple(entries),
-    )  # fmt: skip
+        form_sha256=hashlib.sha256(plan.form_plain).hexdigest(),
+        files=tuple(entries),
+    )
     try:
         return _store_outgoing(rt, hall_id, header, plan, data_key, entries, file_rows, st, form_ct)
     except IntegrityError:
@@ -509,49 +528,97 @@ def _store_outgoing(
             )
             session.add(case)
             session.flush()  # parents first: rows are not linked by ORM relationships
-            legs = [LegRow(case_id=case.case_id, node_id=r.node, hall_id=r.hall,
-                           department=r.department, status="new", decision="",
-                           supplement_requests=0, head_hash="", head_seq=0, updated_at=now)
-                    for r in plan.recipients]  # fmt: skip
+            legs = [
+                LegRow(
+                    case_id=case.case_id,
+                    node_id=r.node,
+                    hall_id=r.hall,
+                    department=r.department,
+                    status="new",
+                    decision="",
+                    supplement_requests=0,
+                    head_hash="",
+                    head_seq=0,
+                    updated_at=now,
+                )
+                for r in plan.recipients
+            ]
             session.add_all(legs)
             event = "submitted"
         else:
             case, leg, _ = _leg_for_packet(session, rt, hall_id, header, str(plan.case_id))
             legs = [leg]
             event = "supplemented" if header.kind == "supplement" else "result_returned"
-            st = PacketStatement(**{**st.__dict__, "mode": case.mode,
-                                    "matter_code": case.matter_code,
-                                    "matter_name": case.matter_name})  # fmt: skip
+            st = PacketStatement(
+                **{
+                    **st.__dict__,
+                    "mode": case.mode,
+                    "matter_code": case.matter_code,
+                    "matter_name": case.matter_name,
+                }
+            )
         env = sign_envelope(st.to_payload(), PACKET_TYPE, [signer])
         self_key = directory.node(rt.node_id).encryption_key(now)
         packet = PacketRow(
-            packet_id=str(plan.packet_id), direction="out", kind=header.kind,
-            case_id=str(plan.case_id), mode=st.mode, matter_code=st.matter_code,
-            matter_name=st.matter_name, sender_node=rt.node_id, sender_hall=hall_id,
-            local_hall=hall_id, created_at=now, stored_at=now, statement=env.payload,
-            statement_type=PACKET_TYPE, signatures=encode_signatures(env),
-            signed_by_key=signer.key_id, form_ciphertext=form_ct,
+            packet_id=str(plan.packet_id),
+            direction="out",
+            kind=header.kind,
+            case_id=str(plan.case_id),
+            mode=st.mode,
+            matter_code=st.matter_code,
+            matter_name=st.matter_name,
+            sender_node=rt.node_id,
+            sender_hall=hall_id,
+            local_hall=hall_id,
+            created_at=now,
+            stored_at=now,
+            statement=env.payload,
+            statement_type=PACKET_TYPE,
+            signatures=encode_signatures(env),
+            signed_by_key=signer.key_id,
+            form_ciphertext=form_ct,
             wrapped_key=wrap_data_key(
-                data_key, self_key.encryption_key(), plan.packet_id, rt.node_id),
-            wrap_key_id=self_key.key_id, stored_digest="", receipt=None,
-            file_count=len(entries), total_size=sum(e.size for e in entries),
-        )  # fmt: skip
+                data_key, self_key.encryption_key(), plan.packet_id, rt.node_id
+            ),
+            wrap_key_id=self_key.key_id,
+            stored_digest="",
+            receipt=None,
+            file_count=len(entries),
+            total_size=sum(e.size for e in entries),
+        )
         session.add(packet)
         session.flush()
         session.add_all(file_rows)
         detail = {"files": [e.name for e in entries], "matter": st.matter_code}
         for leg in legs:
-            append_local_event(session, rt, case, leg, event, hall_id,
-                               {**detail, "packet_id": str(plan.packet_id)},
-                               packet_id=str(plan.packet_id), at=now)  # fmt: skip
+            append_local_event(
+                session,
+                rt,
+                case,
+                leg,
+                event,
+                hall_id,
+                {**detail, "packet_id": str(plan.packet_id)},
+                packet_id=str(plan.packet_id),
+                at=now,
+            )
         for r in plan.recipients:
             key: KeyRecord = directory.node(r.node).encryption_key(now)
-            session.add(DeliveryRow(
-                packet_id=str(plan.packet_id), node_id=r.node, hall_id=r.hall,
-                department=r.department,
-                wrapped_key=wrap_data_key(data_key, key.encryption_key(), plan.packet_id, r.node),
-                key_id=key.key_id, state="pending", attempts=0, last_error="",
-            ))  # fmt: skip
+            session.add(
+                DeliveryRow(
+                    packet_id=str(plan.packet_id),
+                    node_id=r.node,
+                    hall_id=r.hall,
+                    department=r.department,
+                    wrapped_key=wrap_data_key(
+                        data_key, key.encryption_key(), plan.packet_id, r.node
+                    ),
+                    key_id=key.key_id,
+                    state="pending",
+                    attempts=0,
+                    last_error="",
+                )
+            )
             enqueue(session, rt, r.node, str(plan.case_id), "packet", str(plan.packet_id))
         deliveries = tuple(DeliveryInfo(r.node, "pending", 0, "") for r in plan.recipients)
     rt.inbox.notify()
@@ -581,19 +648,28 @@ def delivery_parts(rt: NodeRuntime, packet_id: str, node_id: str) -> Iterator[De
         delivery = session.get(DeliveryRow, (packet_id, node_id))
         if packet is None or delivery is None:
             raise NotFound(f"no delivery of packet {packet_id} to node {node_id}")
-        files = list(session.scalars(
-            select(PacketFileRow).where(PacketFileRow.packet_id == packet_id)
-            .order_by(PacketFileRow.file_index)
-        ))  # fmt: skip
+        files = list(
+            session.scalars(
+                select(PacketFileRow)
+                .where(PacketFileRow.packet_id == packet_id)
+                .order_by(PacketFileRow.file_index)
+            )
+        )
         leg = node_id if packet.kind != "result" else rt.node_id
-        events = [event_envelope(e) for e in session.scalars(
-            select(EventRow).where(EventRow.packet_id == packet_id, EventRow.leg_node == leg)
-        )]  # fmt: skip
+        events = [
+            event_envelope(e)
+            for e in session.scalars(
+                select(EventRow).where(EventRow.packet_id == packet_id, EventRow.leg_node == leg)
+            )
+        ]
     st = PacketStatement.from_payload(packet.statement)
     yield DeliverOpening(
         Envelope(packet.statement, PACKET_TYPE, decode_signatures(packet.signatures)),
-        delivery.wrapped_key, delivery.key_id, packet.form_ciphertext, tuple(events),
-    )  # fmt: skip
+        delivery.wrapped_key,
+        delivery.key_id,
+        packet.form_ciphertext,
+        tuple(events),
+    )
     record = st.segment_size + TAG_SIZE
     for f in files:
         stream = rt.objects.open_stream(f.blob_key, chunk_size=record)
@@ -654,8 +730,12 @@ def receive_packet(
     held = _held_receipt(rt, st, opening.statement)
     if held is not None:
         return held, True
-    data_key = unwrap_data_key(opening.wrapped_key, rt.keys.decryption_candidates(
-        opening.recipient_key_id), st.packet_id, rt.node_id)  # fmt: skip
+    data_key = unwrap_data_key(
+        opening.wrapped_key,
+        rt.keys.decryption_candidates(opening.recipient_key_id),
+        st.packet_id,
+        rt.node_id,
+    )
     form_plain = FileCipher(
         data_key, st.packet_id, FORM_FILE_INDEX, segment_size=MAX_SEGMENT_SIZE
     ).open(0, opening.form_ciphertext, final=True)
@@ -676,11 +756,20 @@ def receive_packet(
                     f"file {f.index} {f.name!r} does not match its signed SHA-256 digest",
                     code="manifest-digest-mismatch",
                 )
-            file_rows.append(PacketFileRow(
-                packet_id=str(st.packet_id), file_index=f.index, name=f.name,
-                media_type=f.media_type, size=f.size, sha256=f.sha256, segment_count=f.segments,
-                blob_key=stored.key, ciphertext_size=stored.size, ciphertext_sha256=stored.sha256,
-            ))  # fmt: skip
+            file_rows.append(
+                PacketFileRow(
+                    packet_id=str(st.packet_id),
+                    file_index=f.index,
+                    name=f.name,
+                    media_type=f.media_type,
+                    size=f.size,
+                    sha256=f.sha256,
+                    segment_count=f.segments,
+                    blob_key=stored.key,
+                    ciphertext_size=stored.size,
+                    ciphertext_sha256=stored.sha256,
+                )
+            )
         if next(parts, None) is not None:
             raise InvalidRequest("data arrived after the last file of the packet")
         return _commit_incoming(rt, st, opening, verified.key_id, form_plain, file_rows, me)
@@ -723,11 +812,15 @@ def _commit_incoming(
     me: RecipientEntry,
 ) -> tuple[Envelope, bool]:
     now = rt.clock()
-    stored_digest = hashlib.sha256(canonical_json({
-        "statement": opening.statement.digest,
-        "form": hashlib.sha256(opening.form_ciphertext).hexdigest(),
-        "files": [r.ciphertext_sha256 for r in file_rows],
-    })).hexdigest()  # fmt: skip
+    stored_digest = hashlib.sha256(
+        canonical_json(
+            {
+                "statement": opening.statement.digest,
+                "form": hashlib.sha256(opening.form_ciphertext).hexdigest(),
+                "files": [r.ciphertext_sha256 for r in file_rows],
+            }
+        )
+    ).hexdigest()
     receipt = Receipt(st.packet_id, rt.node_id, opening.statement.digest, stored_digest, now)
     receipt_env = sign_envelope(receipt.to_payload(), RECEIPT_TYPE, [rt.keys.signer(now)])
     content = parse_json_object(form_plain, "packet form")
@@ -736,22 +829,40 @@ def _commit_incoming(
     try:
         with rt.metadata.transaction() as session:
             case, leg, local_hall = _incoming_case(session, rt, st, me, now)
-            session.add(PacketRow(
-                packet_id=str(st.packet_id), direction="in", kind=st.kind, case_id=str(st.case_id),
-                mode=st.mode, matter_code=st.matter_code, matter_name=st.matter_name,
-                sender_node=st.sender_node, sender_hall=st.sender_hall, local_hall=local_hall,
-                created_at=st.created_at, stored_at=now, statement=opening.statement.payload,
-                statement_type=PACKET_TYPE, signatures=encode_signatures(opening.statement),
-                signed_by_key=key_id, form_ciphertext=opening.form_ciphertext,
-                wrapped_key=opening.wrapped_key, wrap_key_id=opening.recipient_key_id,
-                stored_digest=stored_digest,
-                receipt=json.dumps(receipt_env.to_json_dict()).encode(),
-                file_count=len(file_rows), total_size=sum(r.size for r in file_rows),
-            ))  # fmt: skip
+            session.add(
+                PacketRow(
+                    packet_id=str(st.packet_id),
+                    direction="in",
+                    kind=st.kind,
+                    case_id=str(st.case_id),
+                    mode=st.mode,
+                    matter_code=st.matter_code,
+                    matter_name=st.matter_name,
+                    sender_node=st.sender_node,
+                    sender_hall=st.sender_hall,
+                    local_hall=local_hall,
+                    created_at=st.created_at,
+                    stored_at=now,
+                    statement=opening.statement.payload,
+                    statement_type=PACKET_TYPE,
+                    signatures=encode_signatures(opening.statement),
+                    signed_by_key=key_id,
+                    form_ciphertext=opening.form_ciphertext,
+                    wrapped_key=opening.wrapped_key,
+                    wrap_key_id=opening.recipient_key_id,
+                    stored_digest=stored_digest,
+                    receipt=json.dumps(receipt_env.to_json_dict()).encode(),
+                    file_count=len(file_rows),
+                    total_size=sum(r.size for r in file_rows),
+                )
+            )
             session.flush()
             session.add_all(file_rows)
-            expected = {"application": "submitted", "supplement": "supplemented",
-                        "result": "result_returned"}[st.kind]  # fmt: skip
+            expected = {
+                "application": "submitted",
+                "supplement": "supplemented",
+                "result": "result_returned",
+            }[st.kind]
             applied = 0
             for env in opening.events:
                 ev, _dup = apply_remote_event(session, rt, st.sender_node, env, case=case, leg=leg)
@@ -782,9 +893,15 @@ def _incoming_case(
         if not rt.me().has_hall(me.hall):
             raise InvalidRequest(f"node {rt.node_id} has no hall {me.hall!r}")
         if case is None:
-            case = CaseRow(case_id=str(st.case_id), mode=st.mode, matter_code=st.matter_code,
-                           matter_name=st.matter_name, accepting_node=st.sender_node,
-                           accepting_hall=st.sender_hall, created_at=st.created_at)  # fmt: skip
+            case = CaseRow(
+                case_id=str(st.case_id),
+                mode=st.mode,
+                matter_code=st.matter_code,
+                matter_name=st.matter_name,
+                accepting_node=st.sender_node,
+                accepting_hall=st.sender_hall,
+                created_at=st.created_at,
+            )
             session.add(case)
             session.flush()  # parents first: rows are not linked by ORM relationships
         elif case.accepting_node != st.sender_node:
@@ -821,10 +938,21 @@ def _incoming_case(
 def _item(session: Session, row: PacketRow) -> InboxItem:
     deliveries = _deliveries(session, row.packet_id) if row.direction == "out" else ()
     return InboxItem(
-        row.row_id, row.packet_id, row.case_id, row.kind, row.mode, row.matter_code,
-        row.matter_name, row.sender_node, row.sender_hall, row.direction, row.created_at,
-        deliveries, row.file_count, row.total_size,
-    )  # fmt: skip
+        row.row_id,
+        row.packet_id,
+        row.case_id,
+        row.kind,
+        row.mode,
+        row.matter_code,
+        row.matter_name,
+        row.sender_node,
+        row.sender_hall,
+        row.direction,
+        row.created_at,
+        deliveries,
+        row.file_count,
+        row.total_size,
+    )
 
 
 def list_inbox(
@@ -856,17 +984,21 @@ def fetch_packet(rt: NodeRuntime, hall_id: str, packet_id: str) -> Iterator[Fetc
         if row is None or row.local_hall != hall_id:
             raise NotFound(f"packet {packet_id} not found for hall {hall_id}")
         item = _item(session, row)
-        files = list(session.scalars(
-            select(PacketFileRow).where(PacketFileRow.packet_id == packet_id)
-            .order_by(PacketFileRow.file_index)
-        ))  # fmt: skip
+        files = list(
+            session.scalars(
+                select(PacketFileRow)
+                .where(PacketFileRow.packet_id == packet_id)
+                .order_by(PacketFileRow.file_index)
+            )
+        )
     env = Envelope(row.statement, row.statement_type, decode_signatures(row.signatures))
     st = PacketStatement.from_payload(row.statement)
     at = row.stored_at if row.direction == "in" else row.created_at
     keys = rt.directory.current.node(st.sender_node).signing_keys(at)
     verified = verify_envelope(env, keys, payload_type=PACKET_TYPE)
-    data_key = unwrap_data_key(row.wrapped_key, rt.keys.decryption_candidates(row.wrap_key_id),
-                               st.packet_id, rt.node_id)  # fmt: skip
+    data_key = unwrap_data_key(
+        row.wrapped_key, rt.keys.decryption_candidates(row.wrap_key_id), st.packet_id, rt.node_id
+    )
     form_plain = FileCipher(
         data_key, st.packet_id, FORM_FILE_INDEX, segment_size=MAX_SEGMENT_SIZE
     ).open(0, row.form_ciphertext, final=True)
@@ -875,8 +1007,9 @@ def fetch_packet(rt: NodeRuntime, hall_id: str, packet_id: str) -> Iterator[Fetc
     content = json.loads(form_plain)
     a = content.get("applicant")
     applicant = Applicant(a["name"], a["id_type"], a["id_number"]) if a else None
-    yield FetchOpening(item, applicant, canonical_json(content["form"]), st.files,
-                       "verified", verified.key_id, env)  # fmt: skip
+    yield FetchOpening(
+        item, applicant, canonical_json(content["form"]), st.files, "verified", verified.key_id, env
+    )
     record = st.segment_size + TAG_SIZE
     for entry, f in zip(st.files, files, strict=True):
         yield entry

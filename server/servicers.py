@@ -94,36 +94,63 @@ def _submit_parts(requests: Iterator[hall_pb2.SubmitRequest]) -> Iterator[packet
 
 
 def _deliveries(ds: tuple[packets.DeliveryInfo, ...]) -> list[hall_pb2.DeliveryState]:
-    return [hall_pb2.DeliveryState(node_id=d.node_id, state=d.state, attempts=d.attempts,
-                                   last_error=d.last_error) for d in ds]  # fmt: skip
+    return [
+        hall_pb2.DeliveryState(
+            node_id=d.node_id, state=d.state, attempts=d.attempts, last_error=d.last_error
+        )
+        for d in ds
+    ]
 
 
 def _entry(item: packets.InboxItem) -> hall_pb2.InboxEntry:
     return hall_pb2.InboxEntry(
-        packet_id=item.packet_id, case_id=item.case_id, kind=_KIND_TO_PB.get(item.kind, hall_pb2.PACKET_KIND_UNSPECIFIED),
-        mode=_MODE_TO_PB.get(item.mode, hall_pb2.HANDLING_MODE_UNSPECIFIED), matter_code=item.matter_code,
-        matter_name=item.matter_name, sender_node=item.sender_node, sender_hall=item.sender_hall,
-        direction=item.direction, created_at=format_time(item.created_at),
-        deliveries=_deliveries(item.deliveries), file_count=item.file_count,
+        packet_id=item.packet_id,
+        case_id=item.case_id,
+        kind=_KIND_TO_PB.get(item.kind, hall_pb2.PACKET_KIND_UNSPECIFIED),
+        mode=_MODE_TO_PB.get(item.mode, hall_pb2.HANDLING_MODE_UNSPECIFIED),
+        matter_code=item.matter_code,
+        matter_name=item.matter_name,
+        sender_node=item.sender_node,
+        sender_hall=item.sender_hall,
+        direction=item.direction,
+        created_at=format_time(item.created_at),
+        deliveries=_deliveries(item.deliveries),
+        file_count=item.file_count,
         total_size=item.total_size,
-    )  # fmt: skip
+    )
 
 
 def _file_info(f: FileEntry) -> hall_pb2.FileInfo:
-    return hall_pb2.FileInfo(index=f.index, name=f.name, media_type=f.media_type, size=f.size,
-                             sha256=f.sha256)  # fmt: skip
+    return hall_pb2.FileInfo(
+        index=f.index, name=f.name, media_type=f.media_type, size=f.size, sha256=f.sha256
+    )
 
 
 def _case_view(v: cases.CaseViewData) -> hall_pb2.CaseView:
     return hall_pb2.CaseView(
-        case_id=v.case_id, mode=_MODE_TO_PB.get(v.mode, hall_pb2.HANDLING_MODE_UNSPECIFIED), matter_code=v.matter_code,
-        matter_name=v.matter_name, accepting_node=v.accepting_node, accepting_hall=v.accepting_hall,
-        status=v.status, complete=v.complete, created_at=format_time(v.created_at),
-        legs=[hall_pb2.LegView(node_id=g.node_id, hall_id=g.hall_id, department=g.department,
-                               status=g.status, decision=g.decision, event_count=g.event_count,
-                               head_hash=g.head_hash, result_packets=list(g.result_packets))
-              for g in v.legs],
-    )  # fmt: skip
+        case_id=v.case_id,
+        mode=_MODE_TO_PB.get(v.mode, hall_pb2.HANDLING_MODE_UNSPECIFIED),
+        matter_code=v.matter_code,
+        matter_name=v.matter_name,
+        accepting_node=v.accepting_node,
+        accepting_hall=v.accepting_hall,
+        status=v.status,
+        complete=v.complete,
+        created_at=format_time(v.created_at),
+        legs=[
+            hall_pb2.LegView(
+                node_id=g.node_id,
+                hall_id=g.hall_id,
+                department=g.department,
+                status=g.status,
+                decision=g.decision,
+                event_count=g.event_count,
+                head_hash=g.head_hash,
+                result_packets=list(g.result_packets),
+            )
+            for g in v.legs
+        ],
+    )
 
 
 def _action(req: hall_pb2.ActRequest) -> cases.CaseAction:
@@ -153,19 +180,29 @@ def _fetch_responses(parts: Iterator[packets.FetchPart]) -> Iterator[hall_pb2.Fe
     for part in parts:
         if isinstance(part, packets.FetchOpening):
             a = part.applicant
-            yield hall_pb2.FetchResponse(opening=hall_pb2.FetchOpening(
-                entry=_entry(part.item),
-                applicant=hall_pb2.Applicant(name=a.name, id_type=_ID_TYPE_TO_PB[a.id_type],
-                                             id_number=a.id_number) if a else None,
-                form_json=part.form_json, files=[_file_info(f) for f in part.files],
-                signature_status=part.signature_status, signed_by_key=part.signed_by_key,
-                statement=envelope_to_proto(part.statement),
-            ))  # fmt: skip
+            yield hall_pb2.FetchResponse(
+                opening=hall_pb2.FetchOpening(
+                    entry=_entry(part.item),
+                    applicant=hall_pb2.Applicant(
+                        name=a.name, id_type=_ID_TYPE_TO_PB[a.id_type], id_number=a.id_number
+                    )
+                    if a
+                    else None,
+                    form_json=part.form_json,
+                    files=[_file_info(f) for f in part.files],
+                    signature_status=part.signature_status,
+                    signed_by_key=part.signed_by_key,
+                    statement=envelope_to_proto(part.statement),
+                )
+            )
         elif isinstance(part, FileEntry):
             yield hall_pb2.FetchResponse(file_begin=_file_info(part))
         elif isinstance(part, packets.FetchFileEnd):
-            yield hall_pb2.FetchResponse(file_end=hall_pb2.FetchFileEnd(
-                index=part.index, sha256=part.sha256, verified=part.verified))  # fmt: skip
+            yield hall_pb2.FetchResponse(
+                file_end=hall_pb2.FetchFileEnd(
+                    index=part.index, sha256=part.sha256, verified=part.verified
+                )
+            )
         else:
             yield hall_pb2.FetchResponse(data=part)
 
@@ -268,13 +305,26 @@ class HallServicer(hall_pb2_grpc.HallServiceServicer):
     ) -> hall_pb2.HistoryResponse:
         def call() -> hall_pb2.HistoryResponse:
             entries, intact = cases.case_history(self._rt, self._hall(context), request.case_id)
-            return hall_pb2.HistoryResponse(case_id=request.case_id, chain_intact=intact, events=[
-                hall_pb2.HistoryEvent(leg=e.leg, seq=e.seq, type=e.type, actor_node=e.actor_node,
-                                      actor_hall=e.actor_hall, at=format_time(e.at),
-                                      detail_json=e.detail_json, hash=e.hash, prev_hash=e.prev_hash,
-                                      signature_status=e.signature_status,
-                                      signed_by_key=e.signed_by_key)
-                for e in entries])  # fmt: skip
+            return hall_pb2.HistoryResponse(
+                case_id=request.case_id,
+                chain_intact=intact,
+                events=[
+                    hall_pb2.HistoryEvent(
+                        leg=e.leg,
+                        seq=e.seq,
+                        type=e.type,
+                        actor_node=e.actor_node,
+                        actor_hall=e.actor_hall,
+                        at=format_time(e.at),
+                        detail_json=e.detail_json,
+                        hash=e.hash,
+                        prev_hash=e.prev_hash,
+                        signature_status=e.signature_status,
+                        signed_by_key=e.signed_by_key,
+                    )
+                    for e in entries
+                ],
+            )
 
         return _guard(context, "History", call)
 
@@ -285,9 +335,12 @@ def _deliver_parts(requests: Iterator[relay_pb2.DeliverRequest]) -> Iterator[pac
         if which == "opening":
             o = req.opening
             yield packets.DeliverOpening(
-                envelope_from_proto(o.statement), o.wrapped_key, o.recipient_key_id,
-                o.form_ciphertext, tuple(envelope_from_proto(e) for e in o.events),
-            )  # fmt: skip
+                envelope_from_proto(o.statement),
+                o.wrapped_key,
+                o.recipient_key_id,
+                o.form_ciphertext,
+                tuple(envelope_from_proto(e) for e in o.events),
+            )
         elif which == "segment":
             s = req.segment
             yield packets.DeliverSegment(s.file_index, s.segment_index, s.final, s.ciphertext)
@@ -321,8 +374,9 @@ class RelayServicer(relay_pb2_grpc.RelayServiceServicer):
             with rt.metadata.transaction() as session:
                 _, dup = cases.apply_remote_event(session, rt, peer.node_id, env)
             now = rt.clock()
-            ack = sign_envelope(EventAck(env.digest, rt.node_id, now).to_payload(), ACK_TYPE,
-                                [rt.keys.signer(now)])  # fmt: skip
+            ack = sign_envelope(
+                EventAck(env.digest, rt.node_id, now).to_payload(), ACK_TYPE, [rt.keys.signer(now)]
+            )
             return relay_pb2.PushEventResponse(ack=envelope_to_proto(ack), duplicate=dup)
 
         return _guard(context, "PushEvent", call)

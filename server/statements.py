@@ -99,14 +99,18 @@ class PacketStatement:
                     "form": {"size": self.form_size, "sha256": self.form_sha256},
                     "files": [
                         {
-                            "index": f.index, "name": f.name, "media_type": f.media_type,
-                            "size": f.size, "sha256": f.sha256, "segments": f.segments,
+                            "index": f.index,
+                            "name": f.name,
+                            "media_type": f.media_type,
+                            "size": f.size,
+                            "sha256": f.sha256,
+                            "segments": f.segments,
                         }
                         for f in self.files
                     ],
                 },
             }
-        )  # fmt: skip
+        )
 
     @classmethod
     def from_payload(cls, payload: bytes) -> PacketStatement:
@@ -135,12 +139,16 @@ class PacketStatement:
                 form_sha256=str(content["form"]["sha256"]),
                 files=tuple(
                     FileEntry(
-                        int(f["index"]), str(f["name"]), str(f["media_type"]), int(f["size"]),
-                        str(f["sha256"]), int(f["segments"]),
+                        int(f["index"]),
+                        str(f["name"]),
+                        str(f["media_type"]),
+                        int(f["size"]),
+                        str(f["sha256"]),
+                        int(f["segments"]),
                     )
                     for f in content["files"]
                 ),
-            )  # fmt: skip
+            )
         except (KeyError, TypeError, ValueError) as exc:
             raise _bad("packet statement", exc) from None
         if st.kind not in KINDS or st.mode not in MODES:

@@ -61,14 +61,18 @@ _TRANSITIONS = {
     for t in (
         Transition("accepted", Party.HANDLING, _OPEN, S.ACCEPTED),
         Transition("refused", Party.HANDLING, _OPEN, S.REFUSED),
-        Transition("supplement_requested", Party.HANDLING, frozenset({S.SUBMITTED}), S.SUPPLEMENT_REQUESTED),  # noqa: E501
-        Transition("supplemented", Party.ACCEPTING, frozenset({S.SUPPLEMENT_REQUESTED}), S.SUPPLEMENTED),  # noqa: E501
+        Transition(
+            "supplement_requested", Party.HANDLING, frozenset({S.SUBMITTED}), S.SUPPLEMENT_REQUESTED
+        ),
+        Transition(
+            "supplemented", Party.ACCEPTING, frozenset({S.SUPPLEMENT_REQUESTED}), S.SUPPLEMENTED
+        ),
         Transition("decided", Party.HANDLING, frozenset({S.ACCEPTED}), S.DECIDED),
         Transition("result_returned", Party.HANDLING, frozenset({S.DECIDED}), S.RESULT_RETURNED),
         Transition("issued", Party.ACCEPTING, frozenset({S.RESULT_RETURNED}), S.ISSUED),
         Transition("delivered", Party.ACCEPTING, frozenset({S.ISSUED}), S.DELIVERED),
     )
-}  # fmt: skip
+}
 
 DECIDED_STATUSES = frozenset({S.DECIDED, S.RESULT_RETURNED, S.ISSUED, S.DELIVERED})
 _ENDED = DECIDED_STATUSES | {S.REFUSED}

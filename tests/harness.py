@@ -99,12 +99,15 @@ class Cluster:
     def node_channel(self, as_node: str, to_node: str) -> grpc.Channel:
         """A channel to ``to_node`` that presents ``as_node``'s TLS identity."""
         d = self.fed / as_node
-        creds = grpc.ssl_channel_credentials((d / "root.pem").read_bytes(),
-                                             (d / "tls" / "node-key.pem").read_bytes(),
-                                             (d / "tls" / "node.pem").read_bytes())  # fmt: skip
+        creds = grpc.ssl_channel_credentials(
+            (d / "root.pem").read_bytes(),
+            (d / "tls" / "node-key.pem").read_bytes(),
+            (d / "tls" / "node.pem").read_bytes(),
+        )
         endpoint = self.directory().node(to_node).endpoint
-        return grpc.secure_channel(endpoint, creds, options=[
-            ("grpc.ssl_target_name_override", f"node-{to_node}.tongban")])
+        return grpc.secure_channel(
+            endpoint, creds, options=[("grpc.ssl_target_name_override", f"node-{to_node}.tongban")]
+        )
 
     def signer_of(self, node_id: str) -> Signer:
         path = next((self.fed / node_id / "keys").glob("signing-*.pem"))
@@ -113,8 +116,14 @@ class Cluster:
         return PrivateKeySigner(key)  # type: ignore[arg-type]
 
 
-def start_cluster(root: Path, node_ids: Sequence[str] = NODES, *, backend: Backend | None = None,
-                  start: bool = True, overrides: dict[str, dict[str, Any]] | None = None) -> Cluster:
+def start_cluster(
+    root: Path,
+    node_ids: Sequence[str] = NODES,
+    *,
+    backend: Backend | None = None,
+    start: bool = True,
+    overrides: dict[str, dict[str, Any]] | None = None,
+) -> Cluster:
     ports = free_ports(len(node_ids))
     endpoints = {n: f"127.0.0.1:{p}" for n, p in zip(node_ids, ports, strict=True)}
     specs = node_specs(node_ids, base_port=0, host="127.0.0.1", endpoints=endpoints, names={})
@@ -133,8 +142,10 @@ def snapshot(node: RelayNode) -> dict[str, Any]:
     """Row counts of every table and every blob key: "the store is unchanged" compares these."""
     rt = node.runtime
     with rt.metadata.transaction() as session:
-        counts = {t.name: session.scalar(select(func.count()).select_from(t))
-                  for t in Base.metadata.sorted_tables}  # fmt: skip
+        counts = {
+            t.name: session.scalar(select(func.count()).select_from(t))
+            for t in Base.metadata.sorted_tables
+        }
     counts.pop("outbox", None)  # the sender's own retry bookkeeping is not the receiver's store
     return {"rows": counts, "blobs": sorted(rt.objects.list_keys(""))}
 
@@ -165,7 +176,9 @@ def forge_delivery(
     addressed_to: Sequence[str] | None = None,
     segment_size: int = 1024,
     manifest_sha: Callable[[int, str], str] = lambda i, sha: sha,
-    mutate_segments: Callable[[list[relay_pb2.DeliverRequest]], list[relay_pb2.DeliverRequest]] = lambda s: s,
+    mutate_segments: Callable[
+        [list[relay_pb2.DeliverRequest]], list[relay_pb2.DeliverRequest]
+    ] = lambda s: s,
     form: dict[str, Any] | None = None,
     packet_id: uuid.UUID | None = None,
     matter: tuple[str, str] = ("HB-ODA-01", "异地办理营业执照变更登记"),
@@ -177,47 +190,89 @@ def forge_delivery(
     pid = packet_id or uuid.uuid4()
     case_id = uuid.uuid4()
     key = new_data_key()
-    plain = canonical_json({"applicant": {"name": "张三", "id_type": "citizen", "id_number": citizen_id()},
-                            "form": form if form is not None else {"k": "v"}})
+    plain = canonical_json(
+        {
+            "applicant": {"name": "张三", "id_type": "citizen", "id_number": citizen_id()},
+            "form": form if form is not None else {"k": "v"},
+        }
+    )
     entries, segments = [], []
     for i, f in enumerate(files):
         cipher = FileCipher(key, pid, i, segment_size=segment_size)
         segs = list(cipher.encrypt_chunks([f.data]))
-        entries.append(FileEntry(i, f.name, f.media_type, len(f.data),
-                                 manifest_sha(i, hashlib.sha256(f.data).hexdigest()), len(segs)))
-        segments += [relay_pb2.DeliverRequest(segment=relay_pb2.Segment(
-            file_index=i, segment_index=s.index, final=s.final, ciphertext=s.ciphertext)) for s in segs]
+        entries.append(
+            FileEntry(
+                i,
+                f.name,
+                f.media_type,
+                len(f.data),
+                manifest_sha(i, hashlib.sha256(f.data).hexdigest()),
+                len(segs),
+            )
+        )
+        segments += [
+            relay_pb2.DeliverRequest(
+                segment=relay_pb2.Segment(
+                    file_index=i, segment_index=s.index, final=s.final, ciphertext=s.ciphertext
+                )
+            )
+            for s in segs
+        ]
     to = list(addressed_to or [recipient])
     st = PacketStatement(
-        packet_id=pid, case_id=case_id, kind="application", mode="on_behalf" if len(to) == 1 else "joint",
-        matter_code=matter[0], matter_name=matter[1], sender_node=sender, sender_hall=f"{sender}-hall-1",
-        recipients=tuple(RecipientEntry(n, f"{n}-hall-1", "") for n in to), created_at=now,
-        segment_size=segment_size, form_size=len(plain), form_sha256=hashlib.sha256(plain).hexdigest(),
+        packet_id=pid,
+        case_id=case_id,
+        kind="application",
+        mode="on_behalf" if len(to) == 1 else "joint",
+        matter_code=matter[0],
+        matter_name=matter[1],
+        sender_node=sender,
+        sender_hall=f"{sender}-hall-1",
+        recipients=tuple(RecipientEntry(n, f"{n}-hall-1", "") for n in to),
+        created_at=now,
+        segment_size=segment_size,
+        form_size=len(plain),
+        form_sha256=hashlib.sha256(plain).hexdigest(),
         files=tuple(entries),
     )
     env = sign_envelope(st.to_payload(), PACKET_TYPE, [signer])
-    event = EventStatement(case_id=case_id, leg=recipient, seq=1, prev="", event="submitted",
-                           actor_node=sender, actor_hall=f"{sender}-hall-1", at=now,
-                           detail={"packet_id": str(pid)}, packet_id=str(pid))
+    event = EventStatement(
+        case_id=case_id,
+        leg=recipient,
+        seq=1,
+        prev="",
+        event="submitted",
+        actor_node=sender,
+        actor_hall=f"{sender}-hall-1",
+        at=now,
+        detail={"packet_id": str(pid)},
+        packet_id=str(pid),
+    )
     event_env = sign_envelope(event.to_payload(), EVENT_TYPE, [signer])
     enc = directory.node(recipient).encryption_key(now)
     opening = relay_pb2.PacketOpening(
-        statement=_pb(env), wrapped_key=wrap_data_key(key, enc.encryption_key(), pid, recipient),
+        statement=_pb(env),
+        wrapped_key=wrap_data_key(key, enc.encryption_key(), pid, recipient),
         recipient_key_id=enc.key_id,
         form_ciphertext=FileCipher(key, pid, FORM_FILE_INDEX, segment_size=MAX_SEGMENT_SIZE).seal(
-            0, plain, final=True),
+            0, plain, final=True
+        ),
         events=[_pb(event_env)],
     )
     return [relay_pb2.DeliverRequest(opening=opening), *mutate_segments(segments)]
 
 
 def _pb(env: Any) -> common_pb2.SignedEnvelope:
-    return common_pb2.SignedEnvelope(payload=env.payload, payload_type=env.payload_type, signatures=[
-        common_pb2.Signature(key_id=s.key_id, sig=s.sig) for s in env.signatures])
+    return common_pb2.SignedEnvelope(
+        payload=env.payload,
+        payload_type=env.payload_type,
+        signatures=[common_pb2.Signature(key_id=s.key_id, sig=s.sig) for s in env.signatures],
+    )
 
 
-def deliver(cluster: Cluster, requests: list[relay_pb2.DeliverRequest], *, as_node: str,
-            to_node: str) -> relay_pb2.DeliverResponse:
+def deliver(
+    cluster: Cluster, requests: list[relay_pb2.DeliverRequest], *, as_node: str, to_node: str
+) -> relay_pb2.DeliverResponse:
     with cluster.node_channel(as_node, to_node) as ch:
         return relay_pb2_grpc.RelayServiceStub(ch).Deliver(iter(requests), timeout=20)
 
@@ -228,8 +283,6 @@ def env_flag(name: str) -> bool:
 
 def iter_json(data: bytes) -> Iterator[Any]:
     yield json.loads(data)
-
-
 
 
 def wait_until(what: str, probe: Callable[[], Any], timeout: float = 15.0) -> Any:

@@ -27,8 +27,14 @@ def test_generated_descriptor_matches_source(name: str, tmp_path: Path) -> None:
     from grpc_tools import protoc
 
     out = tmp_path / "set.pb"
-    rc = protoc.main(["protoc", f"-Itongban/proto={PROTO}", f"--descriptor_set_out={out}",
-                      f"tongban/proto/{name}.proto"])
+    rc = protoc.main(
+        [
+            "protoc",
+            f"-Itongban/proto={PROTO}",
+            f"--descriptor_set_out={out}",
+            f"tongban/proto/{name}.proto",
+        ]
+    )
     assert rc == 0, "protoc failed on the .proto source"
     fresh = descriptor_pb2.FileDescriptorSet.FromString(out.read_bytes()).file[0]
     module = importlib.import_module(f"tongban.proto.{name}_pb2")

@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -32,22 +31,47 @@ class NodeProcess:
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
-        env = dict(os.environ, TONGBAN_DELIVERY_POLL_INTERVAL="0.2", TONGBAN_DELIVERY_INITIAL_BACKOFF="0.1",
-                   TONGBAN_DELIVERY_MAX_BACKOFF="0.5", TONGBAN_NODE_SHUTDOWN_GRACE_SECONDS="2")
+        env = dict(
+            os.environ,
+            TONGBAN_DELIVERY_POLL_INTERVAL="0.2",
+            TONGBAN_DELIVERY_INITIAL_BACKOFF="0.1",
+            TONGBAN_DELIVERY_MAX_BACKOFF="0.5",
+            TONGBAN_NODE_SHUTDOWN_GRACE_SECONDS="2",
+        )
         with self.log.open("ab") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "tongban.cli.main", "-v", "node", "serve", "--config",
-                 str(self.cluster.fed / self.node_id / "node.toml")], env=env, stdout=log, stderr=log)
+                [
+                    sys.executable,
+                    "-m",
+                    "tongban.cli.main",
+                    "-v",
+                    "node",
+                    "serve",
+                    "--config",
+                    str(self.cluster.fed / self.node_id / "node.toml"),
+                ],
+                env=env,
+                stdout=log,
+                stderr=log,
+            )
         hall = self.cluster.fed / self.node_id / "halls" / f"{self.node_id}-hall-1"
-        creds = grpc.ssl_channel_credentials((hall / "root.pem").read_bytes(), (hall / "key.pem").read_bytes(),
-                                             (hall / "cert.pem").read_bytes())
+        creds = grpc.ssl_channel_credentials(
+            (hall / "root.pem").read_bytes(),
+            (hall / "key.pem").read_bytes(),
+            (hall / "cert.pem").read_bytes(),
+        )
         endpoint = self.cluster.directory().node(self.node_id).endpoint
-        with grpc.secure_channel(endpoint, creds, options=[
-                ("grpc.ssl_target_name_override", f"node-{self.node_id}.tongban")]) as ch:
+        with grpc.secure_channel(
+            endpoint,
+            creds,
+            options=[("grpc.ssl_target_name_override", f"node-{self.node_id}.tongban")],
+        ) as ch:
             stub = health_pb2_grpc.HealthStub(ch)
 
             def up() -> bool:
-                assert self.proc is not None and self.proc.poll() is None, self.log.read_text()[-2000:]
+                assert self.proc is not None and self.proc.poll() is None, self.log.read_text()[
+                    -2000:
+                ]
                 try:
                     return stub.Check(health_pb2.HealthCheckRequest(), timeout=1).status == 1
                 except grpc.RpcError:
@@ -70,9 +94,9 @@ class NodeProcess:
 def procs(tmp_path: Path) -> Iterator[tuple[Cluster, dict[str, NodeProcess]]]:
     cluster = start_cluster(tmp_path, ("420700", "420100"), start=False)
     # The harness reads the directory through a running node; load it from the folder instead.
+    from tongban.keys.clock import utcnow
     from tongban.keys.pki import load_certificates
     from tongban.server.runtime import read_directory_file
-    from tongban.keys.clock import utcnow
 
     roots = load_certificates((cluster.fed / "public" / "root.pem").read_bytes())
     directory = read_directory_file(cluster.fed / "public" / "directory.json", roots, at=utcnow())
@@ -89,23 +113,35 @@ def _material(seed: int) -> tuple[Material, str]:
     digest = hashlib.sha256()
     for _ in range(SIZE // len(block)):
         digest.update(block)
-    return Material("big.bin", None, "application/octet-stream",
-                    lambda: (block for _ in range(SIZE // len(block))), SIZE), digest.hexdigest()
+    return Material(
+        "big.bin",
+        None,
+        "application/octet-stream",
+        lambda: (block for _ in range(SIZE // len(block))),
+        SIZE,
+    ), digest.hexdigest()
 
 
 def _blob_bytes(folder: Path) -> int:
     return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file()) if folder.exists() else 0
 
 
-def test_receiver_killed_mid_transfer_gets_the_packet_once_after_restart(procs, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_receiver_killed_mid_transfer_gets_the_packet_once_after_restart(
+    procs, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
     cluster, nodes = procs
     nodes["420700"].start()
     nodes["420100"].start()
     ez = HallClient.from_profile(cluster.fed / "420700" / "halls" / "420700-hall-1")
     wh = HallClient.from_profile(cluster.fed / "420100" / "halls" / "420100-hall-1")
     material, sha = _material(1)
-    r = ez.submit(matter=ODA, to=["420100"], applicant=Applicant("张三", "citizen", citizen_id()), form={},
-                  files=[material])
+    r = ez.submit(
+        matter=ODA,
+        to=["420100"],
+        applicant=Applicant("张三", "citizen", citizen_id()),
+        form={},
+        files=[material],
+    )
     wh_blobs = cluster.fed / "420100" / "var" / "blobs" / "in"
     wait_until("the transfer to be under way", lambda: _blob_bytes(wh_blobs) > 8 << 20, timeout=60)
     nodes["420100"].kill9()
@@ -143,10 +179,17 @@ def test_sender_killed_mid_submit_then_resubmit_stores_once(procs, tmp_path: Pat
 
     def submit() -> None:
         try:
-            ez.submit(matter=ODA, to=["420100"], applicant=Applicant("张三", "citizen", citizen_id()), form={},
-                      files=[material], packet_id=pid, retries=0)
+            ez.submit(
+                matter=ODA,
+                to=["420100"],
+                applicant=Applicant("张三", "citizen", citizen_id()),
+                form={},
+                files=[material],
+                packet_id=pid,
+                retries=0,
+            )
             outcome.append(None)
-        except BaseException as exc:  # noqa: BLE001 - recorded for the assertion below
+        except BaseException as exc:
             outcome.append(exc)
 
     t = threading.Thread(target=submit)
@@ -154,16 +197,29 @@ def test_sender_killed_mid_submit_then_resubmit_stores_once(procs, tmp_path: Pat
     wait_until("the upload to be under way", lambda: _blob_bytes(ez_blobs) > 8 << 20, timeout=60)
     nodes["420700"].kill9()
     t.join(30)
-    assert isinstance(outcome[0], RequestRefused) and outcome[0].status == grpc.StatusCode.UNAVAILABLE
+    assert (
+        isinstance(outcome[0], RequestRefused) and outcome[0].status == grpc.StatusCode.UNAVAILABLE
+    )
     nodes["420700"].start()
     ez.close()
     ez = HallClient.from_profile(cluster.fed / "420700" / "halls" / "420700-hall-1")
-    r = ez.submit(matter=ODA, to=["420100"], applicant=Applicant("张三", "citizen", citizen_id()), form={},
-                  files=[material], packet_id=pid)
+    r = ez.submit(
+        matter=ODA,
+        to=["420100"],
+        applicant=Applicant("张三", "citizen", citizen_id()),
+        form={},
+        files=[material],
+        packet_id=pid,
+    )
     assert not r.duplicate  # nothing of the killed attempt was committed
     wait_until("delivery", delivered(ez, pid), timeout=120)
-    again = ez.submit(matter=ODA, to=["420100"], applicant=Applicant("张三", "citizen", citizen_id()), form={},
-                      packet_id=pid)
+    again = ez.submit(
+        matter=ODA,
+        to=["420100"],
+        applicant=Applicant("张三", "citizen", citizen_id()),
+        form={},
+        packet_id=pid,
+    )
     assert again.duplicate and again.case_id == r.case_id
     assert [i.packet_id for i in ez.inbox("out")] == [pid]
     wh = HallClient.from_profile(cluster.fed / "420100" / "halls" / "420100-hall-1")

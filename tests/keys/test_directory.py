@@ -8,7 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from tongban.keys.directory import FederationDirectory, UnknownNodeError, load_directory, sign_directory
+from tongban.keys.directory import (
+    FederationDirectory,
+    UnknownNodeError,
+    load_directory,
+    sign_directory,
+)
 from tongban.keys.envelope import Envelope
 from tongban.keys.errors import BadPeerData, CallerError, SignatureError, UnknownKeyError
 from tongban.keys.federation import NodeSpec, create_federation
@@ -21,7 +26,10 @@ NOW = datetime(2026, 11, 21, 8, 0, tzinfo=UTC)
 
 @pytest.fixture(scope="module")
 def fed():  # type: ignore[no-untyped-def]
-    specs = [NodeSpec("420700", "鄂州市", "127.0.0.1:50051"), NodeSpec("420100", "武汉市", "127.0.0.1:50052")]
+    specs = [
+        NodeSpec("420700", "鄂州市", "127.0.0.1:50051"),
+        NodeSpec("420100", "武汉市", "127.0.0.1:50052"),
+    ]
     return create_federation(specs, now=NOW)
 
 
@@ -42,8 +50,11 @@ def test_directory_refused_with_the_wrong_root(fed) -> None:  # type: ignore[no-
 
 def test_directory_refused_when_altered_expired_or_not_newer(fed) -> None:  # type: ignore[no-untyped-def]
     env = fed.signed_directory
-    altered = Envelope(env.payload.replace(b"127.0.0.1:50052", b"127.0.0.1:50099"), env.payload_type,
-                       env.signatures)
+    altered = Envelope(
+        env.payload.replace(b"127.0.0.1:50052", b"127.0.0.1:50099"),
+        env.payload_type,
+        env.signatures,
+    )
     with pytest.raises(SignatureError):
         load_directory(altered, [fed.root_certificate], at=NOW)
     with pytest.raises(BadPeerData, match="directory version 1 expired at"):

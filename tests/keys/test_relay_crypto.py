@@ -25,7 +25,13 @@ from tongban.keys.envelope import (
     sign_envelope,
     verify_envelope,
 )
-from tongban.keys.errors import BadPeerData, CallerError, DecryptionError, SignatureError, UnknownKeyError
+from tongban.keys.errors import (
+    BadPeerData,
+    CallerError,
+    DecryptionError,
+    SignatureError,
+    UnknownKeyError,
+)
 from tongban.keys.pki import generate_encryption_key
 from tongban.keys.records import KeyRecord
 from tongban.keys.signing import PrivateKeySigner
@@ -62,7 +68,7 @@ def test_envelope_payload_type_is_bound_into_the_signature() -> None:
     retyped = Envelope(env.payload, "application/other", env.signatures)
     with pytest.raises(SignatureError):
         verify_envelope(retyped, {s.key_id: s.public_key})
-    with pytest.raises(BadPeerData, match="expected 'application/vnd.tongban.test\\+json'"):
+    with pytest.raises(BadPeerData, match=r"expected 'application/vnd.tongban.test\+json'"):
         verify_envelope(retyped, {s.key_id: s.public_key}, payload_type=T)
 
 
@@ -95,7 +101,9 @@ def test_malformed_envelope_json_is_a_clear_error() -> None:
 # ---- segment stream cipher -------------------------------------------------------------------
 
 
-def _seal(data: bytes, size: int, key: bytes, pid: uuid.UUID, index: int = 0) -> list[SealedSegment]:
+def _seal(
+    data: bytes, size: int, key: bytes, pid: uuid.UUID, index: int = 0
+) -> list[SealedSegment]:
     cipher = FileCipher(key, pid, index, segment_size=size)
     chunks = [data[i : i + 7] for i in range(0, len(data), 7)] or [b""]
     return list(cipher.encrypt_chunks(chunks))
@@ -123,14 +131,31 @@ def test_empty_file_still_has_a_final_segment() -> None:
 @pytest.mark.parametrize(
     ("mutate", "error", "message"),
     [
-        (lambda s: [s[0], SealedSegment(1, s[1].final, bytes([s[1].ciphertext[0] ^ 1]) + s[1].ciphertext[1:]), *s[2:]],
-         DecryptionError, "segment 1 failed authentication"),
-        (lambda s: s[:-1], TruncatedStreamError, "stream ended after 2 segments without the final one"),
+        (
+            lambda s: [
+                s[0],
+                SealedSegment(1, s[1].final, bytes([s[1].ciphertext[0] ^ 1]) + s[1].ciphertext[1:]),
+                *s[2:],
+            ],
+            DecryptionError,
+            "segment 1 failed authentication",
+        ),
+        (
+            lambda s: s[:-1],
+            TruncatedStreamError,
+            "stream ended after 2 segments without the final one",
+        ),
         (lambda s: [s[1], s[0], s[2]], BadPeerData, "segment 1 arrived where 0 was expected"),
-        (lambda s: [s[0], s[1], SealedSegment(2, False, s[2].ciphertext)], DecryptionError,
-         "segment 2 failed authentication"),
-        (lambda s: [s[0], SealedSegment(1, True, s[1].ciphertext)], DecryptionError,
-         "segment 1 failed authentication"),
+        (
+            lambda s: [s[0], s[1], SealedSegment(2, False, s[2].ciphertext)],
+            DecryptionError,
+            "segment 2 failed authentication",
+        ),
+        (
+            lambda s: [s[0], SealedSegment(1, True, s[1].ciphertext)],
+            DecryptionError,
+            "segment 1 failed authentication",
+        ),
     ],
     ids=["flipped-byte", "truncated", "reordered", "final-flag-removed", "cut-and-marked-final"],
 )
@@ -164,9 +189,12 @@ def test_wrapped_key_opens_only_for_its_packet_node_and_key() -> None:
     pid, dk = uuid.uuid4(), new_data_key()
     wrapped = wrap_data_key(dk, node_key.public_key(), pid, "420100")
     assert unwrap_data_key(wrapped, [other, node_key], pid, "420100") == dk
-    for keys, p, node in (([other], pid, "420100"), ([node_key], uuid.uuid4(), "420100"),
-                          ([node_key], pid, "440300")):
-        with pytest.raises(DecryptionError, match="^data key could not be unwrapped$"):
+    for keys, p, node in (
+        ([other], pid, "420100"),
+        ([node_key], uuid.uuid4(), "420100"),
+        ([node_key], pid, "440300"),
+    ):
+        with pytest.raises(DecryptionError, match=r"^data key could not be unwrapped$"):
             unwrap_data_key(wrapped, keys, p, node)
     tampered = wrapped[:-1] + bytes([wrapped[-1] ^ 1])
     with pytest.raises(DecryptionError):
@@ -189,7 +217,7 @@ def test_key_record_window_and_revocation() -> None:
     assert not revoked.valid_at(NOW + timedelta(hours=1))
     assert KeyRecord.from_json_dict(revoked.to_json_dict()) == revoked
     with pytest.raises(CallerError, match="naive"):
-        rec.valid_at(datetime(2026, 11, 1))  # noqa: DTZ001 - the point of the test
+        rec.valid_at(datetime(2026, 11, 1))
 
 
 def test_key_record_must_match_its_key() -> None:

@@ -35,30 +35,54 @@ def test_defaults_are_embedded_and_paths_relative_to_the_file(tmp_path: Path) ->
     assert cfg.database == f"sqlite:///{tmp_path / 'var' / 'metadata.db'}"
     assert cfg.objects == str(tmp_path / "var" / "blobs")
     assert cfg.limits.max_message_bytes == 8 << 20
-    assert cfg.delivery.backoff(1) == 0.5 and cfg.delivery.backoff(3) == 2.0 and cfg.delivery.backoff(99) == 60.0
+    assert (
+        cfg.delivery.backoff(1) == 0.5
+        and cfg.delivery.backoff(3) == 2.0
+        and cfg.delivery.backoff(99) == 60.0
+    )
 
 
 def test_environment_overrides_the_file(tmp_path: Path) -> None:
-    cfg = load_config(_write(tmp_path, MINIMAL), environ={
-        "TONGBAN_STORAGE_DATABASE": "postgresql://relay@db/tongban",
-        "TONGBAN_LIMITS_MAX_FILES": "7",
-        "TONGBAN_NODE_LISTEN": "0.0.0.0:6000",
-        "UNRELATED": "x",
-    })
+    cfg = load_config(
+        _write(tmp_path, MINIMAL),
+        environ={
+            "TONGBAN_STORAGE_DATABASE": "postgresql://relay@db/tongban",
+            "TONGBAN_LIMITS_MAX_FILES": "7",
+            "TONGBAN_NODE_LISTEN": "0.0.0.0:6000",
+            "UNRELATED": "x",
+        },
+    )
     assert cfg.database == "postgresql://relay@db/tongban"
     assert cfg.limits.max_files == 7
     assert cfg.listen == "0.0.0.0:6000"
 
 
-@pytest.mark.parametrize(("extra", "environ", "message"), [
-    ("[nodes]\nid = 1\n", {}, "unknown config section [nodes]"),
-    ("[limits]\nmax_file = 3\n", {}, "unknown config key [limits] max_file"),
-    ("", {"TONGBAN_STORAGE_DATABSE": "x"}, "unknown config key in environment: TONGBAN_STORAGE_DATABSE"),
-    ("[limits]\nmax_files = \"many\"\n", {}, "[limits] max_files: 'many' is not a valid int"),
-    ("[limits]\nsegment_size = 0\n", {}, "[limits] segment_size must be between 1 byte and 4 MiB"),
-    ("[limits]\nmax_message_bytes = 1048576\n", {}, "[limits] max_message_bytes must exceed segment_size by 64 KiB"),
-])
-def test_bad_configuration_is_refused(tmp_path: Path, extra: str, environ: dict[str, str], message: str) -> None:
+@pytest.mark.parametrize(
+    ("extra", "environ", "message"),
+    [
+        ("[nodes]\nid = 1\n", {}, "unknown config section [nodes]"),
+        ("[limits]\nmax_file = 3\n", {}, "unknown config key [limits] max_file"),
+        (
+            "",
+            {"TONGBAN_STORAGE_DATABSE": "x"},
+            "unknown config key in environment: TONGBAN_STORAGE_DATABSE",
+        ),
+        ('[limits]\nmax_files = "many"\n', {}, "[limits] max_files: 'many' is not a valid int"),
+        (
+            "[limits]\nsegment_size = 0\n",
+            {},
+            "[limits] segment_size must be between 1 byte and 4 MiB",
+        ),
+        (
+            "[limits]\nmax_message_bytes = 1048576\n",
+            {},
+            "[limits] max_message_bytes must exceed segment_size by 64 KiB",
+        ),
+    ],
+)
+def test_bad_configuration_is_refused(
+    tmp_path: Path, extra: str, environ: dict[str, str], message: str
+) -> None:
     with pytest.raises(ConfigError) as exc:
         load_config(_write(tmp_path, MINIMAL + extra), environ=environ)
     assert str(exc.value) == message

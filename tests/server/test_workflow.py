@@ -25,8 +25,10 @@ ALLOWED = {
 EVENTS = sorted({e for e, _, _ in ALLOWED})
 
 
-@pytest.mark.parametrize(("event", "party", "status"),
-                         list(itertools.product(EVENTS, [H, A], [s.value for s in LegStatus])))
+@pytest.mark.parametrize(
+    ("event", "party", "status"),
+    list(itertools.product(EVENTS, [H, A], [s.value for s in LegStatus])),
+)
 def test_every_transition(event: str, party: Party, status: str) -> None:
     expected = ALLOWED.get((event, party, status))
     if expected is not None:
@@ -47,14 +49,17 @@ def test_unknown_event() -> None:
         check_transition("approve", H, "accepted", leg="x")
 
 
-@pytest.mark.parametrize(("legs", "expected"), [
-    (["submitted"], ("submitted", False)),
-    (["decided"], ("decided", True)),
-    (["refused"], ("refused", True)),
-    (["decided", "accepted"], ("accepted (1/2 legs ended)", False)),
-    (["issued", "refused", "decided"], ("decided", True)),
-    (["supplement_requested", "accepted"], ("accepted (0/2 legs ended)", False)),
-    ([], ("empty", False)),
-])
+@pytest.mark.parametrize(
+    ("legs", "expected"),
+    [
+        (["submitted"], ("submitted", False)),
+        (["decided"], ("decided", True)),
+        (["refused"], ("refused", True)),
+        (["decided", "accepted"], ("accepted (1/2 legs ended)", False)),
+        (["issued", "refused", "decided"], ("decided", True)),
+        (["supplement_requested", "accepted"], ("accepted (0/2 legs ended)", False)),
+        ([], ("empty", False)),
+    ],
+)
 def test_aggregate(legs: list[str], expected: tuple[str, bool]) -> None:
     assert aggregate_status(legs) == expected

@@ -27,14 +27,29 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[MetadataSt
 
 
 def _case(case_id: str, at: datetime) -> CaseRow:
-    return CaseRow(case_id=case_id, mode="on_behalf", matter_code="HB-ODA-01", matter_name="x",
-                   accepting_node="420700", accepting_hall="420700-hall-1", created_at=at)
+    return CaseRow(
+        case_id=case_id,
+        mode="on_behalf",
+        matter_code="HB-ODA-01",
+        matter_name="x",
+        accepting_node="420700",
+        accepting_hall="420700-hall-1",
+        created_at=at,
+    )
 
 
 def test_migration_creates_the_schema_and_is_idempotent(store: MetadataStore) -> None:
     tables = set(inspect(store.engine).get_table_names())
-    assert {"packets", "packet_files", "deliveries", "cases", "legs", "events", "outbox",
-            "alembic_version"} <= tables
+    assert {
+        "packets",
+        "packet_files",
+        "deliveries",
+        "cases",
+        "legs",
+        "events",
+        "outbox",
+        "alembic_version",
+    } <= tables
     from tongban.storage.sql import migrate
 
     migrate(store.engine)  # a second run changes nothing and does not fail
@@ -48,7 +63,7 @@ def test_times_come_back_aware_in_utc_and_naive_ones_are_refused(store: Metadata
         got = s.get(CaseRow, "c1")
         assert got is not None and got.created_at == at and got.created_at.tzinfo == UTC
     with pytest.raises(StatementError, match="naive datetime refused"), store.transaction() as s:
-        s.add(_case("c2", datetime(2026, 11, 21)))  # noqa: DTZ001 - the point of the test
+        s.add(_case("c2", datetime(2026, 11, 21)))
 
 
 def test_a_failed_transaction_leaves_nothing(store: MetadataStore) -> None:
@@ -72,10 +87,20 @@ def test_concurrent_writers_wait_for_each_other(store: MetadataStore) -> None:
             for i in range(25):
                 with store.transaction() as s:
                     count = len(s.scalars(select(OutboxRow.id)).all())
-                    s.add(OutboxRow(dest_node="420100", case_id=f"{n}-{i}", kind="event", ref=str(count),
-                                    state="pending", attempts=0, next_attempt_at=now, last_error="",
-                                    created_at=now))
-        except BaseException as exc:  # noqa: BLE001 - collected for the assertion
+                    s.add(
+                        OutboxRow(
+                            dest_node="420100",
+                            case_id=f"{n}-{i}",
+                            kind="event",
+                            ref=str(count),
+                            state="pending",
+                            attempts=0,
+                            next_attempt_at=now,
+                            last_error="",
+                            created_at=now,
+                        )
+                    )
+        except BaseException as exc:
             errors.append(exc)
 
     threads = [threading.Thread(target=writer, args=(n,)) for n in range(4)]
