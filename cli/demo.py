@@ -88,9 +88,17 @@ def _scan(name: str, size: int, seed: int) -> Material:
 
 
 def start_nodes(root: Path, node_ids: tuple[str, ...] = NODES) -> tuple[dict[str, RelayNode], Path]:
-    ports = free_ports(len(node_ids))
-    endpoints = {n: f"127.0.0.1:{p}" for n, p in zip(node_ids, ports, strict=True)}
-    specs = node_specs(node_ids, base_port=0, host="127.0.0.1", endpoints=endpoints, names={})
+    ports = free_ports(2 * len(node_ids))
+    endpoints = {n: f"127.0.0.1:{p}" for n, p in zip(node_ids, ports, strict=False)}
+    public = {n: f"127.0.0.1:{p}" for n, p in zip(node_ids, ports[len(node_ids) :], strict=True)}
+    specs = node_specs(
+        node_ids,
+        base_port=0,
+        host="127.0.0.1",
+        endpoints=endpoints,
+        names={},
+        public_endpoints=public,
+    )
     fed_dir = root / "federation"
     write_federation(fed_dir, specs, now=utcnow())
     nodes: dict[str, RelayNode] = {}

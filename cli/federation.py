@@ -28,8 +28,12 @@ def node_specs(
     endpoints: dict[str, str],
     names: dict[str, str],
     halls: int = 2,
+    public_endpoints: dict[str, str] | None = None,
 ) -> list[NodeSpec]:
-    """Specs for the given GB/T 2260 node ids, ports counting up from ``base_port``."""
+    """Specs for the given GB/T 2260 node ids, ports counting up from ``base_port``.
+
+    Each node's public verification port is ``base_port + 100 + i`` unless given.
+    """
     from tongban.keys.identifiers import region_name, validate_division_code
 
     specs = []
@@ -37,7 +41,10 @@ def node_specs(
         validate_division_code(node_id)
         name = names.get(node_id) or region_name(node_id) or f"node {node_id}"
         endpoint = endpoints.get(node_id, f"{host}:{base_port + i}")
-        specs.append(NodeSpec(node_id, name, endpoint, hall_count=halls))
+        public = (public_endpoints or {}).get(
+            node_id, f"{host}:{base_port + 100 + i}" if node_id not in endpoints else ""
+        )
+        specs.append(NodeSpec(node_id, name, endpoint, public_endpoint=public, hall_count=halls))
     return specs
 
 
@@ -81,6 +88,9 @@ def write_federation(out: Path, specs: Sequence[NodeSpec], *, now: datetime) -> 
         (d / "tls" / "node.pem").write_bytes(certificate_pem(node.tls_certificate))
         write_private_key(d / "tls" / "node-key.pem", node.tls_key)
         save_private_keys(d / "keys", node.signing_keys, node.encryption_keys)
+        (d / "seals").mkdir(mode=0o700)
+        (d / "seals" / "ca.pem").write_bytes(certificate_pem(node.seal_ca_certificate))
+        write_private_key(d / "seals" / "ca-key.pem", node.seal_ca_key)
         for hall in node.halls:
             _write_client(d / "halls" / hall.name, hall, fed, node.spec.node_id, node.spec.endpoint)
         for admin in node.admins:
@@ -98,6 +108,8 @@ def _node_toml(spec: NodeSpec) -> str:
 [node]
 id = "{spec.node_id}"
 listen = "{spec.endpoint}"
+# VerifyService for third parties (TLS, no client certificate); empty to disable.
+public_listen = "{spec.public_endpoint}"
 
 [tls]
 cert = "tls/node.pem"
@@ -110,6 +122,14 @@ refresh_seconds = 300
 
 [keys]
 dir = "keys"
+
+[seals]
+# The node's seal CA (issued by the federation root) and the registered seals' keys.
+dir = "seals"
+# Seal applied automatically to result documents this node returns (empty: none).
+result_seal = ""
+# Published in QR codes of sealed documents.
+verification_url = "https://verify.example/{spec.node_id}"
 
 [storage]
 # Embedded defaults: SQLite (WAL) and a local filesystem store under var/.

@@ -58,6 +58,9 @@ class NodeMaterial:
     halls: tuple[ClientIdentity, ...]
     admins: tuple[ClientIdentity, ...]
     entry: NodeEntry
+    # The node's own CA for seal certificates: root -> node seal CA -> seal.
+    seal_ca_key: ec.EllipticCurvePrivateKey
+    seal_ca_certificate: x509.Certificate
 
 
 @dataclass(frozen=True)
@@ -96,7 +99,8 @@ def create_federation(
     *,
     now: datetime,
     key_validity: timedelta = timedelta(days=365),
-    directory_validity: timedelta = timedelta(days=30),
+    directory_validity: timedelta = timedelta(days=365),
+    seal_ca_days: int = 3650,
 ) -> Federation:
     """Generate every key and certificate of a new federation and sign its first directory.
 
@@ -143,6 +147,18 @@ def create_federation(
             for i in range(1, spec.hall_count + 1)
         )
         admins = (_client(root_key, root, Role.ADMIN, spec.node_id, f"{spec.node_id}-admin", now),)
+        seal_ca_key = generate_signing_key()
+        seal_ca = issue_certificate(
+            root_key,
+            root,
+            seal_ca_key.public_key(),
+            role=Role.SEAL,
+            node_id=spec.node_id,
+            name=f"{spec.node_id} seal CA",
+            now=now,
+            valid_days=seal_ca_days,
+            ca=True,
+        )
         entry = NodeEntry(
             node_id=spec.node_id,
             name=spec.name,
@@ -153,7 +169,18 @@ def create_federation(
             halls=tuple(HallEntry(h.name, f"{spec.name} 窗口 {i}") for i, h in enumerate(halls, 1)),
         )
         materials.append(
-            NodeMaterial(spec, tls_key, tls_cert, (signing,), (encryption,), halls, admins, entry)
+            NodeMaterial(
+                spec,
+                tls_key,
+                tls_cert,
+                (signing,),
+                (encryption,),
+                halls,
+                admins,
+                entry,
+                seal_ca_key,
+                seal_ca,
+            )
         )
     directory = FederationDirectory(
         version=1,

@@ -77,6 +77,7 @@ __all__ = [
     "find_cjk_font",
     "render_seal_image",
     "seal_detached",
+    "seal_digest",
     "seal_pdf",
 ]
 
@@ -562,11 +563,39 @@ def seal_detached(
         CallerError: the signer does not hold the certificate's key, or the certificate is
             not valid at ``at``.
     """
+    return seal_digest(
+        digest_document(document),
+        signer,
+        certificate,
+        chain=chain,
+        at=at,
+        ecert_identifier=ecert_identifier,
+    )
+
+
+def seal_digest(
+    sha256: bytes,
+    signer: Signer,
+    certificate: x509.Certificate,
+    *,
+    chain: Sequence[x509.Certificate] = (),
+    at: datetime,
+    ecert_identifier: ECertIdentifier | None,
+) -> bytes:
+    """:func:`seal_detached` for a document whose SHA-256 is already known.
+
+    A relay node hashes result documents while it streams them into storage; sealing from
+    that digest spares reading the document twice.
+
+    Raises:
+        CallerError: a digest of the wrong length, or as for :func:`seal_detached`.
+    """
+    if len(sha256) != 32:
+        raise CallerError("a SHA-256 digest is 32 bytes")
     at = _check_seal_key(signer, certificate, at).replace(microsecond=0)
-    digest = digest_document(document)
     identifier = str(ecert_identifier) if ecert_identifier is not None else None
     return _build_detached_cms(
-        digest, signer, certificate, chain, signing_time=at, identifier=identifier
+        sha256, signer, certificate, chain, signing_time=at, identifier=identifier
     )
 
 

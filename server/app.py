@@ -17,12 +17,21 @@ from grpc_reflection.v1alpha import reflection
 from tongban.keys.clock import utcnow
 from tongban.keys.keyring import NodeKeyRing
 from tongban.keys.pki import load_certificates
-from tongban.proto import hall_pb2, hall_pb2_grpc, relay_pb2, relay_pb2_grpc
+from tongban.proto import (
+    hall_pb2,
+    hall_pb2_grpc,
+    relay_pb2,
+    relay_pb2_grpc,
+    seal_pb2,
+    seal_pb2_grpc,
+)
 from tongban.server.config import NodeConfig
 from tongban.server.delivery import DeliveryDispatcher
 from tongban.server.jobs import NodeJobs
 from tongban.server.matters import MatterCatalog
 from tongban.server.runtime import DirectoryHolder, NodeRuntime, PeerChannels
+from tongban.server.seal_servicers import SealServicer, VerifyServicer
+from tongban.server.seals import SealBook
 from tongban.server.servicers import HallServicer, RelayServicer
 from tongban.storage.objects import open_object_store
 from tongban.storage.sql import open_metadata_store
@@ -33,7 +42,9 @@ _log = logging.getLogger("tongban.server")
 _SERVICES = (
     hall_pb2.DESCRIPTOR.services_by_name["HallService"].full_name,
     relay_pb2.DESCRIPTOR.services_by_name["RelayService"].full_name,
+    seal_pb2.DESCRIPTOR.services_by_name["SealService"].full_name,
 )
+_VERIFY = seal_pb2.DESCRIPTOR.services_by_name["VerifyService"].full_name
 
 
 class RelayNode:
@@ -65,12 +76,16 @@ class RelayNode:
             ),
             clock=clock,
         )
+        if config.seals_dir is not None and (config.seals_dir / "ca.pem").exists():
+            self.runtime.seals = SealBook.load(config.seals_dir)
         self.dispatcher = DeliveryDispatcher(self.runtime, config.delivery)
         self.runtime.kick_delivery = self.dispatcher.kick
         self.jobs = NodeJobs(config.node_id, self.runtime.metadata.engine)
         self.health = health.HealthServicer()
         self._server: grpc.Server | None = None
+        self._public: grpc.Server | None = None
         self.port = 0
+        self.public_port = 0
 
     def start(self) -> int:
         """Start serving; returns the bound port (useful with port 0)."""
@@ -86,6 +101,7 @@ class RelayNode:
         )
         hall_pb2_grpc.add_HallServiceServicer_to_server(HallServicer(self.runtime), server)
         relay_pb2_grpc.add_RelayServiceServicer_to_server(RelayServicer(self.runtime), server)
+        seal_pb2_grpc.add_SealServiceServicer_to_server(SealServicer(self.runtime), server)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
         reflection.enable_server_reflection(
             (*_SERVICES, health.SERVICE_NAME, reflection.SERVICE_NAME), server
@@ -100,6 +116,8 @@ class RelayNode:
             raise OSError(f"cannot listen on {cfg.listen}")
         server.start()
         self._server = server
+        if cfg.public_listen:
+            self._start_public(cfg.public_listen)
         for name in ("", *_SERVICES):
             self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
         self.dispatcher.start()
@@ -113,6 +131,24 @@ class RelayNode:
         _log.info("node %s serving on port %d", cfg.node_id, self.port)
         return self.port
 
+    def _start_public(self, address: str) -> None:
+        """VerifyService for anyone: server-authenticated TLS, no client certificate."""
+        public = grpc.server(
+            futures.ThreadPoolExecutor(max_workers=8, thread_name_prefix="verify"),
+            options=[("grpc.max_receive_message_length", self.config.limits.max_message_bytes)],
+        )
+        seal_pb2_grpc.add_VerifyServiceServicer_to_server(VerifyServicer(self.runtime), public)
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, public)
+        reflection.enable_server_reflection(
+            (_VERIFY, health.SERVICE_NAME, reflection.SERVICE_NAME), public
+        )
+        creds = grpc.ssl_server_credentials([(self._tls_key, self._tls_chain)])
+        self.public_port = public.add_secure_port(address, creds)
+        if self.public_port == 0:
+            raise OSError(f"cannot listen on {address}")
+        public.start()
+        self._public = public
+
     def stop(self, grace: float | None = None) -> None:
         """Refuse new calls, give running ones ``grace`` seconds, then cancel the rest.
 
@@ -121,8 +157,9 @@ class RelayNode:
         """
         grace = self.config.shutdown_grace_seconds if grace is None else grace
         self.health.enter_graceful_shutdown()
-        if self._server is not None:
-            self._server.stop(grace).wait()
+        stopping = [s.stop(grace) for s in (self._server, self._public) if s is not None]
+        for done in stopping:
+            done.wait()
         self.jobs.stop()
         self.dispatcher.stop()
         self.runtime.peers.close()

@@ -73,6 +73,9 @@ class NodeConfig:
     directory_refresh_seconds: float = 300.0
     shutdown_grace_seconds: float = 30.0
     verification_url: str = ""
+    seals_dir: Path | None = None
+    result_seal: str = ""
+    status_list_hours: float = 24.0
     limits: Limits = field(default_factory=Limits)
     delivery: DeliveryPolicy = field(default_factory=DeliveryPolicy)
 
@@ -82,7 +85,6 @@ _SCHEMA: dict[str, dict[str, type]] = {
         "id": str,
         "listen": str,
         "public_listen": str,
-        "verification_url": str,
         "shutdown_grace_seconds": float,
     },
     "tls": {"cert": Path, "key": Path, "root": Path},
@@ -90,6 +92,7 @@ _SCHEMA: dict[str, dict[str, type]] = {
     "keys": {"dir": Path},
     "storage": {"database": str, "objects": str, "s3_access_key": str, "s3_secret_key": str},
     "matters": {"catalog": Path},
+    "seals": {"dir": Path, "result_seal": str, "verification_url": str, "status_list_hours": float},
     "limits": {f.name: int for f in fields(Limits)},
     "delivery": {f.name: (int if f.name == "workers" else float) for f in fields(DeliveryPolicy)},
 }
@@ -183,7 +186,10 @@ def load_config(
         node_id=need("node", "id"),
         listen=get("node", "listen", "127.0.0.1:50051"),
         public_listen=get("node", "public_listen", ""),
-        verification_url=get("node", "verification_url", ""),
+        verification_url=get("seals", "verification_url", ""),
+        seals_dir=get("seals", "dir", None),
+        result_seal=get("seals", "result_seal", ""),
+        status_list_hours=get("seals", "status_list_hours", 24.0),
         shutdown_grace_seconds=get("node", "shutdown_grace_seconds", 30.0),
         tls_cert=need("tls", "cert"),
         tls_key=need("tls", "key"),

@@ -8,7 +8,8 @@ too, so servicers never choose status codes themselves.
 from __future__ import annotations
 
 import logging
-from typing import NoReturn
+from collections.abc import Callable, Iterator
+from typing import NoReturn, TypeVar
 
 import grpc
 
@@ -37,10 +38,13 @@ __all__ = [
     "Unauthenticated",
     "Unavailable",
     "abort_with",
+    "guard",
+    "guard_stream",
     "status_of",
 ]
 
 _log = logging.getLogger("tongban.server")
+T = TypeVar("T")
 
 
 class RelayError(Exception):
@@ -138,3 +142,21 @@ def abort_with(context: grpc.ServicerContext, exc: BaseException, *, who: str) -
     code, message = mapped
     _log.warning("refused %s: %s %s", who, code.name, message)
     context.abort(code, message)
+
+
+def guard(context: grpc.ServicerContext, who: str, call: Callable[[], T]) -> T:
+    """Run a unary handler; any error ends the call with its mapped status."""
+    try:
+        return call()
+    except Exception as exc:
+        abort_with(context, exc, who=who)
+
+
+def guard_stream(
+    context: grpc.ServicerContext, who: str, stream: Callable[[], Iterator[T]]
+) -> Iterator[T]:
+    """Run a streaming handler; an error ends the stream with its mapped status."""
+    try:
+        yield from stream()
+    except Exception as exc:
+        abort_with(context, exc, who=who)

@@ -8,6 +8,7 @@ blobs, so a refused or interrupted transfer leaves the store as it was.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -42,6 +43,7 @@ from tongban.keys.envelope import (
 from tongban.keys.errors import BadPeerData
 from tongban.keys.identifiers import validate_citizen_id, validate_credit_code
 from tongban.keys.records import KeyRecord
+from tongban.keys.seals import SealRecord
 from tongban.server.cases import (
     append_local_event,
     apply_remote_event,
@@ -60,6 +62,7 @@ from tongban.server.errors import (
     TooLarge,
 )
 from tongban.server.runtime import NodeRuntime
+from tongban.server.seals import seal_result_digest
 from tongban.server.statements import (
     PACKET_TYPE,
     RECEIPT_TYPE,
@@ -75,6 +78,7 @@ from tongban.storage.sql import (
     LegRow,
     PacketFileRow,
     PacketRow,
+    SealRow,
 )
 
 __all__ = [
@@ -438,7 +442,7 @@ def submit_packet(rt: NodeRuntime, hall_id: str, parts: Iterator[SubmitPart]) ->
                     ciphertext_sha256=stored.sha256,
                 )
             )
-        return _commit_outgoing(rt, hall_id, header, plan, data_key, entries, file_rows)
+        return _commit_outgoing(rt, hall_id, header, plan, data_key, entries, file_rows, prefix)
     except BaseException:
         rt.objects.delete_prefix(prefix)
         raise
@@ -469,6 +473,7 @@ def _commit_outgoing(
     data_key: bytes,
     entries: list[FileEntry],
     file_rows: list[PacketFileRow],
+    prefix: str,
 ) -> SubmitResult:
     now = rt.clock()
     form_cipher = FileCipher(
@@ -492,7 +497,9 @@ def _commit_outgoing(
         files=tuple(entries),
     )
     try:
-        return _store_outgoing(rt, hall_id, header, plan, data_key, entries, file_rows, st, form_ct)
+        return _store_outgoing(
+            rt, hall_id, header, plan, data_key, entries, file_rows, st, form_ct, prefix
+        )
     except IntegrityError:
         # A concurrent submit of the same packet id won; answer as for a retry.
         dup = _existing_outgoing(rt, hall_id, plan.packet_id)
@@ -511,6 +518,7 @@ def _store_outgoing(
     file_rows: list[PacketFileRow],
     st: PacketStatement,
     form_ct: bytes,
+    prefix: str,
 ) -> SubmitResult:
     now = st.created_at
     directory = rt.directory.current
@@ -557,6 +565,10 @@ def _store_outgoing(
                     "matter_name": case.matter_name,
                 }
             )
+        ecerts: list[str] = []
+        if header.kind == "result":
+            ecerts = _seal_results(rt, session, plan, data_key, entries, file_rows, prefix)
+            st = dataclasses.replace(st, files=tuple(entries))
         env = sign_envelope(st.to_payload(), PACKET_TYPE, [signer])
         self_key = directory.node(rt.node_id).encryption_key(now)
         packet = PacketRow(
@@ -589,7 +601,9 @@ def _store_outgoing(
         session.add(packet)
         session.flush()
         session.add_all(file_rows)
-        detail = {"files": [e.name for e in entries], "matter": st.matter_code}
+        detail: dict[str, Any] = {"files": [e.name for e in entries], "matter": st.matter_code}
+        if ecerts:
+            detail["ecerts"] = ecerts
         for leg in legs:
             append_local_event(
                 session,
@@ -624,6 +638,73 @@ def _store_outgoing(
     rt.inbox.notify()
     rt.kick_delivery()
     return SubmitResult(str(plan.packet_id), str(plan.case_id), False, deliveries)
+
+
+def _result_seal(rt: NodeRuntime, session: Session) -> str | None:
+    """The seal for this node's results: the configured one, else the newest usable one."""
+    if rt.seals is None:
+        return None
+    if rt.config.result_seal:
+        return rt.config.result_seal
+    now = rt.clock()
+    for row in session.scalars(select(SealRow).order_by(SealRow.created_at.desc())):
+        if SealRecord.from_json_dict(json.loads(row.record)).valid_at(now):
+            return row.seal_id
+    _log.warning("node %s has no usable seal; results go out unsealed", rt.node_id)
+    return None
+
+
+def _seal_results(
+    rt: NodeRuntime,
+    session: Session,
+    plan: _Plan,
+    data_key: bytes,
+    entries: list[FileEntry],
+    file_rows: list[PacketFileRow],
+    prefix: str,
+) -> list[str]:
+    """Seal every result document (detached CMS from its digest) and add each FILE.p7s to
+    the packet; returns the e-certificate identifiers issued."""
+    seal_id = _result_seal(rt, session)
+    if seal_id is None:
+        return []
+    identifiers = []
+    for entry in list(entries):
+        identifier, p7s = seal_result_digest(
+            rt,
+            session,
+            seal_id=seal_id,
+            document_name=entry.name,
+            sha256_hex=entry.sha256,
+            packet_id=str(plan.packet_id),
+        )
+        identifiers.append(identifier)
+        index = len(entries)
+        cipher = FileCipher(
+            data_key, plan.packet_id, index, segment_size=rt.config.limits.segment_size
+        )
+        segments = list(cipher.encrypt_chunks([p7s]))
+        stored = rt.objects.put_stream(f"{prefix}{index}", (s.ciphertext for s in segments))
+        sha = hashlib.sha256(p7s).hexdigest()
+        name = f"{entry.name}.p7s"
+        entries.append(
+            FileEntry(index, name, "application/pkcs7-signature", len(p7s), sha, len(segments))
+        )
+        file_rows.append(
+            PacketFileRow(
+                packet_id=str(plan.packet_id),
+                file_index=index,
+                name=name,
+                media_type="application/pkcs7-signature",
+                size=len(p7s),
+                sha256=sha,
+                segment_count=len(segments),
+                blob_key=stored.key,
+                ciphertext_size=stored.size,
+                ciphertext_sha256=stored.sha256,
+            )
+        )
+    return identifiers
 
 
 # ---- delivery (sending side) ------------------------------------------------------------------

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import grpc
 from cryptography import x509
@@ -23,6 +24,9 @@ from tongban.server.errors import PermissionDenied, Unauthenticated
 from tongban.server.matters import MatterCatalog
 from tongban.storage.objects import ObjectStore
 from tongban.storage.sql import MetadataStore
+
+if TYPE_CHECKING:
+    from tongban.server.seals import SealBook
 
 __all__ = ["DirectoryHolder", "InboxNotifier", "NodeRuntime", "PeerChannels", "caller_identity"]
 
@@ -133,6 +137,7 @@ class NodeRuntime:
     clock: Clock = utcnow
     inbox: InboxNotifier = field(default_factory=InboxNotifier)
     kick_delivery: Callable[[], None] = lambda: None
+    seals: SealBook | None = None
 
     @property
     def node_id(self) -> str:
@@ -187,3 +192,14 @@ def require_node(runtime: NodeRuntime, identity: Identity) -> NodeEntry:
     if not directory.has_node(identity.node_id):
         raise PermissionDenied(f"node {identity.node_id} is not in the federation directory")
     return directory.node(identity.node_id)
+
+
+def require_admin(runtime: NodeRuntime, identity: Identity) -> str:
+    """The calling admin's name, if it is an admin of this node.
+
+    Raises:
+        PermissionDenied: not an admin of this node.
+    """
+    if identity.role is not Role.ADMIN or identity.node_id != runtime.node_id:
+        raise PermissionDenied(f"{identity} is not an admin of node {runtime.node_id}")
+    return identity.name

@@ -5,8 +5,7 @@ No use-case logic lives here, and protobuf types stop at this layer.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from typing import TypeVar
+from collections.abc import Iterator
 
 import grpc
 
@@ -15,13 +14,12 @@ from tongban.keys.envelope import sign_envelope
 from tongban.proto import hall_pb2, hall_pb2_grpc, relay_pb2, relay_pb2_grpc
 from tongban.server import cases, packets
 from tongban.server.delivery import envelope_from_proto, envelope_to_proto
-from tongban.server.errors import InvalidRequest, abort_with
+from tongban.server.errors import InvalidRequest, guard, guard_stream
 from tongban.server.runtime import NodeRuntime, caller_identity, require_hall, require_node
 from tongban.server.statements import ACK_TYPE, EventAck, FileEntry, RecipientEntry
 
 __all__ = ["HallServicer", "RelayServicer"]
 
-T = TypeVar("T")
 
 _KINDS = {
     hall_pb2.PACKET_KIND_APPLICATION: "application",
@@ -36,22 +34,6 @@ _ID_TYPES = {
     hall_pb2.APPLICANT_ID_TYPE_COMPANY: "company",
 }
 _ID_TYPE_TO_PB = {v: k for k, v in _ID_TYPES.items()}
-
-
-def _guard(context: grpc.ServicerContext, who: str, call: Callable[[], T]) -> T:
-    try:
-        return call()
-    except Exception as exc:
-        abort_with(context, exc, who=who)
-
-
-def _guard_stream(
-    context: grpc.ServicerContext, who: str, stream: Callable[[], Iterator[T]]
-) -> Iterator[T]:
-    try:
-        yield from stream()
-    except Exception as exc:
-        abort_with(context, exc, who=who)
 
 
 # ---- conversions ------------------------------------------------------------------------------
@@ -231,7 +213,7 @@ class HallServicer(hall_pb2_grpc.HallServiceServicer):
                 deliveries=_deliveries(r.deliveries),
             )
 
-        return _guard(context, "Submit", call)
+        return guard(context, "Submit", call)
 
     def ListInbox(
         self, request: hall_pb2.InboxRequest, context: grpc.ServicerContext
@@ -245,7 +227,7 @@ class HallServicer(hall_pb2_grpc.HallServiceServicer):
             )
             return hall_pb2.InboxResponse(entries=[_entry(i) for i in items])
 
-        return _guard(context, "ListInbox", call)
+        return guard(context, "ListInbox", call)
 
     def WatchInbox(
         self, request: hall_pb2.InboxRequest, context: grpc.ServicerContext
@@ -271,7 +253,7 @@ class HallServicer(hall_pb2_grpc.HallServiceServicer):
                     yield _entry(item)
                 generation = self._rt.inbox.wait(generation, timeout=1.0)
 
-        return _guard_stream(context, "WatchInbox", stream)
+        return guard_stream(context, "WatchInbox", stream)
 
     def Fetch(
         self, request: hall_pb2.FetchRequest, context: grpc.ServicerContext
@@ -280,7 +262,7 @@ class HallServicer(hall_pb2_grpc.HallServiceServicer):
             parts = packets.fetch_packet(self._rt, self._hall(context), request.packet_id)
             yield from _fetch_responses(parts)
 
-        return _guard_stream(context, "Fetch", stream)
+        return guard_stream(context, "Fetch", stream)
 
     def Act(self, request: hall_pb2.ActRequest, context: grpc.ServicerContext) -> hall_pb2.CaseView:
         def call() -> hall_pb2.CaseView:
@@ -289,12 +271,12 @@ class HallServicer(hall_pb2_grpc.HallServiceServicer):
             )
             return _case_view(view)
 
-        return _guard(context, "Act", call)
+        return guard(context, "Act", call)
 
     def GetCase(
         self, request: hall_pb2.CaseRequest, context: grpc.ServicerContext
     ) -> hall_pb2.CaseView:
-        return _guard(
+        return guard(
             context,
             "GetCase",
             lambda: _case_view(cases.case_view(self._rt, self._hall(context), request.case_id)),
@@ -326,7 +308,7 @@ class HallServicer(hall_pb2_grpc.HallServiceServicer):
                 ],
             )
 
-        return _guard(context, "History", call)
+        return guard(context, "History", call)
 
 
 def _deliver_parts(requests: Iterator[relay_pb2.DeliverRequest]) -> Iterator[packets.DeliverPart]:
@@ -362,7 +344,7 @@ class RelayServicer(relay_pb2_grpc.RelayServiceServicer):
             )
             return relay_pb2.DeliverResponse(receipt=envelope_to_proto(receipt), duplicate=dup)
 
-        return _guard(context, "Deliver", call)
+        return guard(context, "Deliver", call)
 
     def PushEvent(
         self, request: relay_pb2.PushEventRequest, context: grpc.ServicerContext
@@ -379,4 +361,4 @@ class RelayServicer(relay_pb2_grpc.RelayServiceServicer):
             )
             return relay_pb2.PushEventResponse(ack=envelope_to_proto(ack), duplicate=dup)
 
-        return _guard(context, "PushEvent", call)
+        return guard(context, "PushEvent", call)

@@ -36,12 +36,14 @@ __all__ = [
     "Base",
     "CaseRow",
     "DeliveryRow",
+    "ECertRow",
     "EventRow",
     "LegRow",
     "MetadataStore",
     "OutboxRow",
     "PacketFileRow",
     "PacketRow",
+    "SealRow",
     "open_metadata_store",
 ]
 
@@ -210,6 +212,40 @@ class OutboxRow(Base):
     last_error: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     done_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+class SealRow(Base):
+    """A seal registered at this node: its published record, image and key location."""
+
+    __tablename__ = "seals"
+
+    seal_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(256))
+    org_uscc: Mapped[str] = mapped_column(String(18))
+    record: Mapped[bytes] = mapped_column(LargeBinary)
+    image_png: Mapped[bytes] = mapped_column(LargeBinary)
+    key_ref: Mapped[str] = mapped_column(String(512))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+class ECertRow(Base):
+    """An e-certificate this node issued by sealing a document, with its current status."""
+
+    __tablename__ = "ecerts"
+    __table_args__ = (UniqueConstraint("type_code", "serial"),)
+
+    identifier: Mapped[str] = mapped_column(String(128), primary_key=True)
+    seal_id: Mapped[str] = mapped_column(String(64), index=True)
+    type_code: Mapped[str] = mapped_column(String(16))
+    serial: Mapped[int] = mapped_column(BigInteger)
+    document_name: Mapped[str] = mapped_column(String(512))
+    document_sha256: Mapped[str] = mapped_column(String(64))
+    packet_id: Mapped[str] = mapped_column(String(36), default="")
+    issued_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    status: Mapped[str] = mapped_column(String(16))
+    changed_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    reason: Mapped[str] = mapped_column(Text, default="")
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: ConnectionPoolEntry) -> None:

@@ -124,9 +124,17 @@ def start_cluster(
     start: bool = True,
     overrides: dict[str, dict[str, Any]] | None = None,
 ) -> Cluster:
-    ports = free_ports(len(node_ids))
-    endpoints = {n: f"127.0.0.1:{p}" for n, p in zip(node_ids, ports, strict=True)}
-    specs = node_specs(node_ids, base_port=0, host="127.0.0.1", endpoints=endpoints, names={})
+    ports = free_ports(2 * len(node_ids))
+    endpoints = {n: f"127.0.0.1:{p}" for n, p in zip(node_ids, ports, strict=False)}
+    public = {n: f"127.0.0.1:{p}" for n, p in zip(node_ids, ports[len(node_ids) :], strict=True)}
+    specs = node_specs(
+        node_ids,
+        base_port=0,
+        host="127.0.0.1",
+        endpoints=endpoints,
+        names={},
+        public_endpoints=public,
+    )
     write_federation(root / "fed", specs, now=utcnow())
     fast = {"delivery": {"poll_interval": 0.2, "initial_backoff": 0.1, "max_backoff": 1.0}}
     for k, v in (overrides or {}).items():

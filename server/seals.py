@@ -1,0 +1,385 @@
+"""Seals at a node: registration by an admin, sealing documents (and result packets
+automatically), e-certificate status, and the signed lists a third party verifies with.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import ec
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from tongban.keys.ecert import (
+    ECertIdentifier,
+    ECertStatus,
+    ECertStatusEntry,
+    ECertStatusList,
+    parse_ecert_identifier,
+    sign_status_list,
+)
+from tongban.keys.envelope import Envelope
+from tongban.keys.identifiers import validate_credit_code
+from tongban.keys.pki import load_certificate, load_private_key, write_private_key
+from tongban.keys.seal_registry import SealRegistry, sign_seal_registry
+from tongban.keys.seals import SealRecord, create_seal, seal_digest, seal_pdf
+from tongban.keys.signing import PrivateKeySigner
+from tongban.server.errors import Conflict, IllegalTransition, InvalidRequest, NotFound, TooLarge
+from tongban.server.runtime import NodeRuntime
+from tongban.storage.sql import ECertRow, SealRow
+
+__all__ = [
+    "SealBook",
+    "SealedDocument",
+    "change_ecert_status",
+    "ecert_status",
+    "register_seal",
+    "revoke_seal",
+    "seal_document",
+    "seal_registry",
+    "seal_result_digest",
+    "status_list",
+]
+
+_SEAL_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+_MAX_PDF = 64 << 20
+RESULT_ECERT_TYPE = "RESULT"
+
+
+@dataclass(frozen=True)
+class SealBook:
+    """The node's seal CA and the folder of registered seals' private keys."""
+
+    folder: Path
+    ca_key: ec.EllipticCurvePrivateKey
+    ca_certificate: x509.Certificate
+
+    @classmethod
+    def load(cls, folder: Path) -> SealBook:
+        key = load_private_key((folder / "ca-key.pem").read_bytes())
+        if not isinstance(key, ec.EllipticCurvePrivateKey):
+            raise InvalidRequest(f"{folder / 'ca-key.pem'} is not an ECDSA key")
+        return cls(folder, key, load_certificate((folder / "ca.pem").read_bytes()))
+
+    def key_path(self, seal_id: str) -> Path:
+        return self.folder / "keys" / f"{seal_id}.pem"
+
+    def signer(self, seal_id: str) -> PrivateKeySigner:
+        key = load_private_key(self.key_path(seal_id).read_bytes())
+        if not isinstance(key, ec.EllipticCurvePrivateKey):
+            raise InvalidRequest(f"seal {seal_id} key is not ECDSA")
+        return PrivateKeySigner(key)
+
+
+def _book(rt: NodeRuntime) -> SealBook:
+    if rt.seals is None:
+        raise IllegalTransition(f"node {rt.node_id} has no seal CA configured ([seals] dir)")
+    return rt.seals
+
+
+def _record(row: SealRow) -> SealRecord:
+    return SealRecord.from_json_dict(json.loads(row.record))
+
+
+def _seal_row(session: Session, seal_id: str) -> SealRow:
+    row = session.get(SealRow, seal_id)
+    if row is None:
+        raise NotFound(f"unknown seal id {seal_id!r}")
+    return row
+
+
+def register_seal(
+    rt: NodeRuntime,
+    *,
+    seal_id: str,
+    name: str,
+    org_uscc: str,
+    not_before: datetime,
+    not_after: datetime,
+    image_png: bytes | None = None,
+) -> SealRecord:
+    """Create a seal key and certificate under the node's seal CA and publish the record.
+
+    Raises:
+        InvalidRequest: bad seal id, name, credit code or window.
+        Conflict: the seal id is taken.
+    """
+    book = _book(rt)
+    if not _SEAL_ID.fullmatch(seal_id):
+        raise InvalidRequest(f"seal id {seal_id!r} must be 1-64 of A-Z a-z 0-9 . _ -")
+    if not name.strip():
+        raise InvalidRequest("a seal needs its registered name")
+    uscc = validate_credit_code(org_uscc)
+    if not_after <= not_before:
+        raise InvalidRequest("the seal's validity window is empty")
+    if not_after > book.ca_certificate.not_valid_after_utc:
+        raise InvalidRequest("the seal cannot outlive the node's seal CA certificate")
+    now = rt.clock()
+    with rt.metadata.transaction() as session:
+        if session.get(SealRow, seal_id) is not None:
+            raise Conflict(f"seal id {seal_id!r} is already registered")
+        new = create_seal(
+            seal_id=seal_id,
+            name=name.strip(),
+            org_uscc=uscc,
+            node_id=rt.node_id,
+            issuer_key=book.ca_key,
+            issuer_cert=book.ca_certificate,
+            not_before=not_before,
+            not_after=not_after,
+            now=now,
+            image_png=image_png,
+        )
+        assert new.key is not None
+        write_private_key(book.key_path(seal_id), new.key)
+        session.add(
+            SealRow(
+                seal_id=seal_id,
+                name=new.record.name,
+                org_uscc=uscc,
+                record=json.dumps(new.record.to_json_dict()).encode(),
+                image_png=new.image_png,
+                key_ref=f"keys/{seal_id}.pem",
+                created_at=now,
+                revoked_at=None,
+            )
+        )
+    return new.record
+
+
+def revoke_seal(
+    rt: NodeRuntime, seal_id: str, *, reason: str, at: datetime | None = None
+) -> SealRecord:
+    """Revoke a seal from ``at`` on (default now): seals made before stay valid."""
+    if not reason.strip():
+        raise InvalidRequest("revoking a seal needs a reason")
+    at = at or rt.clock()
+    with rt.metadata.transaction() as session:
+        row = _seal_row(session, seal_id)
+        if row.revoked_at is not None:
+            raise IllegalTransition(f"seal {seal_id} was already revoked")
+        record = _record(row).revoked(at, reason.strip())
+        row.record = json.dumps(record.to_json_dict()).encode()
+        row.revoked_at = at
+    return record
+
+
+def seal_registry(rt: NodeRuntime) -> Envelope:
+    """This node's seal records, signed with its relay signing key."""
+    with rt.metadata.transaction() as session:
+        rows = list(session.scalars(select(SealRow).order_by(SealRow.seal_id)))
+    now = rt.clock()
+    version = len(rows) + sum(1 for r in rows if r.revoked_at is not None)
+    registry = SealRegistry(rt.node_id, version, now, tuple(_record(r) for r in rows))
+    return sign_seal_registry(registry, rt.keys.signer(now))
+
+
+def _next_identifier(session: Session, type_code: str, uscc: str) -> tuple[ECertIdentifier, int]:
+    last = session.scalar(select(func.max(ECertRow.serial)).where(ECertRow.type_code == type_code))
+    serial = (last or 0) + 1
+    return ECertIdentifier(type_code, uscc, f"{serial:012d}"), serial
+
+
+@dataclass(frozen=True)
+class SealedDocument:
+    identifier: str
+    seal_id: str
+    signature: bytes  # detached CMS (DER), or the sealed PDF
+    pdf: bool
+
+
+def _usable(rt: NodeRuntime, session: Session, seal_id: str, at: datetime) -> SealRecord:
+    record = _record(_seal_row(session, seal_id))
+    if not record.valid_at(at):
+        raise IllegalTransition(f"seal {seal_id} is not valid now (revoked or outside its window)")
+    return record
+
+
+def seal_document(
+    rt: NodeRuntime,
+    *,
+    seal_id: str,
+    document_name: str,
+    chunks: Iterable[bytes],
+    type_code: str,
+    pdf: bool = False,
+) -> SealedDocument:
+    """Seal a document with a registered seal and issue it an e-certificate identifier.
+
+    Raises:
+        NotFound: unknown seal id.
+        IllegalTransition: the seal is revoked or outside its window.
+        TooLarge: a PDF above 64 MiB (PAdES rewrites the file, so it is held in memory).
+    """
+    book = _book(rt)
+    now = rt.clock()
+    with rt.metadata.transaction() as session:
+        record = _usable(rt, session, seal_id, now)
+        identifier, serial = _next_identifier(session, type_code, record.org_uscc)
+        digest = hashlib.sha256()
+        signer = book.signer(seal_id)
+        chain = [book.ca_certificate]
+        if pdf:
+            data = bytearray()
+            for chunk in chunks:
+                data += chunk
+                if len(data) > _MAX_PDF:
+                    raise TooLarge(f"a PDF to seal may be at most {_MAX_PDF} bytes")
+            digest.update(data)
+            out = io.BytesIO()
+            image = _seal_row(session, seal_id).image_png
+            seal_pdf(
+                bytes(data),
+                out,
+                signer,
+                record.certificate,
+                chain=chain,
+                at=now,
+                ecert_identifier=identifier,
+                verification_url=rt.config.verification_url,
+                seal_image_png=image,
+            )
+            signature = out.getvalue()
+        else:
+            for chunk in chunks:
+                digest.update(chunk)
+            signature = seal_digest(
+                digest.digest(),
+                signer,
+                record.certificate,
+                chain=chain,
+                at=now,
+                ecert_identifier=identifier,
+            )
+        session.add(
+            ECertRow(
+                identifier=str(identifier),
+                seal_id=seal_id,
+                type_code=type_code,
+                serial=serial,
+                document_name=document_name,
+                document_sha256=digest.hexdigest(),
+                packet_id="",
+                issued_at=now,
+                status=ECertStatus.VALID.value,
+                changed_at=now,
+                reason="",
+            )
+        )
+    return SealedDocument(str(identifier), seal_id, signature, pdf)
+
+
+def seal_result_digest(
+    rt: NodeRuntime,
+    session: Session,
+    *,
+    seal_id: str,
+    document_name: str,
+    sha256_hex: str,
+    packet_id: str,
+) -> tuple[str, bytes]:
+    """Seal a result document from its digest inside the packet's transaction."""
+    book = _book(rt)
+    now = rt.clock()
+    record = _usable(rt, session, seal_id, now)
+    identifier, serial = _next_identifier(session, RESULT_ECERT_TYPE, record.org_uscc)
+    signature = seal_digest(
+        bytes.fromhex(sha256_hex),
+        book.signer(seal_id),
+        record.certificate,
+        chain=[book.ca_certificate],
+        at=now,
+        ecert_identifier=identifier,
+    )
+    session.add(
+        ECertRow(
+            identifier=str(identifier),
+            seal_id=seal_id,
+            type_code=RESULT_ECERT_TYPE,
+            serial=serial,
+            document_name=document_name,
+            document_sha256=sha256_hex,
+            packet_id=packet_id,
+            issued_at=now,
+            status=ECertStatus.VALID.value,
+            changed_at=now,
+            reason="",
+        )
+    )
+    session.flush()
+    return str(identifier), signature
+
+
+def change_ecert_status(
+    rt: NodeRuntime, identifier: str, status: str, *, reason: str
+) -> ECertStatusEntry:
+    """Revoke (撤销/吊销), cancel (注销) or expire (失效) an issued e-certificate.
+
+    Raises:
+        ECertIdentifierError: malformed identifier or bad check character.
+        NotFound: not issued by this node.
+        InvalidRequest: unknown status or missing reason.
+        IllegalTransition: it is no longer valid.
+    """
+    parse_ecert_identifier(identifier)
+    try:
+        new = ECertStatus(status)
+    except ValueError:
+        raise InvalidRequest(f"unknown e-certificate status {status!r}") from None
+    if new is ECertStatus.VALID:
+        raise InvalidRequest("an e-certificate cannot be made valid again; issue a new one")
+    if new in (ECertStatus.REVOKED, ECertStatus.CANCELLED) and not reason.strip():
+        raise InvalidRequest(f"a {new.value} e-certificate needs a reason")
+    now = rt.clock()
+    with rt.metadata.transaction() as session:
+        row = session.get(ECertRow, identifier)
+        if row is None:
+            raise NotFound(f"e-certificate {identifier} was not issued by node {rt.node_id}")
+        if row.status != ECertStatus.VALID.value:
+            raise IllegalTransition(f"e-certificate {identifier} is already {row.status}")
+        row.status, row.changed_at, row.reason = new.value, now, reason.strip()
+    return ECertStatusEntry(identifier, new, now, reason.strip())
+
+
+def ecert_status(rt: NodeRuntime, identifier: str) -> ECertStatusEntry:
+    """The current status of an e-certificate this node issued (for online verification)."""
+    parse_ecert_identifier(identifier)
+    with rt.metadata.transaction() as session:
+        row = session.get(ECertRow, identifier)
+        if row is None:
+            raise NotFound(f"e-certificate {identifier} was not issued by node {rt.node_id}")
+        return ECertStatusEntry(identifier, ECertStatus(row.status), row.changed_at, row.reason)
+
+
+def status_list(rt: NodeRuntime) -> Envelope:
+    """Every status change of this node's e-certificates, signed, current for a stated period."""
+    now = rt.clock()
+    with rt.metadata.transaction() as session:
+        rows = list(
+            session.scalars(
+                select(ECertRow)
+                .where(ECertRow.status != ECertStatus.VALID.value)
+                .order_by(ECertRow.changed_at)
+            )
+        )
+    listing = ECertStatusList.empty(
+        rt.node_id, issued_at=now, next_update=now + timedelta(hours=rt.config.status_list_hours)
+    )
+    for r in rows:
+        listing = listing.with_change(
+            parse_ecert_identifier(r.identifier),
+            ECertStatus(r.status),
+            changed_at=r.changed_at,
+            reason=r.reason or r.status,
+            issued_at=now,
+            next_update=listing.next_update,
+        )
+    return sign_status_list(listing, rt.keys.signer(now))
