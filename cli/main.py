@@ -87,12 +87,17 @@ def build_parser() -> argparse.ArgumentParser:
     add_hall_parser(sub)
 
     try:
-        from tongban.cli.seal_commands import add_seal_parsers, add_verify_parser
+        from tongban.cli.seal_commands import (
+            add_published_parsers,
+            add_seal_parsers,
+            add_verify_parser,
+        )
     except ImportError:  # pragma: no cover - seal commands not installed
         pass
     else:
         add_verify_parser(sub)
         add_seal_parsers(sub)
+        add_published_parsers(sub)
 
     demo = sub.add_parser("demo", help="three nodes on loopback, two cases end to end")
     demo.add_argument("--keep", action="store_true", help="keep the temporary folder")

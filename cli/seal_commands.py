@@ -1,8 +1,17 @@
-"""``tongban verify``, ``tongban seal`` and ``tongban seal-image``.
+"""``tongban verify``, ``tongban seal``, ``tongban seal-image``, ``tongban ecert`` and
+``tongban published``.
 
 ``verify`` needs nothing but the federation root and the published seal records, so a bank
-can run it offline. Its exit code is 0 only for VALID: 1 for INVALID, 3 for INDETERMINATE,
-2 when the command itself cannot run (a missing file, a root that is not a certificate).
+can run it offline; with ``--online`` it asks the issuing node for the e-certificate's current
+status (the seal itself is still checked locally). Its exit code is 0 only for VALID: 1 for
+INVALID, 3 for INDETERMINATE, 2 when the command itself cannot run (a missing file, a root
+that is not a certificate).
+
+``seal`` seals a file through the node (``--profile DIR --seal-id ID``) or locally with a seal
+key (``--seal-key/--seal-cert``); ``seal register`` and ``seal revoke`` manage the node's
+seals with an admin profile. These, ``ecert`` and ``published fetch`` exit with 0 on success,
+1 when the node refused the request or what it sent does not verify, and 2 when the command
+itself cannot run.
 """
 
 from __future__ import annotations
@@ -18,6 +27,8 @@ from typing import Any
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
+from tongban.client.errors import RequestRefused
+from tongban.client.seals import SealClient, SealInfo, VerificationClient, fetch_published
 from tongban.client.verify import (
     CheckOutcome,
     Indication,
@@ -25,20 +36,30 @@ from tongban.client.verify import (
     seal_verification_result,
 )
 from tongban.keys.clock import format_time, parse_time, utcnow
-from tongban.keys.directory import load_directory
+from tongban.keys.directory import FederationDirectory, load_directory
 from tongban.keys.ecert import parse_ecert_identifier
 from tongban.keys.envelope import Envelope, parse_json_object
 from tongban.keys.errors import KeysError
-from tongban.keys.pki import CertificatePublicKey, load_certificate, load_certificates
+from tongban.keys.pki import (
+    CertificatePublicKey,
+    certificate_pem,
+    load_certificate,
+    load_certificates,
+)
+from tongban.keys.seal_registry import load_seal_registry
 from tongban.keys.seals import SealRecord, render_seal_image, seal_detached, seal_pdf
 from tongban.keys.signing import PrivateKeySigner, key_id_of
 
-__all__ = ["add_seal_parsers", "add_verify_parser"]
+__all__ = ["add_published_parsers", "add_seal_parsers", "add_verify_parser"]
 
 EXIT_VALID = 0
 EXIT_INVALID = 1
 EXIT_USAGE = 2
 EXIT_INDETERMINATE = 3
+EXIT_REFUSED = 1
+
+SEAL_VALIDITY = timedelta(days=3 * 365)
+"""A seal registered without ``--not-after`` is valid this long."""
 
 _MARKS = {
     CheckOutcome.PASSED: "ok  ",
@@ -91,21 +112,56 @@ def _roots(paths: list[str]) -> list[Any]:
 
 def _directory(
     path: str | None, roots: list[Any], at: datetime
-) -> tuple[list[SealRecord], dict[str, dict[str, CertificatePublicKey]]]:
-    """Seal records and node statement keys from a signed directory or a plain seal list."""
+) -> tuple[
+    list[SealRecord], dict[str, dict[str, CertificatePublicKey]], FederationDirectory | None
+]:
+    """Seal records, node statement keys and the verified directory, from a signed
+    directory or a plain seal list (which has no keys and no directory)."""
     if path is None:
-        return [], {}
+        return [], {}, None
     data = _json(path, "directory")
     try:
         if "payloadType" in data:
             directory = load_directory(Envelope.from_json_dict(data), roots, at=at)
             seals = list(directory.seals)
             keys = {n.node_id: n.signing_keys(at) for n in directory.nodes}
-        else:
-            seals, keys = list(data.get("seals", [])), {}
-        return [SealRecord.from_json_dict(s) for s in seals], keys
+            return [SealRecord.from_json_dict(s) for s in seals], keys, directory
+        seals = list(data.get("seals", []))
+        return [SealRecord.from_json_dict(s) for s in seals], {}, None
     except KeysError as exc:
         raise _CommandError(f"directory {path}: {exc.message}") from None
+
+
+def _seal_registries(
+    paths: list[str] | None, directory: FederationDirectory | None, at: datetime
+) -> list[SealRecord]:
+    """Seal records from node-signed seal registries (checked against the directory), or
+    from plain ``{"seals": [...]}`` files."""
+    records: list[SealRecord] = []
+    for path in paths or []:
+        data = _json(path, "seal registry")
+        try:
+            if "payloadType" not in data:
+                records += [SealRecord.from_json_dict(s) for s in data.get("seals", [])]
+                continue
+            if directory is None:
+                raise _CommandError(
+                    f"seal registry {path} is signed by its node: give --directory with the "
+                    "signed federation directory to check it"
+                )
+            # A registry fetched today may serve to verify as of an earlier --at: it carries
+            # the revocation times, and only a registry from the future is suspicious.
+            registry = load_seal_registry(
+                Envelope.from_json_dict(data), directory, at=max(at, utcnow())
+            )
+            records += registry.seals
+        except KeysError as exc:
+            raise _CommandError(f"seal registry {path}: {exc.message}") from None
+    return records
+
+
+def _pem(roots: list[Any]) -> bytes:
+    return b"".join(certificate_pem(r) for r in roots)
 
 
 def _status_keys(
@@ -149,15 +205,56 @@ def _print_report(report: SealVerificationReport) -> None:
     print(f"  verified at:   {format_time(report.verified_at)}")
 
 
+def _online(args: argparse.Namespace, roots: list[Any]) -> VerificationClient | None:
+    if args.online is None:
+        if args.node_id:
+            raise _CommandError("--node-id names the node asked with --online")
+        return None
+    if not args.node_id:
+        raise _CommandError("--online needs --node-id, the id of the node at that address")
+    if args.status_list:
+        raise _CommandError("give --status-list or --online, not both")
+    return VerificationClient(args.online, node_id=args.node_id, root_pem=_pem(roots))
+
+
+def _node_seals(
+    client: VerificationClient,
+    args: argparse.Namespace,
+    directory: FederationDirectory | None,
+    roots: list[Any],
+    at: datetime,
+) -> list[SealRecord]:
+    """The seals the node asked with ``--online`` registered, from its signed registry;
+    without ``--directory`` the signed directory comes from the node too (and its seals)."""
+    where = f"node {args.node_id} at {args.online}"
+    try:
+        seals: list[SealRecord] = []
+        if directory is None:
+            directory = load_directory(client.directory(), roots, at=at)
+            if args.directory is None:
+                seals += [SealRecord.from_json_dict(s) for s in directory.seals]
+        registry = load_seal_registry(client.seal_registry(), directory, at=max(at, utcnow()))
+    except RequestRefused as exc:
+        raise _CommandError(f"{where}: {exc}") from None
+    except KeysError as exc:
+        raise _CommandError(f"{where} sent lists that do not verify: {exc.message}") from None
+    return seals + list(registry.seals)
+
+
 def _run_verify(args: argparse.Namespace) -> int:
     if not getattr(args, "verbose", False):
         # pyHanko logs its own diagnosis of a changed PDF with a stack trace; the report
         # already says what is wrong, so keep its log for -v.
         logging.getLogger("pyhanko").setLevel(logging.CRITICAL)
+    client: VerificationClient | None = None
     try:
         at = _at(args.at)
         roots = _roots(args.trust)
-        records, node_keys = _directory(args.directory, roots, at)
+        records, node_keys, directory = _directory(args.directory, roots, at)
+        records += _seal_registries(args.seals, directory, at)
+        client = _online(args, roots)
+        if client is not None and not args.seals:
+            records += _node_seals(client, args, directory, roots, at)
         envelope = keys = None
         if args.status_list:
             try:
@@ -180,10 +277,14 @@ def _run_verify(args: argparse.Namespace) -> int:
             status_list=envelope,
             status_keys=keys,
             status_max_age=timedelta(hours=args.status_max_age),
+            online_status=client.ecert_status if client is not None else None,
         )
     except _CommandError as exc:
         print(f"tongban verify: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    finally:
+        if client is not None:
+            client.close()
     if args.json:
         print(report.to_json())
     else:
@@ -201,7 +302,8 @@ def add_verify_parser(subparsers: Any) -> argparse.ArgumentParser:
         "verify",
         help="verify a sealed document offline",
         description="Verify a sealed document with nothing but the federation root and the "
-        "published seal records. Exit code: 0 VALID, 1 INVALID, 3 INDETERMINATE, 2 error.",
+        "published seal records (and, with --online, the issuing node's current status of "
+        "the e-certificate). Exit code: 0 VALID, 1 INVALID, 3 INDETERMINATE, 2 error.",
     )
     parser.add_argument("file", help="the document (a sealed PDF, or any file with --seal)")
     parser.add_argument("--seal", help="the detached seal FILE.p7s (DER CMS)")
@@ -211,6 +313,13 @@ def add_verify_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument(
         "--directory",
         help='signed federation directory, or a JSON file {"seals": [...]} of seal records',
+    )
+    parser.add_argument(
+        "--seals",
+        action="append",
+        metavar="REGISTRY",
+        help="a node's signed seal registry (checked against the signed --directory), or a "
+        'JSON file {"seals": [...]}; repeat for several nodes',
     )
     parser.add_argument("--status-list", help="the issuing node's signed e-certificate status list")
     parser.add_argument(
@@ -224,13 +333,21 @@ def add_verify_parser(subparsers: Any) -> argparse.ArgumentParser:
         default=24.0,
         help="hours a status list stays acceptable after it was issued (default 24)",
     )
+    parser.add_argument(
+        "--online",
+        metavar="HOST:PORT",
+        help="ask this node's verification service for the e-certificate's current status "
+        "(instead of --status-list), and for its signed seal registry and directory unless "
+        "--seals / --directory are given; the seal itself is still verified here",
+    )
+    parser.add_argument("--node-id", help="the id of the node given with --online")
     parser.add_argument("--at", help="verify as of this RFC 3339 time (default: now)")
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
     parser.set_defaults(handler=_run_verify)
     return parser
 
 
-def _run_seal(args: argparse.Namespace) -> int:
+def _seal_locally(args: argparse.Namespace) -> int:
     from tongban.keys.pki import load_private_key
 
     try:
@@ -283,6 +400,151 @@ def _run_seal(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- tongban seal: one parser, four modes -------------------------------------------------
+#
+# ``tongban seal FILE …`` and ``tongban seal register|revoke …`` share one parser that knows
+# every option, so options may come before or after the first word; the first word picks the
+# mode and each mode accepts only its own options. A file literally named "register" or
+# "revoke" is given as ./register.
+
+_SEAL_MODES: dict[str, tuple[frozenset[str], frozenset[str]]] = {
+    # mode: (required options, further options allowed)
+    "register": (
+        frozenset({"profile", "seal_id", "name", "uscc"}),
+        frozenset({"image", "not_before", "not_after"}),
+    ),
+    "revoke": (frozenset({"profile", "seal_id", "reason"}), frozenset()),
+    "node": (frozenset({"profile", "seal_id"}), frozenset({"type", "pdf", "out"})),
+    "local": (
+        frozenset({"seal_key", "seal_cert"}),
+        frozenset({"chain", "out", "ecert", "at", "pdf", "verify_url", "image", "seal_name"}),
+    ),
+}
+_SEAL_OPTIONS = frozenset(o for req, more in _SEAL_MODES.values() for o in req | more)
+_MODE_WORDS = {
+    "register": "registering a seal",
+    "revoke": "revoking a seal",
+    "node": "sealing through the node",
+    "local": "sealing locally",
+}
+
+
+def _flag(dest: str) -> str:
+    return "--" + dest.replace("_", "-")
+
+
+def _seal_mode(args: argparse.Namespace) -> str:
+    """The mode of a ``tongban seal`` command line, once its options fit that mode.
+
+    Raises:
+        _CommandError: an option of another mode, or a required one missing.
+    """
+    given = {d for d in _SEAL_OPTIONS if getattr(args, d, None) not in (None, False)}
+    mode: str
+    if args.file in ("register", "revoke"):
+        mode = str(args.file)
+    elif given & {"seal_key", "seal_cert"}:
+        mode = "local"
+    elif given & {"profile", "seal_id"}:
+        mode = "node"
+    else:
+        raise _CommandError(
+            "give --profile DIR --seal-id ID to seal through the node, or --seal-key KEY "
+            "--seal-cert CERT to seal locally"
+        )
+    required, more = _SEAL_MODES[mode]
+    stray = sorted(given - required - more)
+    if stray:
+        raise _CommandError(f"{_flag(stray[0])} does not apply to {_MODE_WORDS[mode]}")
+    missing = sorted(required - given)
+    if missing:
+        raise _CommandError(f"{_MODE_WORDS[mode]} needs " + ", ".join(_flag(m) for m in missing))
+    return mode
+
+
+def _seal_client(profile: str) -> SealClient:
+    folder = Path(profile)
+    try:
+        return SealClient.from_profile(folder)
+    except (OSError, KeyError, ValueError) as exc:
+        raise _CommandError(f"profile {profile}: {exc}") from None
+
+
+def _print_seal(info: SealInfo) -> None:
+    print(f"seal {info.seal_id}: {info.name}")
+    print(f"  organisation:  {info.org_uscc}")
+    print(f"  node:          {info.node_id}")
+    print(f"  valid:         {format_time(info.not_before)} .. {format_time(info.not_after)}")
+    print(f"  certificate:   sha256 {info.certificate_fingerprint}")
+    if info.revoked_at is not None:
+        print(f"  revoked:       {format_time(info.revoked_at)} ({info.revocation_reason})")
+
+
+def _register_seal(args: argparse.Namespace) -> int:
+    not_before = _time_option(args.not_before, "--not-before") or utcnow()
+    not_after = _time_option(args.not_after, "--not-after") or not_before + SEAL_VALIDITY
+    image = _read(args.image, "seal image") if args.image else None
+    with _seal_client(args.profile) as client:
+        info = client.register_seal(
+            args.seal_id,
+            args.name,
+            args.uscc,
+            not_before=not_before,
+            not_after=not_after,
+            image_png=image,
+        )
+    _print_seal(info)
+    return 0
+
+
+def _revoke_seal(args: argparse.Namespace) -> int:
+    with _seal_client(args.profile) as client:
+        info = client.revoke_seal(args.seal_id, args.reason)
+    _print_seal(info)
+    return 0
+
+
+def _seal_through_node(args: argparse.Namespace) -> int:
+    document = Path(args.file)
+    if not document.is_file():
+        raise _CommandError(f"cannot read document {args.file}")
+    default = document.with_suffix(".sealed.pdf") if args.pdf else Path(f"{document}.p7s")
+    out = Path(args.out) if args.out else default
+    with _seal_client(args.profile) as client:
+        sealed = client.seal_document(
+            document, seal_id=args.seal_id, type_code=args.type or "DOC", pdf=args.pdf
+        )
+    out.write_bytes(sealed.data)
+    print(f"sealed {document} -> {out} (e-certificate {sealed.identifier})")
+    return 0
+
+
+def _time_option(text: str | None, flag: str) -> datetime | None:
+    if not text:
+        return None
+    try:
+        return parse_time(text)
+    except ValueError as exc:
+        raise _CommandError(f"{flag} {text!r}: {exc}") from None
+
+
+def _run_seal(args: argparse.Namespace) -> int:
+    command = "tongban seal" + (f" {args.file}" if args.file in ("register", "revoke") else "")
+    try:
+        mode = _seal_mode(args)
+        if mode == "local":
+            return _seal_locally(args)
+        run = {"register": _register_seal, "revoke": _revoke_seal, "node": _seal_through_node}
+        return run[mode](args)
+    except (_CommandError, KeysError, OSError) as exc:
+        message = exc.message if isinstance(exc, KeysError) else str(exc)
+        print(f"{command}: error: {message}", file=sys.stderr)
+        return EXIT_USAGE
+    except RequestRefused as exc:
+        print(f"{command}: refused: {exc}", file=sys.stderr)
+        return EXIT_REFUSED
+
+
 def _run_seal_image(args: argparse.Namespace) -> int:
     try:
         font = Path(args.font) if args.font else None
@@ -296,22 +558,47 @@ def _run_seal_image(args: argparse.Namespace) -> int:
 
 
 def add_seal_parsers(subparsers: Any) -> None:
-    """Register ``tongban seal`` and ``tongban seal-image`` on an argparse sub-parser set."""
+    """Register ``tongban seal`` (with ``register`` and ``revoke``) and ``tongban seal-image``."""
     seal = subparsers.add_parser(
         "seal",
-        help="seal a file locally with a seal key (detached .p7s, or PAdES with --pdf)",
+        help="seal a file through the node or locally; register or revoke a seal",
+        usage=(
+            "tongban seal FILE --profile DIR --seal-id ID [--type T] [--pdf] [--out OUT]\n"
+            "       tongban seal FILE --seal-key KEY --seal-cert CERT [--ecert ID] [--pdf ...]\n"
+            "       tongban seal register --profile ADMIN_DIR --seal-id ID --name NAME "
+            "--uscc CODE [--image PNG] [--not-before T] [--not-after T]\n"
+            "       tongban seal revoke --profile ADMIN_DIR --seal-id ID --reason R"
+        ),
+        description="Seal FILE through the node with a registered seal (a hall or admin "
+        "profile; the node issues the e-certificate identifier), or locally with a seal key. "
+        "'register' and 'revoke' manage the node's seals with an admin profile. A file "
+        "named 'register' or 'revoke' is given as ./register.",
     )
-    seal.add_argument("file")
-    seal.add_argument("--seal-key", required=True, help="the seal's private key (PEM)")
-    seal.add_argument("--seal-cert", required=True, help="the seal's certificate (PEM/DER)")
-    seal.add_argument("--chain", action="append", help="intermediate certificates (PEM)")
-    seal.add_argument("--out", help="output file (default FILE.p7s, or FILE.sealed.pdf)")
-    seal.add_argument("--ecert", help="e-certificate identifier (GB/T 36904) to bind")
-    seal.add_argument("--at", help="signing time, RFC 3339 (default: now)")
-    seal.add_argument("--pdf", action="store_true", help="seal a PDF as PAdES with a stamp")
-    seal.add_argument("--verify-url", help="verification service address for the QR code")
-    seal.add_argument("--image", help="seal image PNG for the stamp")
-    seal.add_argument("--seal-name", help="draw the stamp's seal image with this name")
+    seal.add_argument("file", metavar="FILE|register|revoke")
+    node = seal.add_argument_group("through the node, and register / revoke")
+    node.add_argument("--profile", help="admin or hall folder (admin.toml or hall.toml, certs)")
+    node.add_argument("--seal-id", help="the registered seal's id")
+    node.add_argument("--type", help="e-certificate type code, 0-9A-Z (default DOC)")
+    both = seal.add_argument_group("sealing a file")
+    both.add_argument("--out", help="output file (default FILE.p7s, or FILE.sealed.pdf)")
+    both.add_argument("--pdf", action="store_true", help="seal a PDF as PAdES with a stamp")
+    local = seal.add_argument_group("sealing locally")
+    local.add_argument("--seal-key", help="the seal's private key (PEM)")
+    local.add_argument("--seal-cert", help="the seal's certificate (PEM/DER)")
+    local.add_argument("--chain", action="append", help="intermediate certificates (PEM)")
+    local.add_argument("--ecert", help="e-certificate identifier (GB/T 36904) to bind")
+    local.add_argument("--at", help="signing time, RFC 3339 (default: now)")
+    local.add_argument("--verify-url", help="verification service address for the QR code")
+    local.add_argument("--seal-name", help="draw the stamp's seal image with this name")
+    register = seal.add_argument_group("register / revoke")
+    register.add_argument(
+        "--image", help="seal image PNG: a registered seal's, or the stamp of a PDF sealed locally"
+    )
+    register.add_argument("--name", help="the seal's registered name")
+    register.add_argument("--uscc", help="统一社会信用代码 of the organisation owning the seal")
+    register.add_argument("--not-before", help="RFC 3339 (default: now)")
+    register.add_argument("--not-after", help="RFC 3339 (default: three years after --not-before)")
+    register.add_argument("--reason", help="why the seal is revoked")
     seal.set_defaults(handler=_run_seal)
 
     image = subparsers.add_parser("seal-image", help="draw the round red seal image as PNG")
@@ -320,3 +607,88 @@ def add_seal_parsers(subparsers: Any) -> None:
     image.add_argument("--size", type=int, default=480, help="pixels (default 480)")
     image.add_argument("--font", help="a CJK .ttf/.ttc/.otf font (default: found on the system)")
     image.set_defaults(handler=_run_seal_image)
+
+
+# --- tongban ecert, tongban published ------------------------------------------------------
+
+
+def _run_ecert(args: argparse.Namespace) -> int:
+    command = f"tongban ecert {args.status_action}"
+    status = {"revoke": "revoked", "cancel": "cancelled", "expire": "expired"}[args.status_action]
+    try:
+        with _seal_client(args.profile) as client:
+            entry = client.change_ecert_status(args.identifier, status, args.reason or "")
+    except _CommandError as exc:
+        print(f"{command}: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except RequestRefused as exc:
+        print(f"{command}: refused: {exc}", file=sys.stderr)
+        return EXIT_REFUSED
+    except KeysError as exc:
+        print(f"{command}: error: {exc.message}", file=sys.stderr)
+        return EXIT_REFUSED
+    reason = f": {entry.reason}" if entry.reason else ""
+    print(
+        f"e-certificate {entry.identifier} is {entry.status.value} since "
+        f"{format_time(entry.changed_at)}{reason}"
+    )
+    return 0
+
+
+def _run_published_fetch(args: argparse.Namespace) -> int:
+    command = "tongban published fetch"
+    try:
+        roots = _roots(args.trust)
+        with VerificationClient(args.node, node_id=args.node_id, root_pem=_pem(roots)) as client:
+            files = fetch_published(client, Path(args.out), roots=roots)
+    except _CommandError as exc:
+        print(f"{command}: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except OSError as exc:
+        print(f"{command}: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except RequestRefused as exc:
+        print(f"{command}: refused: {exc}", file=sys.stderr)
+        return EXIT_REFUSED
+    except KeysError as exc:
+        print(f"{command}: not trusted, nothing written: {exc.message}", file=sys.stderr)
+        return EXIT_INVALID
+    for path in (files.directory, files.seal_registry, files.status_list):
+        print(f"wrote {path}")
+    return 0
+
+
+def add_published_parsers(subparsers: Any) -> None:
+    """Register ``tongban ecert revoke|cancel|expire`` and ``tongban published fetch``."""
+    ecert = subparsers.add_parser(
+        "ecert", help="change an e-certificate's status at its node (admin)"
+    ).add_subparsers(dest="status_action", required=True)
+    for action, what in (
+        ("revoke", "revoke (撤销/吊销) an e-certificate"),
+        ("cancel", "cancel (注销) an e-certificate"),
+        ("expire", "mark an e-certificate expired (失效)"),
+    ):
+        p = ecert.add_parser(action, help=what, description=what + " issued by this node")
+        p.add_argument("identifier", help="the e-certificate identifier (GB/T 36904)")
+        p.add_argument("--reason", required=action != "expire", help="why, for the record")
+        p.add_argument("--profile", required=True, help="admin folder of the issuing node")
+        p.set_defaults(handler=_run_ecert)
+
+    published = subparsers.add_parser(
+        "published", help="a node's signed lists for offline verification"
+    ).add_subparsers(dest="published_action", required=True)
+    fetch = published.add_parser(
+        "fetch",
+        help="fetch the directory, seal registry and status list from a node's public port",
+        description="Fetch the federation directory, the node's seal registry and its "
+        "e-certificate status list from the node's verification service; nothing is written "
+        "unless the directory verifies against --trust and the lists against the node's keys "
+        "in it. Writes directory.json, seal-registry.json and status-list.json.",
+    )
+    fetch.add_argument("--node", required=True, metavar="HOST:PORT", help="the public port")
+    fetch.add_argument("--node-id", required=True, help="the node's id")
+    fetch.add_argument(
+        "--trust", action="append", required=True, help="federation root certificate (PEM/DER)"
+    )
+    fetch.add_argument("--out", required=True, help="folder to write into")
+    fetch.set_defaults(handler=_run_published_fetch)

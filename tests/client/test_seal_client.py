@@ -1,0 +1,873 @@
+"""Seals through a real node: register, seal, change e-certificate status, verify online and
+offline, and the ``tongban seal`` / ``ecert`` / ``published`` / ``verify`` commands."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import grpc
+import pytest
+from cryptography import x509
+
+from tests.fixtures_seal import EZHOU_USCC, SEAL_NAME, make_pdf, openssl_cms_verify
+from tests.harness import Cluster, snapshot
+from tongban.cli.main import main
+from tongban.client.errors import RequestRefused
+from tongban.client.seals import (
+    SealClient,
+    SealedDocument,
+    VerificationClient,
+    fetch_published,
+)
+from tongban.client.verify import Indication, SubIndication, seal_verification_result
+from tongban.keys.clock import format_time, utcnow
+from tongban.keys.directory import load_directory
+from tongban.keys.ecert import (
+    ECertIdentifier,
+    ECertStatus,
+    load_status_list,
+    parse_ecert_identifier,
+)
+from tongban.keys.envelope import Envelope
+from tongban.keys.errors import KeysError, SignatureError, UnknownKeyError
+from tongban.keys.pki import certificate_pem, load_certificates
+from tongban.keys.seal_registry import load_seal_registry
+from tongban.keys.seals import SealRecord
+from tongban.proto import seal_pb2, seal_pb2_grpc
+
+NODE = "420700"
+SEAL_ID = "ezhou-approval"
+DOCUMENT = "营业执照 2026-0001\n".encode() * 1000
+
+
+# --- helpers -------------------------------------------------------------------------------
+
+
+def admin_folder(cluster: Cluster, node: str = NODE) -> Path:
+    return cluster.fed / node / "admins" / f"{node}-admin"
+
+
+def hall_folder(cluster: Cluster, node: str = NODE) -> Path:
+    return cluster.fed / node / "halls" / f"{node}-hall-1"
+
+
+def root_pem_path(cluster: Cluster) -> Path:
+    return cluster.fed / "public" / "root.pem"
+
+
+def roots(cluster: Cluster) -> list[x509.Certificate]:
+    return load_certificates(root_pem_path(cluster).read_bytes())
+
+
+def public_endpoint(cluster: Cluster, node: str = NODE) -> str:
+    return cluster.directory().node(node).public_endpoint
+
+
+@pytest.fixture
+def admin(cluster: Cluster) -> Iterator[SealClient]:
+    with SealClient.from_profile(admin_folder(cluster)) as client:
+        yield client
+
+
+@pytest.fixture
+def hall(cluster: Cluster) -> Iterator[SealClient]:
+    with SealClient.from_profile(hall_folder(cluster)) as client:
+        yield client
+
+
+@pytest.fixture
+def public(cluster: Cluster) -> Iterator[VerificationClient]:
+    with VerificationClient(
+        public_endpoint(cluster), node_id=NODE, root_pem=root_pem_path(cluster).read_bytes()
+    ) as client:
+        yield client
+
+
+def register(client: SealClient, seal_id: str = SEAL_ID) -> None:
+    now = utcnow()
+    client.register_seal(
+        seal_id, SEAL_NAME, EZHOU_USCC, not_before=now, not_after=now + timedelta(days=365)
+    )
+
+
+def refused(call: object, *args: object, **kwargs: object) -> tuple[grpc.StatusCode, str]:
+    with pytest.raises(RequestRefused) as caught:
+        call(*args, **kwargs)  # type: ignore[operator]
+    return caught.value.status, caught.value.message
+
+
+def offline(
+    cluster: Cluster,
+    published: Path,
+    document: Path | bytes,
+    seal: Path | bytes | None,
+    *,
+    at_offset: timedelta = timedelta(0),
+) -> tuple[Indication, SubIndication | None]:
+    """Verify as a third party with nothing but the root and the fetched files."""
+    at = utcnow() + at_offset
+    directory = load_directory(_envelope(published / "directory.json"), roots(cluster), at=at)
+    registry = load_seal_registry(_envelope(published / "seal-registry.json"), directory, at=at)
+    report = seal_verification_result(
+        document,
+        seal=seal,
+        roots=roots(cluster),
+        seals=registry.seals,
+        at=at,
+        status_list=_envelope(published / "status-list.json"),
+        status_keys=directory.node(NODE).signing_keys(at),
+    )
+    return report.indication, report.sub_indication
+
+
+def _envelope(path: Path) -> Envelope:
+    return Envelope.from_json_dict(json.loads(path.read_text("utf-8")))
+
+
+def cli(*args: str | Path) -> int:
+    return main([str(a) for a in args])
+
+
+# --- the SDK -------------------------------------------------------------------------------
+
+
+def test_an_admin_registers_a_seal_and_a_hall_may_not(
+    cluster: Cluster, admin: SealClient, hall: SealClient, public: VerificationClient
+) -> None:
+    now = utcnow()
+    info = admin.register_seal(
+        SEAL_ID, SEAL_NAME, EZHOU_USCC, not_before=now, not_after=now + timedelta(days=365)
+    )
+    assert (info.seal_id, info.name, info.org_uscc, info.node_id) == (
+        SEAL_ID,
+        SEAL_NAME,
+        EZHOU_USCC,
+        NODE,
+    )
+    assert (info.revoked_at, info.revocation_reason) == (None, "")
+    assert info.not_before == now.replace(microsecond=0)
+    assert info.certificate.not_valid_after_utc <= info.not_after + timedelta(seconds=1)
+    registry = load_seal_registry(
+        public.seal_registry(),
+        load_directory(public.directory(), roots(cluster), at=utcnow()),
+        at=utcnow(),
+    )
+    assert [r.seal_id for r in registry.seals] == [SEAL_ID]
+    assert registry.seals[0].certificate_fingerprint == info.certificate_fingerprint
+
+    before = snapshot(cluster.nodes[NODE])
+    status, message = refused(
+        hall.register_seal,
+        "hall-seal",
+        SEAL_NAME,
+        EZHOU_USCC,
+        not_before=now,
+        not_after=now + timedelta(days=1),
+    )
+    assert status is grpc.StatusCode.PERMISSION_DENIED
+    assert message.startswith("permission-denied:")
+    assert message == (
+        f"permission-denied: hall {NODE}-hall-1 of node {NODE} is not an admin of node {NODE}"
+    )
+    # another node's admin is an admin, but not of this node
+    foreign_dir = admin_folder(cluster, "440300")
+    with SealClient(
+        cluster.directory().node(NODE).endpoint,
+        node_id=NODE,
+        cert_pem=(foreign_dir / "cert.pem").read_bytes(),
+        key_pem=(foreign_dir / "key.pem").read_bytes(),
+        root_pem=(foreign_dir / "root.pem").read_bytes(),
+    ) as foreign:
+        status, message = refused(foreign.revoke_seal, SEAL_ID, "not yours")
+    assert status is grpc.StatusCode.PERMISSION_DENIED
+    assert message == (
+        f"permission-denied: admin 440300-admin of node 440300 is not an admin of node {NODE}"
+    )
+    assert snapshot(cluster.nodes[NODE]) == before
+
+
+def test_seal_through_the_node_then_verify_with_openssl_and_offline(
+    cluster: Cluster,
+    admin: SealClient,
+    hall: SealClient,
+    public: VerificationClient,
+    tmp_path: Path,
+) -> None:
+    register(admin)
+    document = tmp_path / "permit.txt"
+    document.write_bytes(DOCUMENT * 120)  # 2.6 MiB: three chunks
+    assert 2 << 20 < document.stat().st_size < 3 << 20
+    sealed = hall.seal_document(document, seal_id=SEAL_ID)
+    assert isinstance(sealed, SealedDocument) and not sealed.pdf
+    identifier = parse_ecert_identifier(sealed.identifier)
+    assert (identifier.type_code, identifier.issuer_uscc) == ("DOC", EZHOU_USCC)
+    p7s = tmp_path / "permit.txt.p7s"
+    p7s.write_bytes(sealed.data)
+
+    result = openssl_cms_verify(document, p7s, root_pem_path(cluster))
+    assert result.returncode == 0, result.stderr
+
+    published = tmp_path / "published"
+    files = fetch_published(public, published, roots=roots(cluster))
+    assert sorted(p.name for p in published.iterdir()) == [
+        "directory.json",
+        "seal-registry.json",
+        "status-list.json",
+    ]
+    assert files.directory == published / "directory.json"
+    assert offline(cluster, published, document, p7s) == (Indication.VALID, None)
+    assert offline(cluster, published, document.read_bytes() + b"!", p7s)[1] is (
+        SubIndication.HASH_FAILURE
+    )
+
+    # the same document sealed twice gets two identifiers; bytes work as well as paths
+    again = admin.seal_document(document.read_bytes(), seal_id=SEAL_ID, type_code="LIC")
+    assert again.identifier != sealed.identifier
+    assert parse_ecert_identifier(again.identifier).type_code == "LIC"
+
+    online = public.verify(document, p7s)
+    assert (online.indication, online.sub_indication) == (Indication.VALID, None)
+    assert online.valid and online.summary.startswith("VALID: sealed by " + SEAL_NAME)
+    assert online.report["ecert_identifier"] == sealed.identifier
+    assert online.report["ecert_status"] == "valid"
+
+
+def test_a_pdf_sealed_by_the_node_verifies_online_and_offline(
+    cluster: Cluster, admin: SealClient, public: VerificationClient, tmp_path: Path
+) -> None:
+    register(admin)
+    sealed = admin.seal_document(make_pdf(), seal_id=SEAL_ID, pdf=True)
+    assert sealed.pdf and sealed.data.startswith(b"%PDF")
+    published = tmp_path / "published"
+    fetch_published(public, published, roots=roots(cluster))
+    assert offline(cluster, published, sealed.data, None) == (Indication.VALID, None)
+    online = public.verify(sealed.data)
+    assert online.indication is Indication.VALID
+    assert online.report["format"] != "unknown"
+
+
+def test_a_changed_ecert_status_shows_online_at_once_and_in_the_next_status_list(
+    cluster: Cluster,
+    admin: SealClient,
+    hall: SealClient,
+    public: VerificationClient,
+    tmp_path: Path,
+) -> None:
+    register(admin)
+    sealed = hall.seal_document(DOCUMENT, seal_id=SEAL_ID)
+    before = tmp_path / "before"
+    fetch_published(public, before, roots=roots(cluster))
+    assert public.ecert_status(sealed.identifier).status is ECertStatus.VALID
+
+    entry = admin.change_ecert_status(sealed.identifier, "revoked", "许可被依法撤销")
+    assert (entry.identifier, entry.status, entry.reason) == (
+        sealed.identifier,
+        ECertStatus.REVOKED,
+        "许可被依法撤销",
+    )
+    now_status = public.ecert_status(sealed.identifier)
+    assert now_status == entry
+
+    # online: the offline verifier asking the node for the status
+    report = seal_verification_result(
+        DOCUMENT,
+        seal=sealed.data,
+        roots=roots(cluster),
+        seals=load_seal_registry(
+            public.seal_registry(),
+            load_directory(public.directory(), roots(cluster), at=utcnow()),
+            at=utcnow(),
+        ).seals,
+        at=utcnow(),
+        online_status=public.ecert_status,
+    )
+    assert (report.indication, report.sub_indication) == (
+        Indication.INVALID,
+        SubIndication.ECERT_REVOKED,
+    )
+    online = public.verify(DOCUMENT, sealed.data)
+    assert (online.indication, online.sub_indication) == (
+        Indication.INVALID,
+        SubIndication.ECERT_REVOKED,
+    )
+    assert online.report["ecert_status"] == "revoked"
+
+    # the list fetched before the change still says valid while it is current ...
+    assert offline(cluster, before, DOCUMENT, sealed.data) == (Indication.VALID, None)
+    # ... and is stale once past its next update
+    assert offline(cluster, before, DOCUMENT, sealed.data, at_offset=timedelta(days=2)) == (
+        Indication.INDETERMINATE,
+        SubIndication.TRY_LATER,
+    )
+    after = tmp_path / "after"
+    fetch_published(public, after, roots=roots(cluster))
+    assert offline(cluster, after, DOCUMENT, sealed.data) == (
+        Indication.INVALID,
+        SubIndication.ECERT_REVOKED,
+    )
+    listing = load_status_list(
+        _envelope(after / "status-list.json"),
+        cluster.directory().node(NODE).signing_keys(utcnow()),
+        at=utcnow(),
+    )
+    assert [(e.identifier, e.status) for e in listing.entries] == [
+        (sealed.identifier, ECertStatus.REVOKED)
+    ]
+
+    # a status changes once
+    status, message = refused(admin.change_ecert_status, sealed.identifier, "cancelled", "x")
+    assert status is grpc.StatusCode.FAILED_PRECONDITION
+    assert message == f"illegal-transition: e-certificate {sealed.identifier} is already revoked"
+
+
+def test_a_revoked_seal_seals_no_more_and_earlier_seals_stay_valid(
+    cluster: Cluster,
+    admin: SealClient,
+    hall: SealClient,
+    public: VerificationClient,
+    tmp_path: Path,
+) -> None:
+    register(admin)
+    sealed = hall.seal_document(DOCUMENT, seal_id=SEAL_ID)
+    info = admin.revoke_seal(SEAL_ID, "印章损毁")
+    assert info.revoked_at is not None and info.revocation_reason == "印章损毁"
+    status, message = refused(hall.seal_document, DOCUMENT, seal_id=SEAL_ID)
+    assert status is grpc.StatusCode.FAILED_PRECONDITION
+    assert message == (
+        f"illegal-transition: seal {SEAL_ID} is not valid now (revoked or outside its window)"
+    )
+    status, message = refused(admin.revoke_seal, SEAL_ID, "again")
+    assert (status, message) == (
+        grpc.StatusCode.FAILED_PRECONDITION,
+        f"illegal-transition: seal {SEAL_ID} was already revoked",
+    )
+    published = tmp_path / "published"
+    fetch_published(public, published, roots=roots(cluster))
+    assert offline(cluster, published, DOCUMENT, sealed.data) == (Indication.VALID, None)
+    registry = json.loads(_envelope(published / "seal-registry.json").payload)
+    assert SealRecord.from_json_dict(registry["seals"][0]).revoked_at == info.revoked_at
+
+
+def test_bad_input_is_refused_with_a_precise_status_and_changes_nothing(
+    cluster: Cluster, admin: SealClient, hall: SealClient, public: VerificationClient
+) -> None:
+    register(admin)
+    sealed = hall.seal_document(b"permit", seal_id=SEAL_ID)
+    node = cluster.nodes[NODE]
+    keys = sorted((cluster.fed / NODE / "seals" / "keys").iterdir())
+    before = snapshot(node)
+    now = utcnow()
+    window = {"not_before": now, "not_after": now + timedelta(days=30)}
+    bad_uscc = EZHOU_USCC[:-1] + "B"
+    check = parse_ecert_identifier(sealed.identifier).check
+    wrong = "0" if check != "0" else "1"
+    bad_identifier = sealed.identifier[:-1] + wrong
+    cases = [
+        (
+            (hall.seal_document, b"permit"),
+            {"seal_id": "x"},
+            grpc.StatusCode.NOT_FOUND,
+            "not-found: unknown seal id 'x'",
+        ),
+        (
+            (admin.revoke_seal, "x", "lost"),
+            {},
+            grpc.StatusCode.NOT_FOUND,
+            "not-found: unknown seal id 'x'",
+        ),
+        (
+            (admin.register_seal, "other", SEAL_NAME, bad_uscc),
+            window,
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "invalid-identifier: credit code check character is 'B', expected 'A'",
+        ),
+        (
+            (admin.register_seal, SEAL_ID, SEAL_NAME, EZHOU_USCC),
+            window,
+            grpc.StatusCode.ALREADY_EXISTS,
+            f"conflict: seal id '{SEAL_ID}' is already registered",
+        ),
+        (
+            (admin.register_seal, "bad id!", SEAL_NAME, EZHOU_USCC),
+            window,
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "invalid-request: seal id 'bad id!' must be 1-64 of A-Z a-z 0-9 . _ -",
+        ),
+        (
+            (admin.register_seal, "late", SEAL_NAME, EZHOU_USCC),
+            {"not_before": now, "not_after": now - timedelta(days=1)},
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "invalid-request: the seal's validity window is empty",
+        ),
+        (
+            (admin.change_ecert_status, bad_identifier, "revoked", "lost"),
+            {},
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "bad-ecert-check-character: e-certificate identifier check character is "
+            f"'{wrong}', expected '{check}'",
+        ),
+        (
+            (admin.change_ecert_status, sealed.identifier, "suspended", "lost"),
+            {},
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "invalid-request: unknown e-certificate status 'suspended'",
+        ),
+        (
+            (admin.change_ecert_status, sealed.identifier, "revoked", "  "),
+            {},
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "invalid-request: a revoked e-certificate needs a reason",
+        ),
+        (
+            (hall.change_ecert_status, sealed.identifier, "revoked", "lost"),
+            {},
+            grpc.StatusCode.PERMISSION_DENIED,
+            f"permission-denied: hall {NODE}-hall-1 of node {NODE} is not an admin of node {NODE}",
+        ),
+        (
+            (public.ecert_status, bad_identifier),
+            {},
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "bad-ecert-check-character: e-certificate identifier check character is "
+            f"'{wrong}', expected '{check}'",
+        ),
+    ]
+    for (call, *args), kwargs, want_status, want_message in cases:
+        status, message = refused(call, *args, **kwargs)
+        assert (status, message) == (want_status, want_message), call
+    never_issued = str(ECertIdentifier("DOC", EZHOU_USCC, "999999999999"))
+    assert refused(public.ecert_status, never_issued) == (
+        grpc.StatusCode.NOT_FOUND,
+        f"not-found: e-certificate {never_issued} was not issued by node {NODE}",
+    )
+    assert snapshot(node) == before
+    assert sorted((cluster.fed / NODE / "seals" / "keys").iterdir()) == keys
+    assert public.ecert_status(sealed.identifier).status is ECertStatus.VALID
+
+
+def test_a_document_sealed_in_the_first_second_of_a_seal_verifies(
+    cluster: Cluster, public: VerificationClient, tmp_path: Path
+) -> None:
+    # The SDK takes not_before down to the second; a caller of the RPC itself may not.
+    moment = utcnow().replace(microsecond=500_000)
+    cluster.nodes[NODE].runtime.clock = lambda: moment
+    folder = admin_folder(cluster)
+    creds = grpc.ssl_channel_credentials(
+        (folder / "root.pem").read_bytes(),
+        (folder / "key.pem").read_bytes(),
+        (folder / "cert.pem").read_bytes(),
+    )
+    with grpc.secure_channel(
+        cluster.directory().node(NODE).endpoint,
+        creds,
+        options=[("grpc.ssl_target_name_override", f"node-{NODE}.tongban")],
+    ) as channel:
+        seal_pb2_grpc.SealServiceStub(channel).RegisterSeal(
+            seal_pb2.RegisterSealRequest(
+                seal_id=SEAL_ID,
+                name=SEAL_NAME,
+                org_uscc=EZHOU_USCC,
+                not_before=format_time(moment - timedelta(milliseconds=250)),
+                not_after=format_time(moment + timedelta(days=30)),
+            ),
+            timeout=20,
+        )
+    with SealClient.from_profile(admin_folder(cluster)) as admin:
+        sealed = admin.seal_document(DOCUMENT, seal_id=SEAL_ID)
+    directory = load_directory(public.directory(), roots(cluster), at=moment)
+    registry = load_seal_registry(public.seal_registry(), directory, at=moment)
+    report = seal_verification_result(
+        DOCUMENT, seal=sealed.data, roots=roots(cluster), seals=registry.seals, at=moment
+    )
+    assert report.indication is Indication.VALID, report.summary
+
+
+def test_fetch_published_writes_nothing_unless_the_lists_verify(
+    cluster: Cluster, public: VerificationClient, tmp_path: Path
+) -> None:
+    other = _other_root(tmp_path)
+    out = tmp_path / "published"
+    with pytest.raises((SignatureError, UnknownKeyError)):
+        fetch_published(public, out, roots=other)
+    assert not out.exists()
+    # asked as another node, the registry and status list name the wrong node
+    with VerificationClient(
+        public_endpoint(cluster, NODE),
+        node_id=NODE,
+        root_pem=root_pem_path(cluster).read_bytes(),
+    ) as client:
+        client.node_id = "420100"
+        with pytest.raises(KeysError, match="node 420100 sent the seal registry of node 420700"):
+            fetch_published(client, out, roots=roots(cluster))
+    assert not out.exists()
+
+
+def _other_root(tmp_path: Path) -> list[x509.Certificate]:
+    from tongban.cli.federation import node_specs, write_federation
+
+    specs = node_specs(["420700"], base_port=0, host="127.0.0.1", endpoints={}, names={})
+    write_federation(tmp_path / "other", specs, now=utcnow())
+    return load_certificates((tmp_path / "other" / "public" / "root.pem").read_bytes())
+
+
+def test_an_unreachable_verification_service_is_refused_as_unavailable(
+    cluster: Cluster,
+) -> None:
+    from tongban.cli.demo import free_ports
+
+    (port,) = free_ports(1)
+    with VerificationClient(
+        f"127.0.0.1:{port}",
+        node_id=NODE,
+        root_pem=root_pem_path(cluster).read_bytes(),
+        timeout=5,
+    ) as client:
+        status, _ = refused(client.directory)
+    assert status is grpc.StatusCode.UNAVAILABLE
+
+
+# --- the command line ----------------------------------------------------------------------
+
+
+def test_cli_register_seal_fetch_verify_online_and_offline(
+    cluster: Cluster, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    admin_dir, hall_dir, root = admin_folder(cluster), hall_folder(cluster), root_pem_path(cluster)
+    endpoint = public_endpoint(cluster)
+    code = cli(
+        "seal",
+        "register",
+        "--profile",
+        admin_dir,
+        "--seal-id",
+        SEAL_ID,
+        "--name",
+        SEAL_NAME,
+        "--uscc",
+        EZHOU_USCC,
+    )
+    out = capsys.readouterr().out
+    assert code == 0
+    assert out.startswith(f"seal {SEAL_ID}: {SEAL_NAME}\n")
+    assert f"  organisation:  {EZHOU_USCC}\n" in out
+
+    document = tmp_path / "permit.txt"
+    document.write_bytes(DOCUMENT)
+    assert cli("seal", document, "--profile", hall_dir, "--seal-id", SEAL_ID) == 0
+    out = capsys.readouterr().out
+    p7s = tmp_path / "permit.txt.p7s"
+    assert out.startswith(f"sealed {document} -> {p7s} (e-certificate 1.2.156.3005.2.DOC.")
+    identifier = out.strip().rsplit(" ", 1)[1].rstrip(")")
+    parse_ecert_identifier(identifier)
+    assert openssl_cms_verify(document, p7s, root).returncode == 0
+
+    published = tmp_path / "published"
+    code = cli(
+        "published",
+        "fetch",
+        "--node",
+        endpoint,
+        "--node-id",
+        NODE,
+        "--trust",
+        root,
+        "--out",
+        published,
+    )
+    assert code == 0
+    assert capsys.readouterr().out == "".join(
+        f"wrote {published / n}\n"
+        for n in ("directory.json", "seal-registry.json", "status-list.json")
+    )
+
+    offline_args = (
+        "verify",
+        document,
+        "--seal",
+        p7s,
+        "--trust",
+        root,
+        "--directory",
+        published / "directory.json",
+        "--seals",
+        published / "seal-registry.json",
+    )
+    assert cli(*offline_args, "--status-list", published / "status-list.json", "--json") == 0
+    report = json.loads(capsys.readouterr().out)
+    assert (report["indication"], report["ecert_status"]) == ("VALID", "valid")
+    assert report["signer"]["seal_id"] == SEAL_ID
+    # without the registry the seal is unknown
+    assert cli(*offline_args[:-2], "--json") == 3
+    capsys.readouterr()
+
+    # a verification service that does not answer leaves the status undecided
+    from tongban.cli.demo import free_ports
+
+    (dead,) = free_ports(1)
+    assert cli(*offline_args, "--online", f"127.0.0.1:{dead}", "--node-id", NODE) == 3
+    out = capsys.readouterr().out
+    assert out.startswith("INDETERMINATE (TRY_LATER): the verification service failed: UNAVAILABLE")
+
+    online_args = (*offline_args, "--online", endpoint, "--node-id", NODE, "--json")
+    assert cli(*online_args) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["ecert_status"] == "valid"
+    assert "verification service" in report["checks"][-1]["detail"]
+
+    code = cli("ecert", "revoke", identifier, "--reason", "依法吊销", "--profile", admin_dir)
+    assert code == 0
+    assert capsys.readouterr().out.startswith(f"e-certificate {identifier} is revoked since ")
+    assert cli(*online_args) == 1
+    report = json.loads(capsys.readouterr().out)
+    assert (report["indication"], report["sub_indication"]) == ("INVALID", "ECERT_REVOKED")
+    # the list fetched before the revocation does not know yet; a fresh one does
+    assert cli(*offline_args, "--status-list", published / "status-list.json") == 0
+    capsys.readouterr()
+    assert (
+        cli(
+            "published",
+            "fetch",
+            "--node",
+            endpoint,
+            "--node-id",
+            NODE,
+            "--trust",
+            root,
+            "--out",
+            published,
+        )
+        == 0
+    )
+    capsys.readouterr()
+    assert cli(*offline_args, "--status-list", published / "status-list.json") == 1
+    assert capsys.readouterr().out.startswith("INVALID (ECERT_REVOKED)")
+
+    assert (
+        cli("seal", "revoke", "--profile", admin_dir, "--seal-id", SEAL_ID, "--reason", "换章") == 0
+    )
+    assert "  revoked:       " in capsys.readouterr().out
+
+
+def test_cli_seal_a_pdf_through_the_node_and_other_shapes_of_the_command(
+    cluster: Cluster, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    admin_dir, hall_dir = admin_folder(cluster), hall_folder(cluster)
+    start = (utcnow() - timedelta(days=1)).replace(microsecond=0)
+    end = start + timedelta(days=400)
+    assert (
+        cli(
+            "seal",
+            "--profile",
+            admin_dir,
+            "register",
+            "--seal-id",
+            SEAL_ID,
+            "--name",
+            SEAL_NAME,
+            "--uscc",
+            EZHOU_USCC,
+            "--not-before",
+            start.isoformat(),
+            "--not-after",
+            end.isoformat(),
+        )
+        == 0
+    )
+    assert f"  valid:         {format_time(start)} .. {format_time(end)}\n" in (
+        capsys.readouterr().out
+    )
+    pdf = tmp_path / "licence.pdf"
+    pdf.write_bytes(make_pdf())
+    # options before the file; a PDF with a type code
+    assert (
+        cli("seal", "--pdf", "--profile", hall_dir, "--seal-id", SEAL_ID, "--type", "LIC", pdf) == 0
+    )
+    out = capsys.readouterr().out
+    sealed = tmp_path / "licence.sealed.pdf"
+    assert f"-> {sealed} (e-certificate 1.2.156.3005.2.LIC." in out
+    assert (
+        cli(
+            "verify",
+            sealed,
+            "--trust",
+            root_pem_path(cluster),
+            "--online",
+            public_endpoint(cluster),
+            "--node-id",
+            NODE,
+        )
+        == 0
+    )
+    assert capsys.readouterr().out.startswith("VALID: sealed by")
+
+    # a file named like a sub-command, given as a path
+    named = tmp_path / "register"
+    named.write_bytes(b"a file called register")
+    out_file = tmp_path / "named.p7s"
+    assert cli("seal", named, "--profile", hall_dir, "--seal-id", SEAL_ID, "--out", out_file) == 0
+    assert out_file.is_file()
+    capsys.readouterr()
+
+
+WRONG_SHAPES = [
+    (
+        ("seal", "{doc}", "--profile", "{hall}"),
+        "tongban seal: error: sealing through the node needs --seal-id\n",
+    ),
+    (
+        ("seal", "{doc}"),
+        "tongban seal: error: give --profile DIR --seal-id ID to seal through the node, "
+        "or --seal-key KEY --seal-cert CERT to seal locally\n",
+    ),
+    (
+        ("seal", "{doc}", "--profile", "{hall}", "--seal-id", "s", "--ecert", "x"),
+        "tongban seal: error: --ecert does not apply to sealing through the node\n",
+    ),
+    (
+        ("seal", "{doc}", "--seal-key", "k.pem", "--seal-cert", "c.pem", "--profile", "p"),
+        "tongban seal: error: --profile does not apply to sealing locally\n",
+    ),
+    (
+        ("seal", "register", "--profile", "{admin}", "--seal-id", "s", "--name", "n"),
+        "tongban seal register: error: registering a seal needs --uscc\n",
+    ),
+    (
+        (
+            "seal",
+            "register",
+            "--profile",
+            "{admin}",
+            "--seal-id",
+            "s",
+            "--name",
+            "n",
+            "--uscc",
+            EZHOU_USCC,
+            "--pdf",
+        ),
+        "tongban seal register: error: --pdf does not apply to registering a seal\n",
+    ),
+    (
+        (
+            "seal",
+            "register",
+            "--profile",
+            "{admin}",
+            "--seal-id",
+            "s",
+            "--name",
+            "n",
+            "--uscc",
+            EZHOU_USCC,
+            "--not-after",
+            "soon",
+        ),
+        "tongban seal register: error: --not-after 'soon': Invalid isoformat string: 'soon'\n",
+    ),
+    (
+        ("seal", "revoke", "--profile", "{admin}", "--seal-id", "s"),
+        "tongban seal revoke: error: revoking a seal needs --reason\n",
+    ),
+    (
+        ("seal", "{doc}", "--profile", "{tmp}/nowhere", "--seal-id", "s"),
+        "tongban seal: error: profile {tmp}/nowhere: {tmp}/nowhere holds neither "
+        "admin.toml nor hall.toml\n",
+    ),
+    (
+        ("verify", "{doc}", "--trust", "{root}", "--seals", "{registry}"),
+        "tongban verify: error: seal registry {registry} is signed by its node: give "
+        "--directory with the signed federation directory to check it\n",
+    ),
+    (
+        ("verify", "{doc}", "--trust", "{root}", "--online", "127.0.0.1:1"),
+        "tongban verify: error: --online needs --node-id, the id of the node at that address\n",
+    ),
+    (
+        ("verify", "{doc}", "--trust", "{root}", "--node-id", NODE),
+        "tongban verify: error: --node-id names the node asked with --online\n",
+    ),
+]
+
+
+def test_cli_refuses_wrong_shapes_of_the_commands(
+    cluster: Cluster, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    doc = tmp_path / "permit.txt"
+    doc.write_bytes(DOCUMENT)
+    registry = tmp_path / "seal-registry.json"
+    with VerificationClient(
+        public_endpoint(cluster), node_id=NODE, root_pem=root_pem_path(cluster).read_bytes()
+    ) as client:
+        registry.write_text(json.dumps(client.seal_registry().to_json_dict()), "utf-8")
+    names = {
+        "doc": doc,
+        "hall": hall_folder(cluster),
+        "admin": admin_folder(cluster),
+        "tmp": tmp_path,
+        "root": root_pem_path(cluster),
+        "registry": registry,
+    }
+    before = snapshot(cluster.nodes[NODE])
+    for args, message in WRONG_SHAPES:
+        code = cli(*(a.format(**names) for a in args))
+        captured = capsys.readouterr()
+        assert (code, captured.err) == (2, message.format(**names)), args
+    assert not (tmp_path / "permit.txt.p7s").exists()
+    assert snapshot(cluster.nodes[NODE]) == before
+
+
+def test_cli_reports_what_the_node_refused(
+    cluster: Cluster, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    hall_dir, admin_dir = hall_folder(cluster), admin_folder(cluster)
+    doc = tmp_path / "permit.txt"
+    doc.write_bytes(DOCUMENT)
+    code = cli(
+        "seal",
+        "register",
+        "--profile",
+        hall_dir,
+        "--seal-id",
+        SEAL_ID,
+        "--name",
+        SEAL_NAME,
+        "--uscc",
+        EZHOU_USCC,
+    )
+    assert code == 1
+    assert capsys.readouterr().err == (
+        "tongban seal register: refused: PERMISSION_DENIED: permission-denied: hall "
+        f"{NODE}-hall-1 of node {NODE} is not an admin of node {NODE}\n"
+    )
+    assert cli("seal", doc, "--profile", hall_dir, "--seal-id", "x") == 1
+    assert capsys.readouterr().err == (
+        "tongban seal: refused: NOT_FOUND: not-found: unknown seal id 'x'\n"
+    )
+    assert not (tmp_path / "permit.txt.p7s").exists()
+    bad = "1.2.156.3005.2.DOC." + EZHOU_USCC + ".000000000001.001.Z"
+    assert cli("ecert", "cancel", bad, "--reason", "注销", "--profile", admin_dir) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(
+        "tongban ecert cancel: refused: INVALID_ARGUMENT: bad-ecert-check-character: "
+    )
+    # fetching with another federation's root: the TLS handshake already fails
+    other = tmp_path / "other-root.pem"
+    other.write_bytes(b"".join(certificate_pem(c) for c in _other_root(tmp_path)))
+    code = cli(
+        "published",
+        "fetch",
+        "--node",
+        public_endpoint(cluster),
+        "--node-id",
+        NODE,
+        "--trust",
+        other,
+        "--out",
+        tmp_path / "published",
+    )
+    assert code == 1
+    assert capsys.readouterr().err.startswith("tongban published fetch: refused: UNAVAILABLE: ")
+    assert not (tmp_path / "published").exists()
