@@ -232,8 +232,10 @@ def create_seal(
         raise CallerError(f"owning organisation {org_uscc!r}: {exc.message}") from None
     if not node_id:
         raise CallerError("a seal belongs to a node; node_id is empty")
-    start = require_aware(not_before, "not_before")
-    end = require_aware(not_after, "not_after")
+    # Certificates and signing times have whole seconds; so must the published window, or a
+    # document sealed in the seal's first second would fall before its own record.
+    start = require_aware(not_before, "not_before").replace(microsecond=0)
+    end = require_aware(not_after, "not_after").replace(microsecond=0)
     if end <= start:
         raise CallerError(f"seal window is empty: {format_time(start)} .. {format_time(end)}")
     if key is None:

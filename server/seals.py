@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import os
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -15,7 +16,7 @@ from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
 from tongban.keys.ecert import (
@@ -28,7 +29,7 @@ from tongban.keys.ecert import (
 )
 from tongban.keys.envelope import Envelope
 from tongban.keys.identifiers import validate_credit_code
-from tongban.keys.pki import load_certificate, load_private_key, write_private_key
+from tongban.keys.pki import load_certificate, load_private_key, private_key_pem
 from tongban.keys.seal_registry import SealRegistry, sign_seal_registry
 from tongban.keys.seals import SealRecord, create_seal, seal_digest, seal_pdf
 from tongban.keys.signing import PrivateKeySigner
@@ -72,11 +73,27 @@ class SealBook:
     def key_path(self, seal_id: str) -> Path:
         return self.folder / "keys" / f"{seal_id}.pem"
 
+    def signer_if_present(self, seal_id: str) -> PrivateKeySigner | None:
+        return self.signer(seal_id) if self.key_path(seal_id).exists() else None
+
     def signer(self, seal_id: str) -> PrivateKeySigner:
         key = load_private_key(self.key_path(seal_id).read_bytes())
         if not isinstance(key, ec.EllipticCurvePrivateKey):
             raise InvalidRequest(f"seal {seal_id} key is not ECDSA")
         return PrivateKeySigner(key)
+
+
+def _write_new_key(path: Path, key: ec.EllipticCurvePrivateKey) -> None:
+    """Write a seal's private key, never over an existing one (owner-only)."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        raise Conflict(f"seal id {path.stem!r} is already registered") from None
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(private_key_pem(key))
+        fh.flush()
+        os.fsync(fh.fileno())
 
 
 def _book(rt: NodeRuntime) -> SealBook:
@@ -139,19 +156,25 @@ def register_seal(
             image_png=image_png,
         )
         assert new.key is not None
-        write_private_key(book.key_path(seal_id), new.key)
-        session.add(
-            SealRow(
-                seal_id=seal_id,
-                name=new.record.name,
-                org_uscc=uscc,
-                record=json.dumps(new.record.to_json_dict()).encode(),
-                image_png=new.image_png,
-                key_ref=f"keys/{seal_id}.pem",
-                created_at=now,
-                revoked_at=None,
+        key_file = book.key_path(seal_id)
+        _write_new_key(key_file, new.key)
+        try:
+            session.add(
+                SealRow(
+                    seal_id=seal_id,
+                    name=new.record.name,
+                    org_uscc=uscc,
+                    record=json.dumps(new.record.to_json_dict()).encode(),
+                    image_png=new.image_png,
+                    key_ref=f"keys/{seal_id}.pem",
+                    created_at=now,
+                    revoked_at=None,
+                )
             )
-        )
+            session.flush()
+        except BaseException:
+            key_file.unlink(missing_ok=True)
+            raise
     return new.record
 
 
@@ -183,6 +206,11 @@ def seal_registry(rt: NodeRuntime) -> Envelope:
 
 
 def _next_identifier(session: Session, type_code: str, uscc: str) -> tuple[ECertIdentifier, int]:
+    # Serials are allocated under a lock: SQLite writers are serialised by BEGIN IMMEDIATE,
+    # PostgreSQL ones by a transaction-scoped advisory lock.
+    bind = session.get_bind()
+    if bind.dialect.name == "postgresql":
+        session.execute(text("select pg_advisory_xact_lock(3005)"))
     last = session.scalar(select(func.max(ECertRow.serial)).where(ECertRow.type_code == type_code))
     serial = (last or 0) + 1
     return ECertIdentifier(type_code, uscc, f"{serial:012d}"), serial
@@ -220,22 +248,25 @@ def seal_document(
         TooLarge: a PDF above 64 MiB (PAdES rewrites the file, so it is held in memory).
     """
     book = _book(rt)
+    # Take the whole upload before any transaction opens: a slow client must not hold a lock.
+    digest = hashlib.sha256()
+    data = bytearray()
+    for chunk in chunks:
+        digest.update(chunk)
+        if pdf:
+            data += chunk
+            if len(data) > _MAX_PDF:
+                raise TooLarge(f"a PDF to seal may be at most {_MAX_PDF} bytes")
     now = rt.clock()
+    signer = book.signer_if_present(seal_id)
+    chain = [book.ca_certificate]
     with rt.metadata.transaction() as session:
         record = _usable(rt, session, seal_id, now)
+        if signer is None:
+            raise IllegalTransition(f"the key of seal {seal_id} is missing at this node")
         identifier, serial = _next_identifier(session, type_code, record.org_uscc)
-        digest = hashlib.sha256()
-        signer = book.signer(seal_id)
-        chain = [book.ca_certificate]
         if pdf:
-            data = bytearray()
-            for chunk in chunks:
-                data += chunk
-                if len(data) > _MAX_PDF:
-                    raise TooLarge(f"a PDF to seal may be at most {_MAX_PDF} bytes")
-            digest.update(data)
             out = io.BytesIO()
-            image = _seal_row(session, seal_id).image_png
             seal_pdf(
                 bytes(data),
                 out,
@@ -245,12 +276,10 @@ def seal_document(
                 at=now,
                 ecert_identifier=identifier,
                 verification_url=rt.config.verification_url,
-                seal_image_png=image,
+                seal_image_png=_seal_row(session, seal_id).image_png,
             )
             signature = out.getvalue()
         else:
-            for chunk in chunks:
-                digest.update(chunk)
             signature = seal_digest(
                 digest.digest(),
                 signer,

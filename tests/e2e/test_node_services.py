@@ -35,7 +35,9 @@ def test_watch_streams_packets_as_they_arrive(cluster: Cluster) -> None:
     t = threading.Thread(target=watch)
     t.start()
     ready.wait(5)
-    r = ez.submit(matter=ODA, to=["420100"], applicant=Applicant("张三", "citizen", citizen_id()), form={})
+    r = ez.submit(
+        matter=ODA, to=["420100"], applicant=Applicant("张三", "citizen", citizen_id()), form={}
+    )
     t.join(20)
     assert [i.packet_id for i in seen] == [r.packet_id]
     assert seen[0].direction == "in" and seen[0].sender_node == "420700"
@@ -56,13 +58,19 @@ def test_directory_refresh_takes_only_a_newer_root_signed_version(cluster: Clust
     root = PrivateKeySigner(load_private_key((cluster.fed / "root" / "root-key.pem").read_bytes()))  # type: ignore[arg-type]
     wuhan = current.node("420100")
     grown = replace(wuhan, halls=(*wuhan.halls, HallEntry("420100-hall-3", "武汉市 窗口 3")))
-    v2 = replace(current, version=2, nodes=tuple(grown if n.node_id == "420100" else n for n in current.nodes),
-                 envelope=None)
+    v2 = replace(
+        current,
+        version=2,
+        nodes=tuple(grown if n.node_id == "420100" else n for n in current.nodes),
+        envelope=None,
+    )
     path = cluster.fed / "420100" / "directory.json"
     # Same version again: ignored.
     assert holder.refresh() is False
     # Not signed by the root: ignored.
-    rogue = PrivateKeySigner(load_private_key(next((cluster.fed / "420100" / "keys").glob("signing-*.pem")).read_bytes()))  # type: ignore[arg-type]
+    rogue = PrivateKeySigner(
+        load_private_key(next((cluster.fed / "420100" / "keys").glob("signing-*.pem")).read_bytes())
+    )  # type: ignore[arg-type]
     path.write_text(json.dumps(sign_directory(v2, rogue).to_json_dict()))
     assert holder.refresh() is False and holder.current.version == 1
     path.write_text(json.dumps(sign_directory(v2, root).to_json_dict()))
@@ -72,9 +80,17 @@ def test_directory_refresh_takes_only_a_newer_root_signed_version(cluster: Clust
 
 def test_health_reports_serving(cluster: Cluster, tmp_path: Path) -> None:
     d = cluster.fed / "420700" / "halls" / "420700-hall-1"
-    creds = grpc.ssl_channel_credentials((d / "root.pem").read_bytes(), (d / "key.pem").read_bytes(), (d / "cert.pem").read_bytes())
-    with grpc.secure_channel(cluster.directory().node("420700").endpoint, creds,
-                             options=[("grpc.ssl_target_name_override", "node-420700.tongban")]) as ch:
+    creds = grpc.ssl_channel_credentials(
+        (d / "root.pem").read_bytes(), (d / "key.pem").read_bytes(), (d / "cert.pem").read_bytes()
+    )
+    with grpc.secure_channel(
+        cluster.directory().node("420700").endpoint,
+        creds,
+        options=[("grpc.ssl_target_name_override", "node-420700.tongban")],
+    ) as ch:
         stub = health_pb2_grpc.HealthStub(ch)
         for service in ("", "tongban.relay.v1.HallService", "tongban.relay.v1.RelayService"):
-            assert stub.Check(health_pb2.HealthCheckRequest(service=service)).status == health_pb2.HealthCheckResponse.SERVING
+            assert (
+                stub.Check(health_pb2.HealthCheckRequest(service=service)).status
+                == health_pb2.HealthCheckResponse.SERVING
+            )
