@@ -9,9 +9,11 @@ from __future__ import annotations
 import os
 import shutil
 import socket
+import subprocess
 import tempfile
 import time
 from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 from typing import TypeVar
 
@@ -20,6 +22,7 @@ from rich.table import Table
 
 from tongban.cli.federation import node_specs, write_federation
 from tongban.client.hall import Applicant, CaseInfo, HallClient, Material
+from tongban.client.seals import SealClient, VerificationClient
 from tongban.keys.clock import utcnow
 from tongban.keys.identifiers import (
     citizen_id_check_char,
@@ -125,8 +128,9 @@ def run_demo(*, keep: bool = False) -> int:
             + ", ".join(f"{names[n]} {n} :{nodes[n].port}" for n in NODES)
         )
         hall = {n: HallClient.from_profile(fed / n / "halls" / f"{n}-hall-1") for n in NODES}
+        _register_seal(fed)
         timeline: list[tuple[str, str]] = []
-        _on_behalf_case(hall, root, timeline)
+        _on_behalf_case(hall, root, timeline, nodes["420100"].runtime.me().public_endpoint)
         _joint_case(hall, root, timeline)
         for c in hall.values():
             c.close()
@@ -149,10 +153,13 @@ def _citizen() -> Applicant:
     return Applicant("张三", "citizen", body + citizen_id_check_char(body))
 
 
-def _company() -> Applicant:
-    org = "MA49ABCD"
+def _company_code(org: str) -> str:
     body = "91420700" + org + organisation_code_check_char(org)
-    return Applicant("鄂州市好味道餐饮有限公司", "company", body + credit_code_check_char(body))
+    return body + credit_code_check_char(body)
+
+
+def _company() -> Applicant:
+    return Applicant("鄂州市好味道餐饮有限公司", "company", _company_code("MA49ABCD"))
 
 
 def _show_history(client: HallClient, case_id: str, title: str) -> None:
@@ -174,7 +181,65 @@ def _show_history(client: HallClient, case_id: str, title: str) -> None:
         raise DemoFailure(f"event chain of case {case_id} is not intact")
 
 
-def _on_behalf_case(hall: dict[str, HallClient], root: Path, log: list[tuple[str, str]]) -> None:
+def _register_seal(fed: Path) -> None:
+    now = utcnow()
+    with SealClient.from_profile(fed / "420100" / "admins" / "420100-admin") as admin:
+        info = admin.register_seal(
+            "wh-approval",
+            "武汉市行政审批局行政审批专用章",
+            _company_code("MA4WUHAN"),
+            not_before=now,
+            not_after=now + timedelta(days=3 * 365),
+        )
+    _console.print(f"武汉 admin registered seal [bold]{info.name}[/] ({info.seal_id})")
+
+
+def _verify_sealed_result(document: Path, seal: Path, root: Path, endpoint: str) -> None:
+    """Check the sealed result as a bank would: OpenSSL with only the root, then tongban."""
+    fed = root / "federation"
+    openssl = subprocess.run(
+        [
+            "openssl",
+            "cms",
+            "-verify",
+            "-binary",
+            "-inform",
+            "DER",
+            "-in",
+            str(seal),
+            "-content",
+            str(document),
+            "-CAfile",
+            str(fed / "public" / "root.pem"),
+            "-purpose",
+            "any",
+            "-out",
+            os.devnull,
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if openssl.returncode != 0:
+        raise DemoFailure(f"openssl cms -verify refused the sealed result: {openssl.stderr}")
+    verifier = VerificationClient(
+        endpoint,
+        node_id="420100",
+        root_pem=(fed / "public" / "root.pem").read_bytes(),
+    )
+    with verifier:
+        report = verifier.verify(document, seal.read_bytes())
+    if report.indication.value != "VALID":
+        raise DemoFailure(f"the sealed result did not verify: {report.summary}")
+    _console.print(
+        f"鄂州 verified the sealed result: openssl [green]Verification successful[/], "
+        f"tongban [green]{report.indication.value}[/] ({report.report.get('ecert_identifier')})"
+    )
+
+
+def _on_behalf_case(
+    hall: dict[str, HallClient], root: Path, log: list[tuple[str, str]], verify_at: str
+) -> None:
     ez, wh = hall["420700"], hall["420100"]
     _console.rule("异地代收代办: accepted in 鄂州, handled in 武汉")
     receipt = ez.submit(
@@ -202,10 +267,14 @@ def _on_behalf_case(hall: dict[str, HallClient], root: Path, log: list[tuple[str
     wh.accept(case)
     wh.decide(case, approved=True, note="准予变更登记")
     result = wh.return_result(case, [_scan("准予变更登记通知书.jpg", 120_000, 4)])
+    _console.print(
+        "武汉 returned the result; the node sealed it with 武汉市行政审批局行政审批专用章"
+    )
     wait_for("result at 鄂州", leg_status(ez, case, "420100", "result_returned"))
     fetched = ez.fetch(result.packet_id, root / "ezhou-result")
     if not all(f.verified for f in fetched.files):
         raise DemoFailure("鄂州 could not verify the result packet")
+    _verify_sealed_result(fetched.files[0].path, fetched.files[1].path, root, verify_at)
     ez.issue(case, note="窗口出件")
     ez.deliver(case, note="申请人当场领取")
     wait_for("issue/deliver at 武汉", leg_status(wh, case, "420100", "delivered"))
