@@ -12,6 +12,8 @@ apt_packages=(openssl fonts-wqy-zenhei)
 if [[ $want_test == 1 ]]; then
   # A real S3 server for the integration tests (Ceph radosgw, single node).
   apt_packages+=(radosgw ceph-mon ceph-osd)
+  # Independent PDF checkers the seal tests run against sealed PDFs.
+  apt_packages+=(poppler-utils qpdf)
 fi
 missing=()
 for p in "${apt_packages[@]}"; do
