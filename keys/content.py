@@ -27,6 +27,7 @@ import hashlib
 import os
 import struct
 import uuid
+from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
@@ -134,6 +135,30 @@ class StreamDigest:
         return self._hash.hexdigest()
 
 
+def _take(pieces: deque[memoryview], n: int) -> bytes | bytearray | memoryview:
+    """The first ``n`` bytes of ``pieces``, without copying when one piece holds them."""
+    if n == 0:
+        return b""
+    first = pieces[0]
+    if len(first) >= n:
+        if len(first) == n:
+            pieces.popleft()
+        else:
+            pieces[0] = first[n:]
+        return first[:n]
+    out = bytearray()
+    while len(out) < n:
+        piece = pieces[0]
+        need = n - len(out)
+        if len(piece) <= need:
+            out += piece
+            pieces.popleft()
+        else:
+            out += piece[:need]
+            pieces[0] = piece[need:]
+    return out
+
+
 class FileCipher:
     """Seals and opens the segments of one file of one packet."""
 
@@ -162,7 +187,7 @@ class FileCipher:
         aad = _SEGMENT_AAD + self._packet + nonce
         return nonce, aad
 
-    def seal(self, index: int, plaintext: bytes, *, final: bool) -> bytes:
+    def seal(self, index: int, plaintext: bytes | bytearray | memoryview, *, final: bool) -> bytes:
         """Seal one segment (``plaintext`` at most ``segment_size`` bytes)."""
         if len(plaintext) > self.segment_size:
             raise CallerError("segment larger than the segment size")
@@ -190,17 +215,23 @@ class FileCipher:
         The plaintext's SHA-256 and size accumulate in :attr:`plaintext_digest`.
         """
         size = self.segment_size
-        buf = bytearray()
+        pieces: deque[memoryview] = deque()
+        total = 0
         index = 0
         for chunk in chunks:
+            if not chunk:
+                continue
             self.plaintext_digest.update(chunk)
-            buf += chunk
+            pieces.append(memoryview(chunk))
+            total += len(chunk)
             # Only a segment known to be followed by more data can be sealed as non-final.
-            while len(buf) > size:
-                yield SealedSegment(index, False, self.seal(index, bytes(buf[:size]), final=False))
-                del buf[:size]
+            while total > size:
+                yield SealedSegment(
+                    index, False, self.seal(index, _take(pieces, size), final=False)
+                )
+                total -= size
                 index += 1
-        yield SealedSegment(index, True, self.seal(index, bytes(buf), final=True))
+        yield SealedSegment(index, True, self.seal(index, _take(pieces, total), final=True))
 
     def decrypt_segments(self, segments: Iterable[SealedSegment]) -> Iterator[bytes]:
         """Open segments in order, checking the sequence and the final marker.

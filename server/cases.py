@@ -323,7 +323,7 @@ def _view(session: Session, case: CaseRow, legs: Sequence[LegRow]) -> CaseViewDa
 
 
 def case_view(runtime: NodeRuntime, hall_id: str, case_id: str) -> CaseViewData:
-    with runtime.metadata.transaction() as session:
+    with runtime.metadata.read() as session:
         case, legs = _visible_case(session, runtime, hall_id, case_id)
         return _view(session, case, legs)
 
@@ -394,7 +394,7 @@ def case_history(
     runtime: NodeRuntime, hall_id: str, case_id: str
 ) -> tuple[list[HistoryEntry], bool]:
     """Every event of the visible legs, each with its signature and chain status."""
-    with runtime.metadata.transaction() as session:
+    with runtime.metadata.read() as session:
         _, legs = _visible_case(session, runtime, hall_id, case_id)
         rows = list(
             session.scalars(

@@ -13,6 +13,7 @@ import logging
 import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import timedelta
 
 import grpc
@@ -41,6 +42,17 @@ _PERMANENT = frozenset(
         grpc.StatusCode.ALREADY_EXISTS,
     }
 )
+
+
+@dataclass(frozen=True)
+class _Item:
+    """One outbox row, as the dispatcher hands it to a worker."""
+
+    id: int
+    dest_node: str
+    case_id: str
+    kind: str
+    ref: str
 
 
 class _Refused(Exception):
@@ -127,33 +139,43 @@ class DeliveryDispatcher:
     def dispatch_due(self) -> int:
         """Start an attempt for every due item that is first in line for its case."""
         now = self._rt.clock()
-        with self._rt.metadata.transaction() as session:
-            rows = list(
-                session.scalars(
-                    select(OutboxRow)
-                    .where(OutboxRow.state == "pending")
-                    .order_by(OutboxRow.id)
-                    .limit(5000)
+        with self._lock:
+            free = self._policy.workers * 4 - len(self._in_flight)
+        if free <= 0:
+            return 0
+        with self._rt.metadata.read() as session:
+            # Plain tuples, oldest first: the first pending item of a lane blocks the rest.
+            rows = session.execute(
+                select(
+                    OutboxRow.id,
+                    OutboxRow.dest_node,
+                    OutboxRow.case_id,
+                    OutboxRow.kind,
+                    OutboxRow.ref,
+                    OutboxRow.next_attempt_at,
                 )
-            )
+                .where(OutboxRow.state == "pending")
+                .order_by(OutboxRow.id)
+                .limit(2000)
+            ).all()
         started = 0
         seen: set[tuple[str, str]] = set()
         with self._lock:
-            for row in rows:
-                lane = (row.dest_node, row.case_id)
+            for row_id, dest, case_id, kind, ref, due in rows:
+                lane = (dest, case_id)
                 if lane in seen:
                     continue
                 seen.add(lane)
-                if row.id in self._in_flight or row.next_attempt_at > now:
+                if row_id in self._in_flight or due > now:
                     continue
-                if self._stopped.is_set():
+                if self._stopped.is_set() or started >= free:
                     break
-                self._in_flight.add(row.id)
-                self._pool.submit(self._attempt, row)
+                self._in_flight.add(row_id)
+                self._pool.submit(self._attempt, _Item(row_id, dest, case_id, kind, ref))
                 started += 1
         return started
 
-    def _attempt(self, row: OutboxRow) -> None:
+    def _attempt(self, row: _Item) -> None:
         try:
             if row.kind == "packet":
                 self._send_packet(row)
@@ -169,14 +191,15 @@ class DeliveryDispatcher:
             _log.exception("delivery of %s %s to %s failed", row.kind, row.ref, row.dest_node)
             self._failed(row, f"{type(exc).__name__}: {exc}", permanent=False)
         else:
-            self._done(row)
+            if row.kind != "packet":  # a packet's delivery commits its own completion
+                self._done(row)
         finally:
             with self._lock:
                 self._in_flight.discard(row.id)
             # The next item of this case may now go.
             self._wake.set()
 
-    def _send_packet(self, row: OutboxRow) -> None:
+    def _send_packet(self, row: _Item) -> None:
         rt = self._rt
         peer = rt.directory.current.node(row.dest_node)
         stub = rt.peers.stub(peer)
@@ -204,6 +227,12 @@ class DeliveryDispatcher:
             delivery.delivered_at = receipt.received_at
             delivery.attempts += 1
             delivery.last_error = ""
+            item = session.get(OutboxRow, row.id)
+            assert item is not None
+            item.state = "done"
+            item.attempts += 1
+            item.done_at = rt.clock()
+            item.last_error = ""
         _log.info(
             "delivered packet %s to %s%s",
             row.ref,
@@ -211,10 +240,10 @@ class DeliveryDispatcher:
             " (already held)" if response.duplicate else "",
         )
 
-    def _send_event(self, row: OutboxRow) -> None:
+    def _send_event(self, row: _Item) -> None:
         rt = self._rt
         peer = rt.directory.current.node(row.dest_node)
-        with rt.metadata.transaction() as session:
+        with rt.metadata.read() as session:
             event = session.get(EventRow, row.ref)
             assert event is not None
             env = event_envelope(event)
@@ -228,7 +257,7 @@ class DeliveryDispatcher:
         if ack.event_hash != row.ref or ack.receiver != row.dest_node:
             raise _Refused("the ack does not name this event and node")
 
-    def _done(self, row: OutboxRow) -> None:
+    def _done(self, row: _Item) -> None:
         with self._rt.metadata.transaction() as session:
             item = session.get(OutboxRow, row.id)
             assert item is not None
@@ -237,7 +266,7 @@ class DeliveryDispatcher:
             item.done_at = self._rt.clock()
             item.last_error = ""
 
-    def _failed(self, row: OutboxRow, error: str, *, permanent: bool) -> None:
+    def _failed(self, row: _Item, error: str, *, permanent: bool) -> None:
         _log.warning(
             "delivery of %s %s to %s failed (%s): %s",
             row.kind,

@@ -298,7 +298,7 @@ def _plan(rt: NodeRuntime, hall_id: str, header: SubmitHeader) -> _Plan:
         except ValueError:
             raise InvalidRequest(f"case id {header.case_id!r} is not a UUID") from None
         applicant = _check_applicant(header.applicant, rt.clock())
-        with rt.metadata.transaction() as session:
+        with rt.metadata.read() as session:
             recipients = (_leg_for_packet(session, rt, hall_id, header, str(case_id))[2],)
     else:
         raise InvalidRequest(f"unknown packet kind {header.kind!r}")
@@ -449,7 +449,7 @@ def submit_packet(rt: NodeRuntime, hall_id: str, parts: Iterator[SubmitPart]) ->
 
 
 def _existing_outgoing(rt: NodeRuntime, hall_id: str, packet_id: uuid.UUID) -> SubmitResult | None:
-    with rt.metadata.transaction() as session:
+    with rt.metadata.read() as session:
         row = session.scalar(select(PacketRow).where(PacketRow.packet_id == str(packet_id)))
         if row is None:
             return None
@@ -523,6 +523,21 @@ def _store_outgoing(
     now = st.created_at
     directory = rt.directory.current
     signer = rt.keys.signer(now)
+    # Public-key work happens before the write transaction, which should hold the database
+    # for SQL alone.
+    self_key = directory.node(rt.node_id).encryption_key(now)
+    self_wrap = wrap_data_key(data_key, self_key.encryption_key(), plan.packet_id, rt.node_id)
+    wraps: list[tuple[RecipientEntry, KeyRecord, bytes]] = []
+    for r in plan.recipients:
+        key = directory.node(r.node).encryption_key(now)
+        wraps.append(
+            (r, key, wrap_data_key(data_key, key.encryption_key(), plan.packet_id, r.node))
+        )
+    early = (
+        sign_envelope(st.to_payload(), PACKET_TYPE, [signer])
+        if header.kind == "application"
+        else None
+    )
     with rt.metadata.transaction() as session:
         if header.kind == "application":
             case = CaseRow(
@@ -569,8 +584,7 @@ def _store_outgoing(
         if header.kind == "result":
             ecerts = _seal_results(rt, session, plan, data_key, entries, file_rows, prefix)
             st = dataclasses.replace(st, files=tuple(entries))
-        env = sign_envelope(st.to_payload(), PACKET_TYPE, [signer])
-        self_key = directory.node(rt.node_id).encryption_key(now)
+        env = early or sign_envelope(st.to_payload(), PACKET_TYPE, [signer])
         packet = PacketRow(
             packet_id=str(plan.packet_id),
             direction="out",
@@ -589,9 +603,7 @@ def _store_outgoing(
             signatures=encode_signatures(env),
             signed_by_key=signer.key_id,
             form_ciphertext=form_ct,
-            wrapped_key=wrap_data_key(
-                data_key, self_key.encryption_key(), plan.packet_id, rt.node_id
-            ),
+            wrapped_key=self_wrap,
             wrap_key_id=self_key.key_id,
             stored_digest="",
             receipt=None,
@@ -616,17 +628,14 @@ def _store_outgoing(
                 packet_id=str(plan.packet_id),
                 at=now,
             )
-        for r in plan.recipients:
-            key: KeyRecord = directory.node(r.node).encryption_key(now)
+        for r, key, wrapped in wraps:
             session.add(
                 DeliveryRow(
                     packet_id=str(plan.packet_id),
                     node_id=r.node,
                     hall_id=r.hall,
                     department=r.department,
-                    wrapped_key=wrap_data_key(
-                        data_key, key.encryption_key(), plan.packet_id, r.node
-                    ),
+                    wrapped_key=wrapped,
                     key_id=key.key_id,
                     state="pending",
                     attempts=0,
@@ -724,7 +733,7 @@ def _records(chunks: Iterable[bytes], size: int) -> Iterator[bytes]:
 
 def delivery_parts(rt: NodeRuntime, packet_id: str, node_id: str) -> Iterator[DeliverPart]:
     """The opening and every segment of one stored outgoing packet, for one recipient."""
-    with rt.metadata.transaction() as session:
+    with rt.metadata.read() as session:
         packet = session.scalar(select(PacketRow).where(PacketRow.packet_id == packet_id))
         delivery = session.get(DeliveryRow, (packet_id, node_id))
         if packet is None or delivery is None:
@@ -874,7 +883,7 @@ def _opened_ciphertext(cipher: FileCipher, segments: Iterator[SealedSegment]) ->
 
 
 def _held_receipt(rt: NodeRuntime, st: PacketStatement, statement: Envelope) -> Envelope | None:
-    with rt.metadata.transaction() as session:
+    with rt.metadata.read() as session:
         row = session.scalar(select(PacketRow).where(PacketRow.packet_id == str(st.packet_id)))
         if row is None:
             return None
@@ -1046,7 +1055,7 @@ def list_inbox(
     if direction:
         query = query.where(PacketRow.direction == direction)
     limit = max(1, min(limit or 100, 1000))
-    with rt.metadata.transaction() as session:
+    with rt.metadata.read() as session:
         rows = list(session.scalars(query.order_by(PacketRow.row_id).limit(limit)))
         return [_item(session, r) for r in rows]
 
@@ -1060,7 +1069,7 @@ def fetch_packet(rt: NodeRuntime, hall_id: str, packet_id: str) -> Iterator[Fetc
         NotFound: no such packet for this hall (another hall's packet is not revealed).
         IntegrityFailure / DecryptionError: stored content was altered.
     """
-    with rt.metadata.transaction() as session:
+    with rt.metadata.read() as session:
         row = session.scalar(select(PacketRow).where(PacketRow.packet_id == packet_id))
         if row is None or row.local_hall != hall_id:
             raise NotFound(f"packet {packet_id} not found for hall {hall_id}")

@@ -197,7 +197,7 @@ def revoke_seal(
 
 def seal_registry(rt: NodeRuntime) -> Envelope:
     """This node's seal records, signed with its relay signing key."""
-    with rt.metadata.transaction() as session:
+    with rt.metadata.read() as session:
         rows = list(session.scalars(select(SealRow).order_by(SealRow.seal_id)))
     now = rt.clock()
     version = len(rows) + sum(1 for r in rows if r.revoked_at is not None)
@@ -381,7 +381,7 @@ def change_ecert_status(
 def ecert_status(rt: NodeRuntime, identifier: str) -> ECertStatusEntry:
     """The current status of an e-certificate this node issued (for online verification)."""
     parse_ecert_identifier(identifier)
-    with rt.metadata.transaction() as session:
+    with rt.metadata.read() as session:
         row = session.get(ECertRow, identifier)
         if row is None:
             raise NotFound(f"e-certificate {identifier} was not issued by node {rt.node_id}")
@@ -391,7 +391,7 @@ def ecert_status(rt: NodeRuntime, identifier: str) -> ECertStatusEntry:
 def status_list(rt: NodeRuntime) -> Envelope:
     """Every status change of this node's e-certificates, signed, current for a stated period."""
     now = rt.clock()
-    with rt.metadata.transaction() as session:
+    with rt.metadata.read() as session:
         rows = list(
             session.scalars(
                 select(ECertRow)

@@ -8,6 +8,7 @@ default; PostgreSQL is the production path. The schema is owned by Alembic migra
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -262,8 +263,10 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: ConnectionPoolEntry) -> None:
 
 def _sqlite_begin(conn: Any) -> None:
     # Writers take the lock up front: two deferred transactions that both upgrade to
-    # writing would otherwise fail with "database is locked" instead of waiting.
-    conn.exec_driver_sql("BEGIN IMMEDIATE")
+    # writing would otherwise fail with "database is locked" instead of waiting. Readers
+    # begin deferred and, in WAL mode, never wait for a writer.
+    read_only = conn.get_execution_options().get("tongban_read_only", False)
+    conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
 
 class MetadataStore:
@@ -272,6 +275,12 @@ class MetadataStore:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self._sessions = sessionmaker(engine, expire_on_commit=False)
+        self._read_sessions = sessionmaker(
+            engine.execution_options(tongban_read_only=True), expire_on_commit=False
+        )
+        # SQLite has one writer at a time and makes waiters sleep and poll; queueing them on
+        # a lock in this process hands the database over at once instead.
+        self._write_lock = threading.Lock() if engine.dialect.name == "sqlite" else None
 
     @property
     def dialect(self) -> str:
@@ -280,7 +289,17 @@ class MetadataStore:
     @contextmanager
     def transaction(self) -> Iterator[Session]:
         """A session whose work commits on success and rolls back on any exception."""
-        with self._sessions() as session, session.begin():
+        if self._write_lock is None:
+            with self._sessions() as session, session.begin():
+                yield session
+            return
+        with self._write_lock, self._sessions() as session, session.begin():
+            yield session
+
+    @contextmanager
+    def read(self) -> Iterator[Session]:
+        """A read-only session: a consistent snapshot that never blocks or waits for writers."""
+        with self._read_sessions() as session, session.begin():
             yield session
 
     def close(self) -> None:
@@ -292,7 +311,13 @@ def _make_engine(url: str) -> Engine:
         path = url.partition(":///")[2]
         if path and not path.startswith(":memory:"):
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        engine = create_engine(
+            url,
+            connect_args={"check_same_thread": False, "timeout": 30},
+            # Enough connections for every RPC thread and delivery worker of a node.
+            pool_size=16,
+            max_overflow=64,
+        )
         event.listen(engine, "connect", _sqlite_pragmas)
         event.listen(engine, "begin", _sqlite_begin)
         return engine
