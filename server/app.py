@@ -81,7 +81,7 @@ class RelayNode:
         if config.seals_dir is not None and (config.seals_dir / "ca.pem").exists():
             self.runtime.seals = SealBook.load(config.seals_dir)
         self.dispatcher = DeliveryDispatcher(self.runtime, config.delivery)
-        self.runtime.kick_delivery = self.dispatcher.kick
+        self.runtime.offer_delivery = self.dispatcher.offer
         self.jobs = NodeJobs(config.node_id, self.runtime.metadata.engine)
         self.health = health.HealthServicer()
         self._server: grpc.Server | None = None

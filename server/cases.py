@@ -33,6 +33,7 @@ __all__ = [
     "CaseViewData",
     "HistoryEntry",
     "LegViewData",
+    "OutboxItem",
     "act_on_case",
     "append_local_event",
     "apply_remote_event",
@@ -41,6 +42,7 @@ __all__ = [
     "decode_signatures",
     "encode_signatures",
     "enqueue",
+    "outbox_items",
 ]
 
 
@@ -56,24 +58,41 @@ def event_envelope(row: EventRow) -> Envelope:
     return Envelope(row.payload, EVENT_TYPE, decode_signatures(row.signatures))
 
 
+@dataclass(frozen=True)
+class OutboxItem:
+    """One item owed to another node, as the delivery dispatcher handles it."""
+
+    id: int
+    dest_node: str
+    case_id: str
+    kind: str
+    ref: str
+
+
 def enqueue(
     session: Session, runtime: NodeRuntime, dest: str, case_id: str, kind: str, ref: str
-) -> None:
+) -> OutboxRow:
     """Owe ``dest`` a packet or event; the delivery worker sends it until acknowledged."""
     now = runtime.clock()
-    session.add(
-        OutboxRow(
-            dest_node=dest,
-            case_id=case_id,
-            kind=kind,
-            ref=ref,
-            state="pending",
-            attempts=0,
-            next_attempt_at=now,
-            last_error="",
-            created_at=now,
-        )
+    row = OutboxRow(
+        dest_node=dest,
+        case_id=case_id,
+        kind=kind,
+        ref=ref,
+        state="pending",
+        attempts=0,
+        next_attempt_at=now,
+        last_error="",
+        created_at=now,
     )
+    session.add(row)
+    return row
+
+
+def outbox_items(session: Session, rows: list[OutboxRow]) -> list[OutboxItem]:
+    """The items of freshly added outbox rows (their ids assigned by a flush)."""
+    session.flush()
+    return [OutboxItem(r.id, r.dest_node, r.case_id, r.kind, r.ref) for r in rows]
 
 
 def party_of(runtime: NodeRuntime, case: CaseRow, leg: LegRow) -> Party:
@@ -384,9 +403,11 @@ def act_on_case(
             raise NotFound(f"case {case_id} not found for hall {hall_id}")
         env = append_local_event(session, runtime, case, leg, action.event, hall_id, detail)
         dest = case.accepting_node if party is Party.HANDLING else leg.node_id
-        enqueue(session, runtime, dest, case.case_id, "event", env.digest)
+        items = outbox_items(
+            session, [enqueue(session, runtime, dest, case.case_id, "event", env.digest)]
+        )
         view = _view(session, case, legs)
-    runtime.kick_delivery()
+    runtime.offer_delivery(items)
     return view
 
 

@@ -13,7 +13,6 @@ import logging
 import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from datetime import timedelta
 
 import grpc
@@ -22,7 +21,7 @@ from sqlalchemy import select
 from tongban.keys.envelope import Envelope, EnvelopeSignature, verify_envelope
 from tongban.keys.errors import KeysError
 from tongban.proto import common_pb2, relay_pb2
-from tongban.server.cases import event_envelope
+from tongban.server.cases import OutboxItem, event_envelope
 from tongban.server.config import DeliveryPolicy
 from tongban.server.packets import DeliverOpening, DeliverPart, delivery_parts
 from tongban.server.runtime import NodeRuntime
@@ -42,17 +41,6 @@ _PERMANENT = frozenset(
         grpc.StatusCode.ALREADY_EXISTS,
     }
 )
-
-
-@dataclass(frozen=True)
-class _Item:
-    """One outbox row, as the dispatcher hands it to a worker."""
-
-    id: int
-    dest_node: str
-    case_id: str
-    kind: str
-    ref: str
 
 
 class _Refused(Exception):
@@ -107,6 +95,10 @@ class DeliveryDispatcher:
         self._pool = ThreadPoolExecutor(policy.workers, thread_name_prefix="deliver")
         self._lock = threading.Lock()
         self._in_flight: set[int] = set()
+        # Lanes (destination, case) with an item on its way, and lanes whose order only a
+        # scan of the outbox can tell (an item in backoff, or one offered behind another).
+        self._busy: set[tuple[str, str]] = set()
+        self._unsettled: set[tuple[str, str]] = set()
         self._wake = threading.Event()
         self._stopped = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="delivery-dispatch", daemon=True)
@@ -115,8 +107,26 @@ class DeliveryDispatcher:
         self._thread.start()
 
     def kick(self) -> None:
-        """Look at the outbox now rather than at the next poll."""
+        """Scan the outbox now rather than at the next poll."""
         self._wake.set()
+
+    def offer(self, items: list[OutboxItem]) -> None:
+        """Send freshly committed items at once when nothing is ahead of them in their lane.
+
+        Anything else is left to the outbox scan, which alone knows a lane's order.
+        """
+        with self._lock:
+            for item in items:
+                lane = (item.dest_node, item.case_id)
+                if lane in self._busy or lane in self._unsettled or self._stopped.is_set():
+                    self._unsettled.add(lane)
+                    continue
+                self._start(item)
+
+    def _start(self, item: OutboxItem) -> None:
+        self._busy.add((item.dest_node, item.case_id))
+        self._in_flight.add(item.id)
+        self._pool.submit(self._attempt, item)
 
     def stop(self, timeout: float = 10.0) -> None:
         self._stopped.set()
@@ -166,40 +176,53 @@ class DeliveryDispatcher:
                 if lane in seen:
                     continue
                 seen.add(lane)
-                if row_id in self._in_flight or due > now:
+                if lane in self._busy or due > now:
                     continue
                 if self._stopped.is_set() or started >= free:
                     break
-                self._in_flight.add(row_id)
-                self._pool.submit(self._attempt, _Item(row_id, dest, case_id, kind, ref))
+                self._start(OutboxItem(row_id, dest, case_id, kind, ref))
                 started += 1
+            # A lane stays unsettled while it still has work; then offers go straight out again.
+            pending = {(dest, case_id) for _, dest, case_id, *_ in rows}
+            self._unsettled = {ln for ln in self._unsettled if ln in pending or ln in self._busy}
         return started
 
-    def _attempt(self, row: _Item) -> None:
+    def _attempt(self, row: OutboxItem) -> None:
         try:
             if row.kind == "packet":
                 self._send_packet(row)
             else:
                 self._send_event(row)
         except grpc.RpcError as exc:
+            self._unsettle(row)
             code = exc.code() if hasattr(exc, "code") else grpc.StatusCode.UNKNOWN
             details = exc.details() if hasattr(exc, "details") else str(exc)
             self._failed(row, f"{code.name}: {details}", permanent=code in _PERMANENT)
         except (_Refused, KeysError) as exc:
+            self._unsettle(row)
             self._failed(row, f"bad answer from node {row.dest_node}: {exc}", permanent=False)
         except Exception as exc:
+            self._unsettle(row)
             _log.exception("delivery of %s %s to %s failed", row.kind, row.ref, row.dest_node)
             self._failed(row, f"{type(exc).__name__}: {exc}", permanent=False)
         else:
             if row.kind != "packet":  # a packet's delivery commits its own completion
                 self._done(row)
         finally:
+            lane = (row.dest_node, row.case_id)
             with self._lock:
                 self._in_flight.discard(row.id)
-            # The next item of this case may now go.
-            self._wake.set()
+                self._busy.discard(lane)
+                rescan = lane in self._unsettled
+            if rescan:
+                # Something waits behind this item, or it failed: the scan decides what's next.
+                self._wake.set()
 
-    def _send_packet(self, row: _Item) -> None:
+    def _unsettle(self, row: OutboxItem) -> None:
+        with self._lock:
+            self._unsettled.add((row.dest_node, row.case_id))
+
+    def _send_packet(self, row: OutboxItem) -> None:
         rt = self._rt
         peer = rt.directory.current.node(row.dest_node)
         stub = rt.peers.stub(peer)
@@ -240,7 +263,7 @@ class DeliveryDispatcher:
             " (already held)" if response.duplicate else "",
         )
 
-    def _send_event(self, row: _Item) -> None:
+    def _send_event(self, row: OutboxItem) -> None:
         rt = self._rt
         peer = rt.directory.current.node(row.dest_node)
         with rt.metadata.read() as session:
@@ -257,7 +280,7 @@ class DeliveryDispatcher:
         if ack.event_hash != row.ref or ack.receiver != row.dest_node:
             raise _Refused("the ack does not name this event and node")
 
-    def _done(self, row: _Item) -> None:
+    def _done(self, row: OutboxItem) -> None:
         with self._rt.metadata.transaction() as session:
             item = session.get(OutboxRow, row.id)
             assert item is not None
@@ -266,7 +289,7 @@ class DeliveryDispatcher:
             item.done_at = self._rt.clock()
             item.last_error = ""
 
-    def _failed(self, row: _Item, error: str, *, permanent: bool) -> None:
+    def _failed(self, row: OutboxItem, error: str, *, permanent: bool) -> None:
         _log.warning(
             "delivery of %s %s to %s failed (%s): %s",
             row.kind,

@@ -51,6 +51,7 @@ from tongban.server.cases import (
     encode_signatures,
     enqueue,
     event_envelope,
+    outbox_items,
 )
 from tongban.server.errors import (
     Conflict,
@@ -76,6 +77,7 @@ from tongban.storage.sql import (
     DeliveryRow,
     EventRow,
     LegRow,
+    OutboxRow,
     PacketFileRow,
     PacketRow,
     SealRow,
@@ -628,6 +630,7 @@ def _store_outgoing(
                 packet_id=str(plan.packet_id),
                 at=now,
             )
+        owed: list[OutboxRow] = []
         for r, key, wrapped in wraps:
             session.add(
                 DeliveryRow(
@@ -642,10 +645,13 @@ def _store_outgoing(
                     last_error="",
                 )
             )
-            enqueue(session, rt, r.node, str(plan.case_id), "packet", str(plan.packet_id))
+            owed.append(
+                enqueue(session, rt, r.node, str(plan.case_id), "packet", str(plan.packet_id))
+            )
+        items = outbox_items(session, owed)
         deliveries = tuple(DeliveryInfo(r.node, "pending", 0, "") for r in plan.recipients)
     rt.inbox.notify()
-    rt.kick_delivery()
+    rt.offer_delivery(items)
     return SubmitResult(str(plan.packet_id), str(plan.case_id), False, deliveries)
 
 

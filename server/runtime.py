@@ -26,6 +26,7 @@ from tongban.storage.objects import ObjectStore
 from tongban.storage.sql import MetadataStore
 
 if TYPE_CHECKING:
+    from tongban.server.cases import OutboxItem
     from tongban.server.seals import SealBook
 
 __all__ = ["DirectoryHolder", "InboxNotifier", "NodeRuntime", "PeerChannels", "caller_identity"]
@@ -136,7 +137,7 @@ class NodeRuntime:
     peers: PeerChannels
     clock: Clock = utcnow
     inbox: InboxNotifier = field(default_factory=InboxNotifier)
-    kick_delivery: Callable[[], None] = lambda: None
+    offer_delivery: Callable[[list[OutboxItem]], None] = lambda items: None
     seals: SealBook | None = None
 
     @property
