@@ -8,6 +8,7 @@ waiting (the peer refused the content itself) park the item as ``failed`` for an
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import threading
@@ -236,7 +237,7 @@ class DeliveryDispatcher:
         with rt.metadata.transaction() as session:
             packet = session.scalar(select(PacketRow).where(PacketRow.packet_id == row.ref))
             assert packet is not None
-            expected = Envelope(packet.statement, "", ()).digest
+            expected = hashlib.sha256(packet.statement).hexdigest()
             if (
                 str(receipt.packet_id) != row.ref
                 or receipt.receiver != row.dest_node

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import hashlib
-import json
-import os
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -283,14 +281,6 @@ def deliver(
 ) -> relay_pb2.DeliverResponse:
     with cluster.node_channel(as_node, to_node) as ch:
         return relay_pb2_grpc.RelayServiceStub(ch).Deliver(iter(requests), timeout=20)
-
-
-def env_flag(name: str) -> bool:
-    return os.environ.get(name, "").lower() in ("1", "true", "yes")
-
-
-def iter_json(data: bytes) -> Iterator[Any]:
-    yield json.loads(data)
 
 
 def wait_until(what: str, probe: Callable[[], Any], timeout: float = 15.0) -> Any:
