@@ -227,3 +227,66 @@ def test_sender_killed_mid_submit_then_resubmit_stores_once(procs, tmp_path: Pat
     assert wh.fetch(pid, tmp_path / "o").files[0].sha256 == sha
     ez.close()
     wh.close()
+
+
+def test_sigterm_mid_upload_exits_cleanly_and_the_packet_is_stored_once(
+    procs, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    """SIGTERM gives running calls the grace period, then cancels them: the upload either
+    finished (a resubmit is a duplicate) or was abandoned (a resubmit stores it) — never half."""
+    import threading
+
+    cluster, nodes = procs
+    nodes["420700"].start()
+    ez = HallClient.from_profile(cluster.fed / "420700" / "halls" / "420700-hall-1")
+    material, sha = _material(3)
+    pid = str(uuid.uuid4())
+    outcome: list[object] = []
+
+    def submit() -> None:
+        try:
+            outcome.append(
+                ez.submit(
+                    matter=ODA,
+                    to=["420100"],
+                    applicant=Applicant("张三", "citizen", citizen_id()),
+                    form={},
+                    files=[material],
+                    packet_id=pid,
+                    retries=0,
+                )
+            )
+        except RequestRefused as exc:
+            outcome.append(exc)
+
+    t = threading.Thread(target=submit)
+    t.start()
+    wait_until(
+        "the upload to be under way",
+        lambda: _blob_bytes(cluster.fed / "420700" / "var" / "blobs" / "out") > 8 << 20,
+        timeout=60,
+    )
+    assert nodes["420700"].terminate() == 0  # graceful: exit code 0 within the grace period
+    t.join(30)
+    nodes["420700"].start()
+    ez.close()
+    ez = HallClient.from_profile(cluster.fed / "420700" / "halls" / "420700-hall-1")
+    again = ez.submit(
+        matter=ODA,
+        to=["420100"],
+        applicant=Applicant("张三", "citizen", citizen_id()),
+        form={},
+        files=[material],
+        packet_id=pid,
+    )
+    finished = not isinstance(outcome[0], RequestRefused)
+    assert again.duplicate is finished
+    assert [i.packet_id for i in ez.inbox("out")] == [pid]
+    assert ez.fetch(pid, tmp_path / "o").files[0].sha256 == sha
+    leftovers = [
+        p
+        for p in (cluster.fed / "420700" / "var" / "blobs").rglob("*")
+        if p.name.startswith(".partial-")
+    ]
+    assert leftovers == []
+    ez.close()
