@@ -31,6 +31,7 @@ from tongban.server.config import NodeConfig
 from tongban.server.delivery import DeliveryDispatcher
 from tongban.server.jobs import NodeJobs
 from tongban.server.matters import MatterCatalog
+from tongban.server.retention import sweep_orphan_blobs
 from tongban.server.runtime import DirectoryHolder, NodeRuntime, PeerChannels
 from tongban.server.seal_servicers import SealServicer, VerifyServicer
 from tongban.server.seals import SealBook
@@ -128,6 +129,8 @@ class RelayNode:
             delivery_seconds=cfg.delivery.poll_interval,
             directory=self.runtime.directory.refresh,
             directory_seconds=cfg.directory_refresh_seconds,
+            orphans=lambda: sweep_orphan_blobs(self.runtime),
+            orphan_seconds=cfg.orphan_sweep_seconds,
         )
         self.dispatcher.kick()
         _log.info("node %s serving on port %d", cfg.node_id, self.port)

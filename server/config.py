@@ -76,6 +76,7 @@ class NodeConfig:
     seals_dir: Path | None = None
     result_seal: str = ""
     status_list_hours: float = 24.0
+    orphan_sweep_seconds: float = 3600.0
     limits: Limits = field(default_factory=Limits)
     delivery: DeliveryPolicy = field(default_factory=DeliveryPolicy)
 
@@ -90,7 +91,13 @@ _SCHEMA: dict[str, dict[str, type]] = {
     "tls": {"cert": Path, "key": Path, "root": Path},
     "federation": {"directory": Path, "refresh_seconds": float},
     "keys": {"dir": Path},
-    "storage": {"database": str, "objects": str, "s3_access_key": str, "s3_secret_key": str},
+    "storage": {
+        "database": str,
+        "objects": str,
+        "s3_access_key": str,
+        "s3_secret_key": str,
+        "orphan_sweep_seconds": float,
+    },
     "matters": {"catalog": Path},
     "seals": {"dir": Path, "result_seal": str, "verification_url": str, "status_list_hours": float},
     "limits": {f.name: int for f in fields(Limits)},
@@ -190,6 +197,7 @@ def load_config(
         seals_dir=get("seals", "dir", None),
         result_seal=get("seals", "result_seal", ""),
         status_list_hours=get("seals", "status_list_hours", 24.0),
+        orphan_sweep_seconds=get("storage", "orphan_sweep_seconds", 3600.0),
         shutdown_grace_seconds=get("node", "shutdown_grace_seconds", 30.0),
         tls_cert=need("tls", "cert"),
         tls_key=need("tls", "key"),

@@ -9,14 +9,14 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from datetime import UTC
+from datetime import UTC, datetime, timedelta
 
 from apscheduler.executors.pool import ThreadPoolExecutor as JobExecutor
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.background import BackgroundScheduler
 from sqlalchemy import Engine
 
-__all__ = ["NodeJobs", "run_delivery_retry", "run_directory_refresh"]
+__all__ = ["NodeJobs", "run_delivery_retry", "run_directory_refresh", "run_orphan_sweep"]
 
 _log = logging.getLogger("tongban.server.jobs")
 _registry: dict[str, dict[str, Callable[[], object]]] = {}
@@ -44,6 +44,11 @@ def run_directory_refresh(node_id: str) -> None:
     _run(node_id, "directory")
 
 
+def run_orphan_sweep(node_id: str) -> None:
+    """Remove blobs that no committed packet refers to (left by crashes and lost races)."""
+    _run(node_id, "orphans")
+
+
 class NodeJobs:
     def __init__(self, node_id: str, engine: Engine) -> None:
         self._node_id = node_id
@@ -61,9 +66,15 @@ class NodeJobs:
         delivery_seconds: float,
         directory: Callable[[], object],
         directory_seconds: float,
+        orphans: Callable[[], object],
+        orphan_seconds: float,
     ) -> None:
         with _registry_lock:
-            _registry[self._node_id] = {"delivery": delivery, "directory": directory}
+            _registry[self._node_id] = {
+                "delivery": delivery,
+                "directory": directory,
+                "orphans": orphans,
+            }
         s = self._scheduler
         s.add_job(
             run_delivery_retry,
@@ -80,6 +91,16 @@ class NodeJobs:
             args=[self._node_id],
             id="directory-refresh",
             replace_existing=True,
+        )
+        s.add_job(
+            run_orphan_sweep,
+            "interval",
+            seconds=orphan_seconds,
+            args=[self._node_id],
+            id="orphan-sweep",
+            replace_existing=True,
+            # Soon after start too: a crash is exactly what leaves orphans behind.
+            next_run_time=datetime.now(UTC) + timedelta(seconds=5),
         )
         s.start()
 

@@ -390,64 +390,74 @@ def submit_packet(rt: NodeRuntime, hall_id: str, parts: Iterator[SubmitPart]) ->
     data_key = new_data_key()
     entries: list[FileEntry] = []
     file_rows: list[PacketFileRow] = []
-    try:
-        for part in parts:
-            if not isinstance(part, FileBegin):
-                raise InvalidRequest("file data must follow a file begin")
-            index = len(entries)
-            if index >= limits.max_files:
-                raise TooLarge(f"a packet holds at most {limits.max_files} files")
-            _check_file_name(part.name, part.media_type)
-            cipher = FileCipher(data_key, plan.packet_id, index, segment_size=limits.segment_size)
-            end: list[FileEnd] = []
-            segments = [0]
+    with rt.transfers.hold(prefix):
+        try:
+            for part in parts:
+                if not isinstance(part, FileBegin):
+                    raise InvalidRequest("file data must follow a file begin")
+                index = len(entries)
+                if index >= limits.max_files:
+                    raise TooLarge(f"a packet holds at most {limits.max_files} files")
+                _check_file_name(part.name, part.media_type)
+                cipher = FileCipher(
+                    data_key, plan.packet_id, index, segment_size=limits.segment_size
+                )
+                end: list[FileEnd] = []
+                segments = [0]
 
-            def sealed(
-                c: FileCipher = cipher,
-                n: list[int] = segments,
-                e: list[FileEnd] = end,
-                name: str = part.name,
-            ) -> Iterator[bytes]:
-                for seg in c.encrypt_chunks(_file_chunks(parts, name, limits.max_file_bytes, e)):
-                    n[0] += 1
-                    yield seg.ciphertext
+                def sealed(
+                    c: FileCipher = cipher,
+                    n: list[int] = segments,
+                    e: list[FileEnd] = end,
+                    name: str = part.name,
+                ) -> Iterator[bytes]:
+                    for seg in c.encrypt_chunks(
+                        _file_chunks(parts, name, limits.max_file_bytes, e)
+                    ):
+                        n[0] += 1
+                        yield seg.ciphertext
 
-            stored = rt.objects.put_stream(f"{prefix}{index}", sealed())
-            digest = cipher.plaintext_digest
-            if part.size >= 0 and digest.size != part.size:
-                raise InvalidRequest(
-                    f"file {index} {part.name!r} declared {part.size} bytes "
-                    f"but {digest.size} arrived"
+                stored = rt.objects.put_stream(f"{prefix}{index}", sealed())
+                digest = cipher.plaintext_digest
+                if part.size >= 0 and digest.size != part.size:
+                    raise InvalidRequest(
+                        f"file {index} {part.name!r} declared {part.size} bytes "
+                        f"but {digest.size} arrived"
+                    )
+                if end[0].sha256.lower() != digest.hexdigest():
+                    raise InvalidRequest(
+                        f"file {index} {part.name!r}: the SHA-256 the hall declared does not match "
+                        "the bytes received",
+                        code="manifest-digest-mismatch",
+                    )
+                entries.append(
+                    FileEntry(
+                        index,
+                        part.name,
+                        part.media_type,
+                        digest.size,
+                        digest.hexdigest(),
+                        segments[0],
+                    )
                 )
-            if end[0].sha256.lower() != digest.hexdigest():
-                raise InvalidRequest(
-                    f"file {index} {part.name!r}: the SHA-256 the hall declared does not match "
-                    "the bytes received",
-                    code="manifest-digest-mismatch",
+                file_rows.append(
+                    PacketFileRow(
+                        packet_id=str(plan.packet_id),
+                        file_index=index,
+                        name=part.name,
+                        media_type=part.media_type,
+                        size=digest.size,
+                        sha256=digest.hexdigest(),
+                        segment_count=segments[0],
+                        blob_key=stored.key,
+                        ciphertext_size=stored.size,
+                        ciphertext_sha256=stored.sha256,
+                    )
                 )
-            entries.append(
-                FileEntry(
-                    index, part.name, part.media_type, digest.size, digest.hexdigest(), segments[0]
-                )
-            )
-            file_rows.append(
-                PacketFileRow(
-                    packet_id=str(plan.packet_id),
-                    file_index=index,
-                    name=part.name,
-                    media_type=part.media_type,
-                    size=digest.size,
-                    sha256=digest.hexdigest(),
-                    segment_count=segments[0],
-                    blob_key=stored.key,
-                    ciphertext_size=stored.size,
-                    ciphertext_sha256=stored.sha256,
-                )
-            )
-        return _commit_outgoing(rt, hall_id, header, plan, data_key, entries, file_rows, prefix)
-    except BaseException:
-        rt.objects.delete_prefix(prefix)
-        raise
+            return _commit_outgoing(rt, hall_id, header, plan, data_key, entries, file_rows, prefix)
+        except BaseException:
+            rt.objects.delete_prefix(prefix)
+            raise
 
 
 def _existing_outgoing(rt: NodeRuntime, hall_id: str, packet_id: uuid.UUID) -> SubmitResult | None:
@@ -841,37 +851,38 @@ def receive_packet(
         )
     prefix = f"in/{st.packet_id}/{uuid.uuid4().hex[:12]}/"
     file_rows: list[PacketFileRow] = []
-    try:
-        for f in st.files:
-            cipher = FileCipher(data_key, st.packet_id, f.index, segment_size=st.segment_size)
-            ciphertext = _opened_ciphertext(cipher, _segments_of(parts, f.index))
-            stored = rt.objects.put_stream(f"{prefix}{f.index}", ciphertext)
-            digest = cipher.plaintext_digest
-            if digest.size != f.size or digest.hexdigest() != f.sha256:
-                raise IntegrityFailure(
-                    f"file {f.index} {f.name!r} does not match its signed SHA-256 digest",
-                    code="manifest-digest-mismatch",
+    with rt.transfers.hold(prefix):
+        try:
+            for f in st.files:
+                cipher = FileCipher(data_key, st.packet_id, f.index, segment_size=st.segment_size)
+                ciphertext = _opened_ciphertext(cipher, _segments_of(parts, f.index))
+                stored = rt.objects.put_stream(f"{prefix}{f.index}", ciphertext)
+                digest = cipher.plaintext_digest
+                if digest.size != f.size or digest.hexdigest() != f.sha256:
+                    raise IntegrityFailure(
+                        f"file {f.index} {f.name!r} does not match its signed SHA-256 digest",
+                        code="manifest-digest-mismatch",
+                    )
+                file_rows.append(
+                    PacketFileRow(
+                        packet_id=str(st.packet_id),
+                        file_index=f.index,
+                        name=f.name,
+                        media_type=f.media_type,
+                        size=f.size,
+                        sha256=f.sha256,
+                        segment_count=f.segments,
+                        blob_key=stored.key,
+                        ciphertext_size=stored.size,
+                        ciphertext_sha256=stored.sha256,
+                    )
                 )
-            file_rows.append(
-                PacketFileRow(
-                    packet_id=str(st.packet_id),
-                    file_index=f.index,
-                    name=f.name,
-                    media_type=f.media_type,
-                    size=f.size,
-                    sha256=f.sha256,
-                    segment_count=f.segments,
-                    blob_key=stored.key,
-                    ciphertext_size=stored.size,
-                    ciphertext_sha256=stored.sha256,
-                )
-            )
-        if next(parts, None) is not None:
-            raise InvalidRequest("data arrived after the last file of the packet")
-        return _commit_incoming(rt, st, opening, verified.key_id, form_plain, file_rows, me)
-    except BaseException:
-        rt.objects.delete_prefix(prefix)
-        raise
+            if next(parts, None) is not None:
+                raise InvalidRequest("data arrived after the last file of the packet")
+            return _commit_incoming(rt, st, opening, verified.key_id, form_plain, file_rows, me)
+        except BaseException:
+            rt.objects.delete_prefix(prefix)
+            raise
 
 
 def _opened_ciphertext(cipher: FileCipher, segments: Iterator[SealedSegment]) -> Iterator[bytes]:

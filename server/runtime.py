@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -90,6 +91,32 @@ class InboxNotifier:
         return self._generation
 
 
+class ActiveTransfers:
+    """Blob prefixes that uploads and deliveries are writing right now.
+
+    A blob outside every committed file row is an orphan only if no transfer in this process
+    is still writing it; after a restart nothing is.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._prefixes: set[str] = set()
+
+    @contextmanager
+    def hold(self, prefix: str) -> Iterator[None]:
+        with self._lock:
+            self._prefixes.add(prefix)
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._prefixes.discard(prefix)
+
+    def active(self, key: str) -> bool:
+        with self._lock:
+            return any(key.startswith(p) for p in self._prefixes)
+
+
 class PeerChannels:
     """mTLS channels to the other nodes, each pinned to the peer's node name."""
 
@@ -137,6 +164,7 @@ class NodeRuntime:
     peers: PeerChannels
     clock: Clock = utcnow
     inbox: InboxNotifier = field(default_factory=InboxNotifier)
+    transfers: ActiveTransfers = field(default_factory=ActiveTransfers)
     offer_delivery: Callable[[list[OutboxItem]], None] = lambda items: None
     seals: SealBook | None = None
 

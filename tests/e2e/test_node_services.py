@@ -12,7 +12,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from sqlalchemy import inspect, text
 
 from tests.harness import Cluster, citizen_id
-from tongban.client.hall import Applicant, InboxItem
+from tongban.client.hall import Applicant, InboxItem, Material
 from tongban.keys.directory import HallEntry, sign_directory
 from tongban.keys.pki import load_private_key
 from tongban.keys.signing import PrivateKeySigner
@@ -48,7 +48,7 @@ def test_scheduler_keeps_its_jobs_in_the_node_database(cluster: Cluster) -> None
     assert "apscheduler_jobs" in inspect(engine).get_table_names()
     with engine.connect() as conn:
         ids = sorted(r[0] for r in conn.execute(text("select id from apscheduler_jobs")))
-    assert ids == ["delivery-retry", "directory-refresh"]
+    assert ids == ["delivery-retry", "directory-refresh", "orphan-sweep"]
 
 
 def test_directory_refresh_takes_only_a_newer_root_signed_version(cluster: Cluster) -> None:
@@ -94,3 +94,32 @@ def test_health_reports_serving(cluster: Cluster, tmp_path: Path) -> None:
                 stub.Check(health_pb2.HealthCheckRequest(service=service)).status
                 == health_pb2.HealthCheckResponse.SERVING
             )
+
+
+def test_orphan_sweep_removes_only_unreferenced_idle_blobs(cluster: Cluster) -> None:
+    from tongban.server.retention import sweep_orphan_blobs
+
+    ez = cluster.hall("420700")
+    r = ez.submit(
+        matter=ODA,
+        to=["420100"],
+        applicant=Applicant("张三", "citizen", citizen_id()),
+        form={},
+        files=[
+            Material("a.bin", None, "application/octet-stream", lambda: iter([b"x" * 100]), 100)
+        ],
+    )
+    rt = cluster.nodes["420700"].runtime
+    kept = sorted(rt.objects.list_keys("out/"))
+    assert len(kept) == 1
+    # What a crash between blob write and commit leaves, one still being written, and a
+    # blob of a committed packet.
+    rt.objects.put_bytes("out/dead-packet/abc123/0", b"orphaned ciphertext")
+    rt.objects.put_bytes("in/other-packet/def456/3", b"orphaned too")
+    rt.objects.put_bytes("out/live-packet/ghi789/0", b"still uploading")
+    with rt.transfers.hold("out/live-packet/ghi789/"):
+        assert sweep_orphan_blobs(rt) == 2
+    assert sorted(rt.objects.list_keys("")) == sorted([*kept, "out/live-packet/ghi789/0"])
+    assert sweep_orphan_blobs(rt) == 1  # no longer active, never committed
+    assert sorted(rt.objects.list_keys("")) == kept
+    assert ez.fetch(r.packet_id, cluster.root / "o").files[0].path.read_bytes() == b"x" * 100
