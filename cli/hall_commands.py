@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 from rich.console import Console
@@ -20,6 +21,7 @@ from rich.table import Table
 
 from tongban.client.errors import HallClientError
 from tongban.client.hall import Applicant, HallClient
+from tongban.keys.errors import KeysError
 
 __all__ = ["add_hall_parser"]
 
@@ -108,8 +110,7 @@ def _fetch(args: argparse.Namespace) -> int:
 
 
 def _case_line(info: object) -> None:
-    c = info
-    print(json.dumps(c, default=lambda o: o.__dict__, ensure_ascii=False, indent=1))
+    print(json.dumps(info, default=lambda o: o.__dict__, ensure_ascii=False, indent=1))
 
 
 def _act(args: argparse.Namespace) -> int:
@@ -167,12 +168,20 @@ def _history(args: argparse.Namespace) -> int:
     return 0 if intact else 1
 
 
-def _run(handler: object) -> object:
+Handler = Callable[[argparse.Namespace], int]
+
+
+def _run(handler: Handler) -> Handler:
+    """Report the node's refusals and bad input as a message and exit code 2, not a traceback."""
+
     def wrapped(args: argparse.Namespace) -> int:
         try:
-            return handler(args)  # type: ignore[operator, no-any-return]
+            return handler(args)
         except HallClientError as exc:
             print(f"tongban hall: {exc}")
+            return 2
+        except KeysError as exc:
+            print(f"tongban hall: {exc.message}")
             return 2
         except ValueError as exc:
             print(f"tongban hall: {exc}")

@@ -9,15 +9,24 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from tongban.cli.hall_commands import add_hall_parser
+from tongban.keys.errors import KeysError
 
 __all__ = ["main"]
 
 
 def _federation_init(args: argparse.Namespace) -> int:
+    endpoints = dict(e.split("=", 1) for e in args.endpoint or [])
+    try:
+        return _write_federation(args, endpoints)
+    except (FileExistsError, KeysError) as exc:
+        print(f"tongban federation init: {exc}")
+        return 2
+
+
+def _write_federation(args: argparse.Namespace, endpoints: dict[str, str]) -> int:
     from tongban.cli.federation import node_specs, write_federation
     from tongban.keys.clock import utcnow
 
-    endpoints = dict(e.split("=", 1) for e in args.endpoint or [])
     specs = node_specs(
         args.node,
         base_port=args.base_port,
