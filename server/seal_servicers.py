@@ -10,7 +10,6 @@ import grpc
 from tongban.keys.clock import format_time, parse_time
 from tongban.keys.ecert import ECertStatusEntry
 from tongban.keys.pki import Role, certificate_pem, load_certificates
-from tongban.keys.seal_registry import load_seal_registry
 from tongban.keys.seals import SealRecord
 from tongban.keys.verification import seal_verification_result
 from tongban.proto import common_pb2, seal_pb2, seal_pb2_grpc
@@ -189,11 +188,9 @@ class VerifyServicer(seal_pb2_grpc.VerifyServiceServicer):
         return guard(context, "Verify", call)
 
     def _seal_records(self) -> list[SealRecord]:
-        rt = self._rt
-        directory = rt.directory.current
-        registry = load_seal_registry(seals.seal_registry(rt), directory, at=rt.clock())
-        published = [SealRecord.from_json_dict(s) for s in directory.seals]
-        return [*registry.seals, *published]
+        # This node's own records need no signature round trip; the directory may add more.
+        published = [SealRecord.from_json_dict(s) for s in self._rt.directory.current.seals]
+        return [*seals.registered_seals(self._rt), *published]
 
     def GetECertStatus(
         self, request: seal_pb2.ECertStatusRequest, context: grpc.ServicerContext

@@ -43,6 +43,7 @@ __all__ = [
     "change_ecert_status",
     "ecert_status",
     "register_seal",
+    "registered_seals",
     "revoke_seal",
     "seal_document",
     "seal_registry",
@@ -195,13 +196,19 @@ def revoke_seal(
     return record
 
 
+def registered_seals(rt: NodeRuntime) -> list[SealRecord]:
+    """The records of every seal registered at this node, revoked ones included."""
+    with rt.metadata.read() as session:
+        rows = session.scalars(select(SealRow).order_by(SealRow.seal_id))
+        return [_record(r) for r in rows]
+
+
 def seal_registry(rt: NodeRuntime) -> Envelope:
     """This node's seal records, signed with its relay signing key."""
-    with rt.metadata.read() as session:
-        rows = list(session.scalars(select(SealRow).order_by(SealRow.seal_id)))
+    records = registered_seals(rt)
     now = rt.clock()
-    version = len(rows) + sum(1 for r in rows if r.revoked_at is not None)
-    registry = SealRegistry(rt.node_id, version, now, tuple(_record(r) for r in rows))
+    version = len(records) + sum(1 for r in records if r.revoked_at is not None)
+    registry = SealRegistry(rt.node_id, version, now, tuple(records))
     return sign_seal_registry(registry, rt.keys.signer(now))
 
 
