@@ -21,6 +21,13 @@ class RequestRefused(HallClientError):
         self.status = status
         self.message = message
 
+    @classmethod
+    def from_rpc_error(cls, exc: grpc.RpcError) -> RequestRefused:
+        """The node's status and message out of a failed call."""
+        code = exc.code() if hasattr(exc, "code") else grpc.StatusCode.UNKNOWN
+        details = exc.details() if hasattr(exc, "details") else None
+        return cls(code, details or str(exc))
+
 
 class FetchVerificationError(HallClientError):
     """A fetched file did not match the signed manifest; it was not kept."""

@@ -284,11 +284,7 @@ class HallClient:
     def __exit__(self, *_: object) -> None:
         self.close()
 
-    @staticmethod
-    def _refused(exc: grpc.RpcError) -> RequestRefused:
-        code = exc.code() if hasattr(exc, "code") else grpc.StatusCode.UNKNOWN
-        details = exc.details() if hasattr(exc, "details") else None
-        return RequestRefused(code, details or str(exc))
+    _refused = staticmethod(RequestRefused.from_rpc_error)
 
     # ---- submit ----------------------------------------------------------------------------
 

@@ -119,10 +119,7 @@ class PublishedFiles:
     status_list: Path
 
 
-def _refused(exc: grpc.RpcError) -> RequestRefused:
-    code = exc.code() if hasattr(exc, "code") else grpc.StatusCode.UNKNOWN
-    details = exc.details() if hasattr(exc, "details") else None
-    return RequestRefused(code, details or str(exc))
+_refused = RequestRefused.from_rpc_error
 
 
 def _time(text: str, what: str) -> datetime:

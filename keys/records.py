@@ -8,7 +8,6 @@ the time they were made.
 from __future__ import annotations
 
 import enum
-import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -34,7 +33,7 @@ class KeyPurpose(enum.StrEnum):
 
 def encryption_key_id(public_key: x25519.X25519PublicKey) -> str:
     """Key id of an HPKE public key: SHA-256 of its SubjectPublicKeyInfo, hex."""
-    return hashlib.sha256(public_key_der(public_key)).hexdigest()
+    return key_id_of(public_key)
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from abc import ABC, abstractmethod
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, x25519
 
 from tongban.keys.errors import CallerError, SignatureError
 from tongban.keys.pki import CertificatePublicKey, public_key_der
@@ -26,7 +26,7 @@ __all__ = [
 ]
 
 
-def key_id_of(public_key: CertificatePublicKey) -> str:
+def key_id_of(public_key: CertificatePublicKey | x25519.X25519PublicKey) -> str:
     """Key id: lowercase hex SHA-256 of the SubjectPublicKeyInfo DER."""
     return hashlib.sha256(public_key_der(public_key)).hexdigest()
 

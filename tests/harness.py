@@ -27,9 +27,10 @@ from tongban.keys.directory import FederationDirectory
 from tongban.keys.envelope import canonical_json, sign_envelope
 from tongban.keys.pki import load_private_key
 from tongban.keys.signing import PrivateKeySigner, Signer
-from tongban.proto import common_pb2, relay_pb2, relay_pb2_grpc
+from tongban.proto import relay_pb2, relay_pb2_grpc
 from tongban.server.app import RelayNode
 from tongban.server.config import load_config
+from tongban.server.delivery import envelope_to_proto
 from tongban.server.statements import (
     EVENT_TYPE,
     PACKET_TYPE,
@@ -257,23 +258,15 @@ def forge_delivery(
     event_env = sign_envelope(event.to_payload(), EVENT_TYPE, [signer])
     enc = directory.node(recipient).encryption_key(now)
     opening = relay_pb2.PacketOpening(
-        statement=_pb(env),
+        statement=envelope_to_proto(env),
         wrapped_key=wrap_data_key(key, enc.encryption_key(), pid, recipient),
         recipient_key_id=enc.key_id,
         form_ciphertext=FileCipher(key, pid, FORM_FILE_INDEX, segment_size=MAX_SEGMENT_SIZE).seal(
             0, plain, final=True
         ),
-        events=[_pb(event_env)],
+        events=[envelope_to_proto(event_env)],
     )
     return [relay_pb2.DeliverRequest(opening=opening), *mutate_segments(segments)]
-
-
-def _pb(env: Any) -> common_pb2.SignedEnvelope:
-    return common_pb2.SignedEnvelope(
-        payload=env.payload,
-        payload_type=env.payload_type,
-        signatures=[common_pb2.Signature(key_id=s.key_id, sig=s.sig) for s in env.signatures],
-    )
 
 
 def deliver(

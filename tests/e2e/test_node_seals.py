@@ -15,10 +15,10 @@ from tongban.client.hall import Applicant
 from tongban.client.verify import Indication, SubIndication, seal_verification_result
 from tongban.keys.clock import format_time, utcnow
 from tongban.keys.directory import load_directory
-from tongban.keys.envelope import Envelope, EnvelopeSignature
 from tongban.keys.pki import load_certificates
 from tongban.keys.seal_registry import load_seal_registry
-from tongban.proto import common_pb2, seal_pb2, seal_pb2_grpc
+from tongban.proto import seal_pb2, seal_pb2_grpc
+from tongban.server.delivery import envelope_from_proto
 
 ODA = ("HB-ODA-01", "异地办理营业执照变更登记")
 SEAL_NAME = "武汉市行政审批局行政审批专用章"
@@ -52,14 +52,6 @@ def _public_stub(cluster: Cluster, node: str) -> seal_pb2_grpc.VerifyServiceStub
         options=[("grpc.ssl_target_name_override", f"node-{node}.tongban")],
     )
     return seal_pb2_grpc.VerifyServiceStub(ch)
-
-
-def _env(msg: common_pb2.SignedEnvelope) -> Envelope:
-    return Envelope(
-        msg.payload,
-        msg.payload_type,
-        tuple(EnvelopeSignature(s.key_id, s.sig) for s in msg.signatures),
-    )
 
 
 def _register(
@@ -155,10 +147,12 @@ def test_result_is_sealed_automatically_and_verifies_independently(
     pub = _public_stub(cluster, "420100")
     roots = load_certificates(root.read_bytes())
     directory = load_directory(
-        _env(pub.GetDirectory(seal_pb2.PublishedRequest())), roots, at=utcnow()
+        envelope_from_proto(pub.GetDirectory(seal_pb2.PublishedRequest())), roots, at=utcnow()
     )
     registry = load_seal_registry(
-        _env(pub.GetSealRegistry(seal_pb2.PublishedRequest())), directory, at=utcnow()
+        envelope_from_proto(pub.GetSealRegistry(seal_pb2.PublishedRequest())),
+        directory,
+        at=utcnow(),
     )
     report = seal_verification_result(doc, seal=p7s, roots=roots, seals=registry.seals, at=utcnow())
     assert report.indication is Indication.VALID, report.summary
