@@ -144,6 +144,80 @@ class DeliverResponse(_message.Message):
 Global___DeliverResponse: _TypeAlias = DeliverResponse  # noqa: Y015
 
 @_typing.final
+class DeliverBatchRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PACKETS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def packets(self) -> _containers.RepeatedCompositeFieldContainer[Global___PacketOpening]: ...
+    def __init__(
+        self,
+        *,
+        packets: _abc.Iterable[Global___PacketOpening] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["packets", b"packets"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DeliverBatchRequest: _TypeAlias = DeliverBatchRequest  # noqa: Y015
+
+@_typing.final
+class DeliverOutcome(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RECEIPT_FIELD_NUMBER: _builtins.int
+    DUPLICATE_FIELD_NUMBER: _builtins.int
+    CODE_FIELD_NUMBER: _builtins.int
+    MESSAGE_FIELD_NUMBER: _builtins.int
+    duplicate: _builtins.bool
+    code: _builtins.int
+    """The gRPC status code (numeric) and message this packet would have got from Deliver when
+    it is refused; 0 when it was stored.
+    """
+    message: _builtins.str
+    @_builtins.property
+    def receipt(self) -> _common_pb2.SignedEnvelope:
+        """The receiver's signed receipt when the packet is stored (code 0)."""
+
+    def __init__(
+        self,
+        *,
+        receipt: _common_pb2.SignedEnvelope | None = ...,
+        duplicate: _builtins.bool = ...,
+        code: _builtins.int = ...,
+        message: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["receipt", b"receipt"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["code", b"code", "duplicate", b"duplicate", "message", b"message", "receipt", b"receipt"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DeliverOutcome: _TypeAlias = DeliverOutcome  # noqa: Y015
+
+@_typing.final
+class DeliverBatchResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    OUTCOMES_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def outcomes(self) -> _containers.RepeatedCompositeFieldContainer[Global___DeliverOutcome]: ...
+    def __init__(
+        self,
+        *,
+        outcomes: _abc.Iterable[Global___DeliverOutcome] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["outcomes", b"outcomes"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DeliverBatchResponse: _TypeAlias = DeliverBatchResponse  # noqa: Y015
+
+@_typing.final
 class PushEventRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 

@@ -39,6 +39,11 @@ class RelayServiceStub:
                 request_serializer=tongban_dot_proto_dot_relay__pb2.DeliverRequest.SerializeToString,
                 response_deserializer=tongban_dot_proto_dot_relay__pb2.DeliverResponse.FromString,
                 _registered_method=True)
+        self.DeliverBatch = channel.unary_unary(
+                '/tongban.relay.v1.RelayService/DeliverBatch',
+                request_serializer=tongban_dot_proto_dot_relay__pb2.DeliverBatchRequest.SerializeToString,
+                response_deserializer=tongban_dot_proto_dot_relay__pb2.DeliverBatchResponse.FromString,
+                _registered_method=True)
         self.PushEvent = channel.unary_unary(
                 '/tongban.relay.v1.RelayService/PushEvent',
                 request_serializer=tongban_dot_proto_dot_relay__pb2.PushEventRequest.SerializeToString,
@@ -58,6 +63,15 @@ class RelayServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def DeliverBatch(self, request, context):
+        """Delivers several packets without files in one call (at most 256). Each packet is judged
+        and stored on its own, exactly as by Deliver: the outcomes come back in request order,
+        and one refused packet leaves the others unaffected.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def PushEvent(self, request, context):
         """Appends one signed case event to the receiver's copy of the case history.
         """
@@ -72,6 +86,11 @@ def add_RelayServiceServicer_to_server(servicer, server):
                     servicer.Deliver,
                     request_deserializer=tongban_dot_proto_dot_relay__pb2.DeliverRequest.FromString,
                     response_serializer=tongban_dot_proto_dot_relay__pb2.DeliverResponse.SerializeToString,
+            ),
+            'DeliverBatch': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeliverBatch,
+                    request_deserializer=tongban_dot_proto_dot_relay__pb2.DeliverBatchRequest.FromString,
+                    response_serializer=tongban_dot_proto_dot_relay__pb2.DeliverBatchResponse.SerializeToString,
             ),
             'PushEvent': grpc.unary_unary_rpc_method_handler(
                     servicer.PushEvent,
@@ -106,6 +125,33 @@ class RelayService:
             '/tongban.relay.v1.RelayService/Deliver',
             tongban_dot_proto_dot_relay__pb2.DeliverRequest.SerializeToString,
             tongban_dot_proto_dot_relay__pb2.DeliverResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeliverBatch(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tongban.relay.v1.RelayService/DeliverBatch',
+            tongban_dot_proto_dot_relay__pb2.DeliverBatchRequest.SerializeToString,
+            tongban_dot_proto_dot_relay__pb2.DeliverBatchResponse.FromString,
             options,
             channel_credentials,
             insecure,

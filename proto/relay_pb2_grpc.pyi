@@ -38,6 +38,11 @@ class RelayServiceStub:
     Answers with the receiver's signed receipt. Re-delivering a stored packet returns the same
     receipt again and creates nothing.
     """
+    DeliverBatch: _grpc.UnaryUnaryMultiCallable[_relay_pb2.DeliverBatchRequest, _relay_pb2.DeliverBatchResponse]
+    """Delivers several packets without files in one call (at most 256). Each packet is judged
+    and stored on its own, exactly as by Deliver: the outcomes come back in request order,
+    and one refused packet leaves the others unaffected.
+    """
     PushEvent: _grpc.UnaryUnaryMultiCallable[_relay_pb2.PushEventRequest, _relay_pb2.PushEventResponse]
     """Appends one signed case event to the receiver's copy of the case history."""
 
@@ -48,6 +53,11 @@ class RelayServiceAsyncStub(RelayServiceStub):
     """Streams one packet: an opening message, then the ciphertext segments of each file in order.
     Answers with the receiver's signed receipt. Re-delivering a stored packet returns the same
     receipt again and creates nothing.
+    """
+    DeliverBatch: _aio.UnaryUnaryMultiCallable[_relay_pb2.DeliverBatchRequest, _relay_pb2.DeliverBatchResponse]  # type: ignore[assignment]
+    """Delivers several packets without files in one call (at most 256). Each packet is judged
+    and stored on its own, exactly as by Deliver: the outcomes come back in request order,
+    and one refused packet leaves the others unaffected.
     """
     PushEvent: _aio.UnaryUnaryMultiCallable[_relay_pb2.PushEventRequest, _relay_pb2.PushEventResponse]  # type: ignore[assignment]
     """Appends one signed case event to the receiver's copy of the case history."""
@@ -62,6 +72,17 @@ class RelayServiceServicer(metaclass=_abc_1.ABCMeta):
         """Streams one packet: an opening message, then the ciphertext segments of each file in order.
         Answers with the receiver's signed receipt. Re-delivering a stored packet returns the same
         receipt again and creates nothing.
+        """
+
+    @_abc_1.abstractmethod
+    def DeliverBatch(
+        self,
+        request: _relay_pb2.DeliverBatchRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_relay_pb2.DeliverBatchResponse, _abc.Awaitable[_relay_pb2.DeliverBatchResponse]]:
+        """Delivers several packets without files in one call (at most 256). Each packet is judged
+        and stored on its own, exactly as by Deliver: the outcomes come back in request order,
+        and one refused packet leaves the others unaffected.
         """
 
     @_abc_1.abstractmethod

@@ -67,6 +67,8 @@ class OutboxItem:
     case_id: str
     kind: str
     ref: str
+    # A packet without files, which may travel in one call with others to the same node.
+    batchable: bool = False
 
 
 def enqueue(
@@ -89,10 +91,12 @@ def enqueue(
     return row
 
 
-def outbox_items(session: Session, rows: list[OutboxRow]) -> list[OutboxItem]:
+def outbox_items(
+    session: Session, rows: list[OutboxRow], *, batchable: bool = False
+) -> list[OutboxItem]:
     """The items of freshly added outbox rows (their ids assigned by a flush)."""
     session.flush()
-    return [OutboxItem(r.id, r.dest_node, r.case_id, r.kind, r.ref) for r in rows]
+    return [OutboxItem(r.id, r.dest_node, r.case_id, r.kind, r.ref, batchable) for r in rows]
 
 
 def party_of(runtime: NodeRuntime, case: CaseRow, leg: LegRow) -> Party:

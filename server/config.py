@@ -21,7 +21,17 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-__all__ = ["ConfigError", "DeliveryPolicy", "Limits", "NodeConfig", "load_config"]
+__all__ = [
+    "MAX_DELIVERY_BATCH",
+    "ConfigError",
+    "DeliveryPolicy",
+    "Limits",
+    "NodeConfig",
+    "load_config",
+]
+
+# Most packets one DeliverBatch call may carry (the receiver refuses more).
+MAX_DELIVERY_BATCH = 256
 
 
 class ConfigError(Exception):
@@ -47,6 +57,8 @@ class DeliveryPolicy:
     workers: int = 8
     rpc_timeout: float = 600.0
     poll_interval: float = 1.0
+    # Packets without files to one peer travel together, up to this many per call (1: never).
+    batch_size: int = 64
 
     def backoff(self, attempts: int) -> float:
         """Seconds to wait after ``attempts`` failed attempts."""
@@ -101,7 +113,10 @@ _SCHEMA: dict[str, dict[str, type]] = {
     "matters": {"catalog": Path},
     "seals": {"dir": Path, "result_seal": str, "verification_url": str, "status_list_hours": float},
     "limits": {f.name: int for f in fields(Limits)},
-    "delivery": {f.name: (int if f.name == "workers" else float) for f in fields(DeliveryPolicy)},
+    "delivery": {
+        f.name: (int if f.name in ("workers", "batch_size") else float)
+        for f in fields(DeliveryPolicy)
+    },
 }
 
 
@@ -189,6 +204,11 @@ def load_config(
         raise ConfigError("[limits] segment_size must be between 1 byte and 4 MiB")
     if limits.max_message_bytes < limits.segment_size + (64 << 10):
         raise ConfigError("[limits] max_message_bytes must exceed segment_size by 64 KiB")
+    delivery = DeliveryPolicy(**values.get("delivery", {}))
+    if not 1 <= delivery.batch_size <= MAX_DELIVERY_BATCH:
+        raise ConfigError(f"[delivery] batch_size must be between 1 and {MAX_DELIVERY_BATCH}")
+    if delivery.workers < 1:
+        raise ConfigError("[delivery] workers must be at least 1")
     return NodeConfig(
         node_id=need("node", "id"),
         listen=get("node", "listen", "127.0.0.1:50051"),
@@ -211,5 +231,5 @@ def load_config(
         s3_secret_key=get("storage", "s3_secret_key", ""),
         matters=get("matters", "catalog", None),
         limits=limits,
-        delivery=DeliveryPolicy(**values.get("delivery", {})),
+        delivery=delivery,
     )

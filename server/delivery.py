@@ -9,27 +9,40 @@ waiting (the peer refused the content itself) park the item as ``failed`` for an
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import logging
 import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
+from typing import cast
 
 import grpc
-from sqlalchemy import select
+from sqlalchemy import Table, and_, bindparam, select, update
 
 from tongban.keys.envelope import Envelope, EnvelopeSignature, verify_envelope
 from tongban.keys.errors import KeysError
 from tongban.proto import common_pb2, relay_pb2
 from tongban.server.cases import OutboxItem, event_envelope
 from tongban.server.config import DeliveryPolicy
-from tongban.server.packets import DeliverOpening, DeliverPart, delivery_parts
+from tongban.server.packets import (
+    DeliverOpening,
+    DeliverPart,
+    delivery_openings,
+    delivery_parts,
+)
 from tongban.server.runtime import NodeRuntime
 from tongban.server.statements import ACK_TYPE, RECEIPT_TYPE, EventAck, Receipt
-from tongban.storage.sql import DeliveryRow, EventRow, OutboxRow, PacketRow
+from tongban.storage.sql import DeliveryRow, EventRow, OutboxRow, PacketRow, UTCDateTime
 
-__all__ = ["DeliveryDispatcher", "envelope_from_proto", "envelope_to_proto"]
+__all__ = [
+    "DeliveryDispatcher",
+    "envelope_from_proto",
+    "envelope_to_proto",
+    "opening_from_proto",
+    "opening_to_proto",
+]
 
 _log = logging.getLogger("tongban.server.delivery")
 
@@ -48,6 +61,27 @@ class _Refused(Exception):
     """The peer's answer did not check out (bad receipt, wrong ack)."""
 
 
+# Calls at a time that carry batches of packets to one node.
+_DRAINERS = 2
+
+
+class _OutcomeError(grpc.RpcError):
+    """A packet of a batch the peer refused, with the status Deliver would have ended with."""
+
+    def __init__(self, code: int, message: str) -> None:
+        super().__init__(message)
+        self._code = next(
+            (c for c in grpc.StatusCode if c.value[0] == code), grpc.StatusCode.UNKNOWN
+        )
+        self._message = message
+
+    def code(self) -> grpc.StatusCode:
+        return self._code
+
+    def details(self) -> str:
+        return self._message
+
+
 def envelope_to_proto(env: Envelope) -> common_pb2.SignedEnvelope:
     return common_pb2.SignedEnvelope(
         payload=env.payload,
@@ -64,18 +98,30 @@ def envelope_from_proto(msg: common_pb2.SignedEnvelope) -> Envelope:
     )
 
 
+def opening_to_proto(part: DeliverOpening) -> relay_pb2.PacketOpening:
+    return relay_pb2.PacketOpening(
+        statement=envelope_to_proto(part.statement),
+        wrapped_key=part.wrapped_key,
+        recipient_key_id=part.recipient_key_id,
+        form_ciphertext=part.form_ciphertext,
+        events=[envelope_to_proto(e) for e in part.events],
+    )
+
+
+def opening_from_proto(msg: relay_pb2.PacketOpening) -> DeliverOpening:
+    return DeliverOpening(
+        envelope_from_proto(msg.statement),
+        msg.wrapped_key,
+        msg.recipient_key_id,
+        msg.form_ciphertext,
+        tuple(envelope_from_proto(e) for e in msg.events),
+    )
+
+
 def _requests(parts: Iterator[DeliverPart]) -> Iterator[relay_pb2.DeliverRequest]:
     for part in parts:
         if isinstance(part, DeliverOpening):
-            yield relay_pb2.DeliverRequest(
-                opening=relay_pb2.PacketOpening(
-                    statement=envelope_to_proto(part.statement),
-                    wrapped_key=part.wrapped_key,
-                    recipient_key_id=part.recipient_key_id,
-                    form_ciphertext=part.form_ciphertext,
-                    events=[envelope_to_proto(e) for e in part.events],
-                )
-            )
+            yield relay_pb2.DeliverRequest(opening=opening_to_proto(part))
         else:
             yield relay_pb2.DeliverRequest(
                 segment=relay_pb2.Segment(
@@ -88,7 +134,12 @@ def _requests(parts: Iterator[DeliverPart]) -> Iterator[relay_pb2.DeliverRequest
 
 
 class DeliveryDispatcher:
-    """Sends due outbox items with a pool of workers; ``dispatch_due`` is safe to call often."""
+    """Sends due outbox items with a pool of workers; ``dispatch_due`` is safe to call often.
+
+    Packets without files to one node are queued per node and sent together, up to the
+    policy's ``batch_size`` per call and at most ``_DRAINERS`` calls at a time; everything
+    else goes out one call per item.
+    """
 
     def __init__(self, runtime: NodeRuntime, policy: DeliveryPolicy) -> None:
         self._rt = runtime
@@ -100,6 +151,9 @@ class DeliveryDispatcher:
         # scan of the outbox can tell (an item in backoff, or one offered behind another).
         self._busy: set[tuple[str, str]] = set()
         self._unsettled: set[tuple[str, str]] = set()
+        # Batchable packets waiting per destination, and how many calls drain each queue.
+        self._queued: dict[str, list[OutboxItem]] = {}
+        self._draining: dict[str, int] = {}
         self._wake = threading.Event()
         self._stopped = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="delivery-dispatch", daemon=True)
@@ -125,9 +179,16 @@ class DeliveryDispatcher:
                 self._start(item)
 
     def _start(self, item: OutboxItem) -> None:
+        """Hand an item to the workers; the caller holds ``_lock``."""
         self._busy.add((item.dest_node, item.case_id))
         self._in_flight.add(item.id)
-        self._pool.submit(self._attempt, item)
+        if item.batchable and self._policy.batch_size > 1:
+            self._queued.setdefault(item.dest_node, []).append(item)
+            if self._draining.get(item.dest_node, 0) < _DRAINERS:
+                self._draining[item.dest_node] = self._draining.get(item.dest_node, 0) + 1
+                self._pool.submit(self._drain, item.dest_node)
+        else:
+            self._pool.submit(self._attempt, item)
 
     def stop(self, timeout: float = 10.0) -> None:
         self._stopped.set()
@@ -164,6 +225,11 @@ class DeliveryDispatcher:
                     OutboxRow.kind,
                     OutboxRow.ref,
                     OutboxRow.next_attempt_at,
+                    PacketRow.file_count,
+                )
+                .outerjoin(
+                    PacketRow,
+                    and_(OutboxRow.kind == "packet", PacketRow.packet_id == OutboxRow.ref),
                 )
                 .where(OutboxRow.state == "pending")
                 .order_by(OutboxRow.id)
@@ -172,7 +238,7 @@ class DeliveryDispatcher:
         started = 0
         seen: set[tuple[str, str]] = set()
         with self._lock:
-            for row_id, dest, case_id, kind, ref, due in rows:
+            for row_id, dest, case_id, kind, ref, due, file_count in rows:
                 lane = (dest, case_id)
                 if lane in seen:
                     continue
@@ -181,7 +247,8 @@ class DeliveryDispatcher:
                     continue
                 if self._stopped.is_set() or started >= free:
                     break
-                self._start(OutboxItem(row_id, dest, case_id, kind, ref))
+                batchable = kind == "packet" and file_count == 0
+                self._start(OutboxItem(row_id, dest, case_id, kind, ref, batchable))
                 started += 1
             # A lane stays unsettled while it still has work; then offers go straight out again.
             pending = {(dest, case_id) for _, dest, case_id, *_ in rows}
@@ -190,79 +257,205 @@ class DeliveryDispatcher:
 
     def _attempt(self, row: OutboxItem) -> None:
         try:
+            self._try(row)
+        finally:
+            self._release([row])
+
+    def _try(self, row: OutboxItem) -> None:
+        try:
             if row.kind == "packet":
                 self._send_packet(row)
             else:
                 self._send_event(row)
-        except grpc.RpcError as exc:
-            self._unsettle(row)
-            code = exc.code() if hasattr(exc, "code") else grpc.StatusCode.UNKNOWN
-            details = exc.details() if hasattr(exc, "details") else str(exc)
-            self._failed(row, f"{code.name}: {details}", permanent=code in _PERMANENT)
-        except (_Refused, KeysError) as exc:
-            self._unsettle(row)
-            self._failed(row, f"bad answer from node {row.dest_node}: {exc}", permanent=False)
         except Exception as exc:
-            self._unsettle(row)
-            _log.exception("delivery of %s %s to %s failed", row.kind, row.ref, row.dest_node)
-            self._failed(row, f"{type(exc).__name__}: {exc}", permanent=False)
+            self._fail_with(row, exc)
         else:
             if row.kind != "packet":  # a packet's delivery commits its own completion
                 self._done(row)
-        finally:
-            lane = (row.dest_node, row.case_id)
-            with self._lock:
+
+    def _release(self, rows: list[OutboxItem]) -> None:
+        rescan = False
+        with self._lock:
+            for row in rows:
+                lane = (row.dest_node, row.case_id)
                 self._in_flight.discard(row.id)
                 self._busy.discard(lane)
-                rescan = lane in self._unsettled
-            if rescan:
-                # Something waits behind this item, or it failed: the scan decides what's next.
-                self._wake.set()
+                rescan = rescan or lane in self._unsettled
+        if rescan:
+            # Something waits behind an item, or it failed: the scan decides what's next.
+            self._wake.set()
 
-    def _unsettle(self, row: OutboxItem) -> None:
+    def _fail_with(self, row: OutboxItem, exc: BaseException) -> None:
+        """Record a failed attempt: parked when the peer judged the content, else retried."""
         with self._lock:
             self._unsettled.add((row.dest_node, row.case_id))
+        if isinstance(exc, grpc.RpcError):
+            code = exc.code() if hasattr(exc, "code") else grpc.StatusCode.UNKNOWN
+            details = exc.details() if hasattr(exc, "details") else str(exc)
+            self._failed(row, f"{code.name}: {details}", permanent=code in _PERMANENT)
+        elif isinstance(exc, _Refused | KeysError):
+            self._failed(row, f"bad answer from node {row.dest_node}: {exc}", permanent=False)
+        else:
+            _log.error(
+                "delivery of %s %s to %s failed", row.kind, row.ref, row.dest_node, exc_info=exc
+            )
+            self._failed(row, f"{type(exc).__name__}: {exc}", permanent=False)
+
+    def _checked_receipt(self, row: OutboxItem, receipt_env: Envelope, statement: bytes) -> Receipt:
+        rt = self._rt
+        peer = rt.directory.current.node(row.dest_node)
+        verify_envelope(receipt_env, peer.signing_keys(rt.clock()), payload_type=RECEIPT_TYPE)
+        receipt = Receipt.from_payload(receipt_env.payload)
+        if (
+            str(receipt.packet_id) != row.ref
+            or receipt.receiver != row.dest_node
+            or receipt.statement_sha256 != hashlib.sha256(statement).hexdigest()
+        ):
+            raise _Refused("the receipt does not name this packet and node")
+        return receipt
 
     def _send_packet(self, row: OutboxItem) -> None:
         rt = self._rt
-        peer = rt.directory.current.node(row.dest_node)
-        stub = rt.peers.stub(peer)
+        stub = rt.peers.stub(rt.directory.current.node(row.dest_node))
+        parts = delivery_parts(rt, row.ref, row.dest_node)
+        opening = next(parts)
+        assert isinstance(opening, DeliverOpening)
         response = stub.Deliver(
-            _requests(delivery_parts(rt, row.ref, row.dest_node)),
-            timeout=self._policy.rpc_timeout,
+            _requests(itertools.chain([opening], parts)), timeout=self._policy.rpc_timeout
         )
         receipt_env = envelope_from_proto(response.receipt)
-        verify_envelope(receipt_env, peer.signing_keys(rt.clock()), payload_type=RECEIPT_TYPE)
-        receipt = Receipt.from_payload(receipt_env.payload)
-        with rt.metadata.transaction() as session:
-            packet = session.scalar(select(PacketRow).where(PacketRow.packet_id == row.ref))
-            assert packet is not None
-            expected = hashlib.sha256(packet.statement).hexdigest()
-            if (
-                str(receipt.packet_id) != row.ref
-                or receipt.receiver != row.dest_node
-                or receipt.statement_sha256 != expected
-            ):
-                raise _Refused("the receipt does not name this packet and node")
-            delivery = session.get(DeliveryRow, (row.ref, row.dest_node))
-            assert delivery is not None
-            delivery.state = "delivered"
-            delivery.receipt = json.dumps(receipt_env.to_json_dict()).encode()
-            delivery.delivered_at = receipt.received_at
-            delivery.attempts += 1
-            delivery.last_error = ""
-            item = session.get(OutboxRow, row.id)
-            assert item is not None
-            item.state = "done"
-            item.attempts += 1
-            item.done_at = rt.clock()
-            item.last_error = ""
+        receipt = self._checked_receipt(row, receipt_env, opening.statement.payload)
+        self._complete([(row, receipt_env, receipt)])
         _log.info(
             "delivered packet %s to %s%s",
             row.ref,
             row.dest_node,
             " (already held)" if response.duplicate else "",
         )
+
+    def _drain(self, dest: str) -> None:
+        """Send the queued batchable packets for ``dest`` until none is left."""
+        while True:
+            with self._lock:
+                queue = self._queued.get(dest, [])
+                if not queue or self._stopped.is_set():
+                    self._draining[dest] -= 1
+                    return
+                batch = queue[: self._policy.batch_size]
+                del queue[: self._policy.batch_size]
+            try:
+                self._try_batch(dest, batch)
+            except Exception:
+                _log.exception("delivery of a batch to %s failed", dest)
+            finally:
+                self._release(batch)
+
+    def _try_batch(self, dest: str, rows: list[OutboxItem]) -> None:
+        try:
+            openings = delivery_openings(self._rt, dest, [r.ref for r in rows])
+        except Exception as exc:
+            for row in rows:
+                self._fail_with(row, exc)
+            return
+        # Not what the queue thought (e.g. a packet with files): one call for each.
+        for row in rows:
+            if row.ref not in openings:
+                self._try(row)
+        batch: list[OutboxItem] = []
+        size = 0
+        budget = self._rt.config.limits.max_message_bytes // 2
+        for row in (r for r in rows if r.ref in openings):
+            weight = openings[row.ref].weight
+            if batch and size + weight > budget:
+                self._send_batch(dest, batch, openings)
+                batch, size = [], 0
+            batch.append(row)
+            size += weight
+        if batch:
+            self._send_batch(dest, batch, openings)
+
+    def _send_batch(
+        self, dest: str, rows: list[OutboxItem], openings: dict[str, DeliverOpening]
+    ) -> None:
+        rt = self._rt
+        try:
+            stub = rt.peers.stub(rt.directory.current.node(dest))
+            response = stub.DeliverBatch(
+                relay_pb2.DeliverBatchRequest(
+                    packets=[opening_to_proto(openings[r.ref]) for r in rows]
+                ),
+                timeout=self._policy.rpc_timeout,
+            )
+            if len(response.outcomes) != len(rows):
+                raise _Refused(
+                    f"{len(response.outcomes)} outcomes came back for {len(rows)} packets"
+                )
+        except Exception as exc:
+            for row in rows:
+                self._fail_with(row, exc)
+            return
+        delivered: list[tuple[OutboxItem, Envelope, Receipt]] = []
+        held = 0
+        for row, outcome in zip(rows, response.outcomes, strict=True):
+            try:
+                if outcome.code != grpc.StatusCode.OK.value[0]:
+                    raise _OutcomeError(outcome.code, outcome.message)
+                receipt_env = envelope_from_proto(outcome.receipt)
+                receipt = self._checked_receipt(
+                    row, receipt_env, openings[row.ref].statement.payload
+                )
+            except Exception as exc:
+                self._fail_with(row, exc)
+            else:
+                delivered.append((row, receipt_env, receipt))
+                held += outcome.duplicate
+        if not delivered:
+            return
+        try:
+            self._complete(delivered)
+        except Exception as exc:
+            for row, _, _ in delivered:
+                self._fail_with(row, exc)
+            return
+        _log.info(
+            "delivered %d packets to %s in one call (%d already held)", len(delivered), dest, held
+        )
+
+    def _complete(self, delivered: list[tuple[OutboxItem, Envelope, Receipt]]) -> None:
+        """Record signed receipts: the deliveries are done, their outbox items too."""
+        now = self._rt.clock()
+        deliveries = cast(Table, DeliveryRow.__table__)
+        outbox = cast(Table, OutboxRow.__table__)
+        with self._rt.metadata.transaction() as session:
+            session.execute(
+                update(deliveries)
+                .where(
+                    deliveries.c.packet_id == bindparam("b_packet"),
+                    deliveries.c.node_id == bindparam("b_node"),
+                )
+                .values(
+                    state="delivered",
+                    receipt=bindparam("b_receipt"),
+                    delivered_at=bindparam("b_at", type_=UTCDateTime()),
+                    attempts=deliveries.c.attempts + 1,
+                    last_error="",
+                ),
+                [
+                    {
+                        "b_packet": row.ref,
+                        "b_node": row.dest_node,
+                        "b_receipt": json.dumps(env.to_json_dict()).encode(),
+                        "b_at": receipt.received_at,
+                    }
+                    for row, env, receipt in delivered
+                ],
+            )
+            session.execute(
+                update(outbox)
+                .where(outbox.c.id == bindparam("b_id"))
+                .values(state="done", attempts=outbox.c.attempts + 1, done_at=now, last_error=""),
+                [{"b_id": row.id} for row, _, _ in delivered],
+            )
 
     def _send_event(self, row: OutboxItem) -> None:
         rt = self._rt

@@ -40,6 +40,7 @@ __all__ = [
     "abort_with",
     "guard",
     "guard_stream",
+    "refusal_of",
     "status_of",
 ]
 
@@ -133,14 +134,20 @@ def status_of(exc: BaseException) -> tuple[grpc.StatusCode, str] | None:
     return None
 
 
-def abort_with(context: grpc.ServicerContext, exc: BaseException, *, who: str) -> NoReturn:
-    """Log a refused or failed call and end it with the mapped status."""
+def refusal_of(exc: BaseException, *, who: str) -> tuple[grpc.StatusCode, str]:
+    """Log a refused or failed request and return the status and message it ends with."""
     mapped = status_of(exc)
     if mapped is None:
-        _log.exception("internal error serving %s", who)
-        context.abort(grpc.StatusCode.INTERNAL, "internal: the node failed; see its log")
+        _log.error("internal error serving %s", who, exc_info=exc)
+        return grpc.StatusCode.INTERNAL, "internal: the node failed; see its log"
     code, message = mapped
     _log.warning("refused %s: %s %s", who, code.name, message)
+    return code, message
+
+
+def abort_with(context: grpc.ServicerContext, exc: BaseException, *, who: str) -> NoReturn:
+    """Log a refused or failed call and end it with the mapped status."""
+    code, message = refusal_of(exc, who=who)
     context.abort(code, message)
 
 

@@ -13,7 +13,7 @@ import hashlib
 import json
 import logging
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -53,6 +53,7 @@ from tongban.server.cases import (
     event_envelope,
     outbox_items,
 )
+from tongban.server.config import MAX_DELIVERY_BATCH
 from tongban.server.errors import (
     Conflict,
     IllegalTransition,
@@ -86,6 +87,7 @@ from tongban.storage.sql import (
 __all__ = [
     "Applicant",
     "DeliverOpening",
+    "DeliverOutcome",
     "DeliverSegment",
     "FetchFileEnd",
     "FetchOpening",
@@ -94,9 +96,11 @@ __all__ = [
     "InboxItem",
     "SubmitHeader",
     "SubmitResult",
+    "delivery_openings",
     "delivery_parts",
     "fetch_packet",
     "list_inbox",
+    "receive_batch",
     "receive_packet",
     "submit_packet",
 ]
@@ -167,6 +171,17 @@ class DeliverOpening:
     recipient_key_id: str
     form_ciphertext: bytes
     events: tuple[Envelope, ...]
+
+    @property
+    def weight(self) -> int:
+        """Roughly the bytes this opening takes in a message."""
+        signed = [self.statement, *self.events]
+        return (
+            len(self.form_ciphertext)
+            + len(self.wrapped_key)
+            + sum(len(e.payload) + 128 * len(e.signatures) for e in signed)
+            + 256
+        )
 
 
 @dataclass(frozen=True)
@@ -658,7 +673,7 @@ def _store_outgoing(
             owed.append(
                 enqueue(session, rt, r.node, str(plan.case_id), "packet", str(plan.packet_id))
             )
-        items = outbox_items(session, owed)
+        items = outbox_items(session, owed, batchable=not entries)
         deliveries = tuple(DeliveryInfo(r.node, "pending", 0, "") for r in plan.recipients)
     rt.inbox.notify()
     rt.offer_delivery(items)
@@ -747,6 +762,21 @@ def _records(chunks: Iterable[bytes], size: int) -> Iterator[bytes]:
         yield bytes(buf)
 
 
+def _opening(packet: PacketRow, delivery: DeliveryRow, events: list[EventRow]) -> DeliverOpening:
+    return DeliverOpening(
+        Envelope(packet.statement, PACKET_TYPE, decode_signatures(packet.signatures)),
+        delivery.wrapped_key,
+        delivery.key_id,
+        packet.form_ciphertext,
+        tuple(event_envelope(e) for e in events),
+    )
+
+
+def _event_leg(rt: NodeRuntime, packet: PacketRow, node_id: str) -> str:
+    """The leg whose event travels with a packet: the recipient's, or ours for a result."""
+    return node_id if packet.kind != "result" else rt.node_id
+
+
 def delivery_parts(rt: NodeRuntime, packet_id: str, node_id: str) -> Iterator[DeliverPart]:
     """The opening and every segment of one stored outgoing packet, for one recipient."""
     with rt.metadata.read() as session:
@@ -761,26 +791,54 @@ def delivery_parts(rt: NodeRuntime, packet_id: str, node_id: str) -> Iterator[De
                 .order_by(PacketFileRow.file_index)
             )
         )
-        leg = node_id if packet.kind != "result" else rt.node_id
-        events = [
-            event_envelope(e)
-            for e in session.scalars(
-                select(EventRow).where(EventRow.packet_id == packet_id, EventRow.leg_node == leg)
+        events = list(
+            session.scalars(
+                select(EventRow).where(
+                    EventRow.packet_id == packet_id,
+                    EventRow.leg_node == _event_leg(rt, packet, node_id),
+                )
             )
-        ]
+        )
     st = PacketStatement.from_payload(packet.statement)
-    yield DeliverOpening(
-        Envelope(packet.statement, PACKET_TYPE, decode_signatures(packet.signatures)),
-        delivery.wrapped_key,
-        delivery.key_id,
-        packet.form_ciphertext,
-        tuple(events),
-    )
+    yield _opening(packet, delivery, events)
     record = st.segment_size + TAG_SIZE
     for f in files:
         stream = rt.objects.open_stream(f.blob_key, chunk_size=record)
         for i, ct in enumerate(_records(stream, record)):
             yield DeliverSegment(f.file_index, i, i == f.segment_count - 1, ct)
+
+
+def delivery_openings(
+    rt: NodeRuntime, node_id: str, packet_ids: Sequence[str]
+) -> dict[str, DeliverOpening]:
+    """The openings of stored outgoing packets without files, for one recipient, read at
+    once; a packet that has files or no delivery to ``node_id`` is left out."""
+    ids = list(packet_ids)
+    with rt.metadata.read() as session:
+        packets = {
+            p.packet_id: p
+            for p in session.scalars(
+                select(PacketRow).where(PacketRow.packet_id.in_(ids), PacketRow.file_count == 0)
+            )
+        }
+        deliveries = {
+            d.packet_id: d
+            for d in session.scalars(
+                select(DeliveryRow).where(
+                    DeliveryRow.node_id == node_id, DeliveryRow.packet_id.in_(ids)
+                )
+            )
+        }
+        events: dict[str, list[EventRow]] = {}
+        for e in session.scalars(select(EventRow).where(EventRow.packet_id.in_(ids))):
+            packet = packets.get(e.packet_id)
+            if packet is not None and e.leg_node == _event_leg(rt, packet, node_id):
+                events.setdefault(e.packet_id, []).append(e)
+    return {
+        pid: _opening(packets[pid], deliveries[pid], events.get(pid, []))
+        for pid in ids
+        if pid in packets and pid in deliveries
+    }
 
 
 # ---- receiving side ---------------------------------------------------------------------------
@@ -800,22 +858,31 @@ def _segments_of(parts: Iterator[DeliverPart], index: int) -> Iterator[SealedSeg
             return
 
 
-def receive_packet(
-    rt: NodeRuntime, peer_node: str, parts: Iterator[DeliverPart]
-) -> tuple[Envelope, bool]:
-    """Verify, decrypt-check and store a packet a peer delivers; return the signed receipt.
+@dataclass(frozen=True)
+class _Incoming:
+    """A delivered packet's opening, checked: signed by the peer, addressed here, form good."""
 
-    A packet already held is not stored again: the original receipt is returned.
+    st: PacketStatement
+    opening: DeliverOpening
+    key_id: str
+    me: RecipientEntry
+    form_plain: bytes
+    data_key: bytes
 
-    Raises:
-        Unauthenticated (keys errors): the statement is not signed by a key of the peer.
-        PermissionDenied: the statement names another sender than the connected peer.
-        InvalidRequest: malformed, or addressed to another node.
-        IntegrityFailure / DecryptionError: content differs from what was signed.
-    """
-    opening = next(parts, None)
-    if not isinstance(opening, DeliverOpening):
-        raise InvalidRequest("the first message of a delivery must be the packet opening")
+
+@dataclass(frozen=True)
+class DeliverOutcome:
+    """What became of one packet of a batch: its signed receipt, or why it was refused."""
+
+    receipt: Envelope | None
+    duplicate: bool = False
+    error: Exception | None = None
+
+
+def _check_opening(
+    rt: NodeRuntime, peer_node: str, opening: DeliverOpening
+) -> _Incoming | Envelope:
+    """Check a packet opening; the original receipt instead when the packet is already held."""
     now = rt.clock()
     sender = rt.directory.current.node(peer_node)
     verified = verify_envelope(
@@ -835,7 +902,7 @@ def receive_packet(
         )
     held = _held_receipt(rt, st, opening.statement)
     if held is not None:
-        return held, True
+        return held
     data_key = unwrap_data_key(
         opening.wrapped_key,
         rt.keys.decryption_candidates(opening.recipient_key_id),
@@ -849,12 +916,40 @@ def receive_packet(
         raise IntegrityFailure(
             "the form does not match its signed digest", code="manifest-digest-mismatch"
         )
+    content = parse_json_object(form_plain, "packet form")
+    if not isinstance(content.get("form"), dict):
+        raise InvalidRequest("packet form content is malformed", code="malformed-form")
+    return _Incoming(st, opening, verified.key_id, me, form_plain, data_key)
+
+
+def receive_packet(
+    rt: NodeRuntime, peer_node: str, parts: Iterator[DeliverPart]
+) -> tuple[Envelope, bool]:
+    """Verify, decrypt-check and store a packet a peer delivers; return the signed receipt.
+
+    A packet already held is not stored again: the original receipt is returned.
+
+    Raises:
+        Unauthenticated (keys errors): the statement is not signed by a key of the peer.
+        PermissionDenied: the statement names another sender than the connected peer.
+        InvalidRequest: malformed, or addressed to another node.
+        IntegrityFailure / DecryptionError: content differs from what was signed.
+    """
+    opening = next(parts, None)
+    if not isinstance(opening, DeliverOpening):
+        raise InvalidRequest("the first message of a delivery must be the packet opening")
+    checked = _check_opening(rt, peer_node, opening)
+    if isinstance(checked, Envelope):
+        return checked, True
+    st = checked.st
     prefix = f"in/{st.packet_id}/{uuid.uuid4().hex[:12]}/"
     file_rows: list[PacketFileRow] = []
     with rt.transfers.hold(prefix):
         try:
             for f in st.files:
-                cipher = FileCipher(data_key, st.packet_id, f.index, segment_size=st.segment_size)
+                cipher = FileCipher(
+                    checked.data_key, st.packet_id, f.index, segment_size=st.segment_size
+                )
                 ciphertext = _opened_ciphertext(cipher, _segments_of(parts, f.index))
                 stored = rt.objects.put_stream(f"{prefix}{f.index}", ciphertext)
                 digest = cipher.plaintext_digest
@@ -879,10 +974,72 @@ def receive_packet(
                 )
             if next(parts, None) is not None:
                 raise InvalidRequest("data arrived after the last file of the packet")
-            return _commit_incoming(rt, st, opening, verified.key_id, form_plain, file_rows, me)
+            return _commit_incoming(rt, checked, file_rows)
         except BaseException:
             rt.objects.delete_prefix(prefix)
             raise
+
+
+def receive_batch(
+    rt: NodeRuntime, peer_node: str, openings: Sequence[DeliverOpening]
+) -> list[DeliverOutcome]:
+    """Receive several packets without files; each is checked and stored on its own.
+
+    All stored packets commit in one transaction, each inside its own savepoint, so a
+    refused packet changes nothing and leaves the others of the batch unaffected.
+
+    Raises:
+        TooLarge: more packets than one batch may carry (nothing is stored).
+    """
+    if len(openings) > MAX_DELIVERY_BATCH:
+        raise TooLarge(
+            f"a delivery batch holds at most {MAX_DELIVERY_BATCH} packets, not {len(openings)}"
+        )
+    outcomes: list[DeliverOutcome | None] = [None] * len(openings)
+    ready: list[tuple[int, _Incoming, Envelope, str]] = []
+    named: set[uuid.UUID] = set()
+    for i, opening in enumerate(openings):
+        try:
+            checked = _check_opening(rt, peer_node, opening)
+            if isinstance(checked, Envelope):
+                outcomes[i] = DeliverOutcome(checked, duplicate=True)
+                continue
+            if checked.st.files:
+                raise InvalidRequest(
+                    f"packet {checked.st.packet_id} carries files; deliver it on its own"
+                )
+            if checked.st.packet_id in named:
+                raise InvalidRequest(f"packet {checked.st.packet_id} appears twice in the batch")
+            named.add(checked.st.packet_id)
+            ready.append((i, checked, *_receipt(rt, checked, [])))
+        except Exception as exc:
+            outcomes[i] = DeliverOutcome(None, error=exc)
+    raced: list[tuple[int, _Incoming]] = []
+    if ready:
+        with rt.metadata.transaction() as session:
+            for i, checked, receipt_env, stored_digest in ready:
+                try:
+                    with session.begin_nested():
+                        _insert_incoming(session, rt, checked, [], receipt_env, stored_digest)
+                except IntegrityError:
+                    raced.append((i, checked))
+                except Exception as exc:
+                    outcomes[i] = DeliverOutcome(None, error=exc)
+                else:
+                    outcomes[i] = DeliverOutcome(receipt_env)
+        rt.inbox.notify()
+    for i, checked in raced:
+        # Stored meanwhile by a concurrent delivery of the same packet: answer as for a replay.
+        try:
+            held = _held_receipt(rt, checked.st, checked.opening.statement)
+            if held is None:
+                raise Conflict(f"packet {checked.st.packet_id} could not be stored; send it again")
+            outcomes[i] = DeliverOutcome(held, duplicate=True)
+        except Exception as exc:
+            outcomes[i] = DeliverOutcome(None, error=exc)
+    done = [o for o in outcomes if o is not None]
+    assert len(done) == len(outcomes), "every packet of a batch has an outcome"
+    return done
 
 
 def _opened_ciphertext(cipher: FileCipher, segments: Iterator[SealedSegment]) -> Iterator[bytes]:
@@ -909,16 +1066,12 @@ def _held_receipt(rt: NodeRuntime, st: PacketStatement, statement: Envelope) -> 
         return Envelope.from_json_dict(json.loads(row.receipt))
 
 
-def _commit_incoming(
-    rt: NodeRuntime,
-    st: PacketStatement,
-    opening: DeliverOpening,
-    key_id: str,
-    form_plain: bytes,
-    file_rows: list[PacketFileRow],
-    me: RecipientEntry,
-) -> tuple[Envelope, bool]:
+def _receipt(
+    rt: NodeRuntime, checked: _Incoming, file_rows: list[PacketFileRow]
+) -> tuple[Envelope, str]:
+    """The signed receipt for a packet about to be stored, and the digest it names."""
     now = rt.clock()
+    opening = checked.opening
     stored_digest = hashlib.sha256(
         canonical_json(
             {
@@ -928,68 +1081,83 @@ def _commit_incoming(
             }
         )
     ).hexdigest()
-    receipt = Receipt(st.packet_id, rt.node_id, opening.statement.digest, stored_digest, now)
+    receipt = Receipt(
+        checked.st.packet_id, rt.node_id, opening.statement.digest, stored_digest, now
+    )
     receipt_env = sign_envelope(receipt.to_payload(), RECEIPT_TYPE, [rt.keys.signer(now)])
-    content = parse_json_object(form_plain, "packet form")
-    if not isinstance(content.get("form"), dict):
-        raise InvalidRequest("packet form content is malformed", code="malformed-form")
+    return receipt_env, stored_digest
+
+
+def _commit_incoming(
+    rt: NodeRuntime, checked: _Incoming, file_rows: list[PacketFileRow]
+) -> tuple[Envelope, bool]:
+    receipt_env, stored_digest = _receipt(rt, checked, file_rows)
     try:
         with rt.metadata.transaction() as session:
-            case, leg, local_hall = _incoming_case(session, rt, st, me, now)
-            session.add(
-                PacketRow(
-                    packet_id=str(st.packet_id),
-                    direction="in",
-                    kind=st.kind,
-                    case_id=str(st.case_id),
-                    mode=st.mode,
-                    matter_code=st.matter_code,
-                    matter_name=st.matter_name,
-                    sender_node=st.sender_node,
-                    sender_hall=st.sender_hall,
-                    local_hall=local_hall,
-                    created_at=st.created_at,
-                    stored_at=now,
-                    statement=opening.statement.payload,
-                    statement_type=PACKET_TYPE,
-                    signatures=encode_signatures(opening.statement),
-                    signed_by_key=key_id,
-                    form_ciphertext=opening.form_ciphertext,
-                    wrapped_key=opening.wrapped_key,
-                    wrap_key_id=opening.recipient_key_id,
-                    stored_digest=stored_digest,
-                    receipt=json.dumps(receipt_env.to_json_dict()).encode(),
-                    file_count=len(file_rows),
-                    total_size=sum(r.size for r in file_rows),
-                )
-            )
-            session.flush()
-            session.add_all(file_rows)
-            expected = {
-                "application": "submitted",
-                "supplement": "supplemented",
-                "result": "result_returned",
-            }[st.kind]
-            applied = 0
-            for env in opening.events:
-                ev, _dup = apply_remote_event(session, rt, st.sender_node, env, case=case, leg=leg)
-                if ev.packet_id != str(st.packet_id) or ev.event != expected:
-                    raise InvalidRequest(
-                        f"event {ev.event!r} does not belong to packet {st.packet_id}"
-                    )
-                applied += 1
-            if applied != 1:
-                raise InvalidRequest(
-                    f"a {st.kind} packet must carry exactly one {expected!r} event"
-                )
-            session.flush()
+            _insert_incoming(session, rt, checked, file_rows, receipt_env, stored_digest)
     except IntegrityError:
-        held = _held_receipt(rt, st, opening.statement)
+        held = _held_receipt(rt, checked.st, checked.opening.statement)
         if held is None:
             raise
         return held, True
     rt.inbox.notify()
     return receipt_env, False
+
+
+def _insert_incoming(
+    session: Session,
+    rt: NodeRuntime,
+    checked: _Incoming,
+    file_rows: list[PacketFileRow],
+    receipt_env: Envelope,
+    stored_digest: str,
+) -> None:
+    st, opening = checked.st, checked.opening
+    received_at = Receipt.from_payload(receipt_env.payload).received_at
+    case, leg, local_hall = _incoming_case(session, rt, st, checked.me, received_at)
+    session.add(
+        PacketRow(
+            packet_id=str(st.packet_id),
+            direction="in",
+            kind=st.kind,
+            case_id=str(st.case_id),
+            mode=st.mode,
+            matter_code=st.matter_code,
+            matter_name=st.matter_name,
+            sender_node=st.sender_node,
+            sender_hall=st.sender_hall,
+            local_hall=local_hall,
+            created_at=st.created_at,
+            stored_at=received_at,
+            statement=opening.statement.payload,
+            statement_type=PACKET_TYPE,
+            signatures=encode_signatures(opening.statement),
+            signed_by_key=checked.key_id,
+            form_ciphertext=opening.form_ciphertext,
+            wrapped_key=opening.wrapped_key,
+            wrap_key_id=opening.recipient_key_id,
+            stored_digest=stored_digest,
+            receipt=json.dumps(receipt_env.to_json_dict()).encode(),
+            file_count=len(file_rows),
+            total_size=sum(r.size for r in file_rows),
+        )
+    )
+    session.flush()
+    session.add_all(file_rows)
+    expected = {
+        "application": "submitted",
+        "supplement": "supplemented",
+        "result": "result_returned",
+    }[st.kind]
+    applied = 0
+    for env in opening.events:
+        ev, _dup = apply_remote_event(session, rt, st.sender_node, env, case=case, leg=leg)
+        if ev.packet_id != str(st.packet_id) or ev.event != expected:
+            raise InvalidRequest(f"event {ev.event!r} does not belong to packet {st.packet_id}")
+        applied += 1
+    if applied != 1:
+        raise InvalidRequest(f"a {st.kind} packet must carry exactly one {expected!r} event")
+    session.flush()
 
 
 def _incoming_case(

@@ -13,8 +13,8 @@ from tongban.keys.clock import format_time
 from tongban.keys.envelope import sign_envelope
 from tongban.proto import hall_pb2, hall_pb2_grpc, relay_pb2, relay_pb2_grpc
 from tongban.server import cases, packets
-from tongban.server.delivery import envelope_from_proto, envelope_to_proto
-from tongban.server.errors import InvalidRequest, guard, guard_stream
+from tongban.server.delivery import envelope_from_proto, envelope_to_proto, opening_from_proto
+from tongban.server.errors import InvalidRequest, guard, guard_stream, refusal_of
 from tongban.server.runtime import NodeRuntime, caller_identity, require_hall, require_node
 from tongban.server.statements import ACK_TYPE, EventAck, FileEntry, RecipientEntry
 
@@ -315,14 +315,7 @@ def _deliver_parts(requests: Iterator[relay_pb2.DeliverRequest]) -> Iterator[pac
     for req in requests:
         which = req.WhichOneof("part")
         if which == "opening":
-            o = req.opening
-            yield packets.DeliverOpening(
-                envelope_from_proto(o.statement),
-                o.wrapped_key,
-                o.recipient_key_id,
-                o.form_ciphertext,
-                tuple(envelope_from_proto(e) for e in o.events),
-            )
+            yield opening_from_proto(req.opening)
         elif which == "segment":
             s = req.segment
             yield packets.DeliverSegment(s.file_index, s.segment_index, s.final, s.ciphertext)
@@ -345,6 +338,29 @@ class RelayServicer(relay_pb2_grpc.RelayServiceServicer):
             return relay_pb2.DeliverResponse(receipt=envelope_to_proto(receipt), duplicate=dup)
 
         return guard(context, "Deliver", call)
+
+    def DeliverBatch(
+        self, request: relay_pb2.DeliverBatchRequest, context: grpc.ServicerContext
+    ) -> relay_pb2.DeliverBatchResponse:
+        def call() -> relay_pb2.DeliverBatchResponse:
+            peer = require_node(self._rt, caller_identity(context))
+            openings = [opening_from_proto(o) for o in request.packets]
+            outcomes = packets.receive_batch(self._rt, peer.node_id, openings)
+            response = relay_pb2.DeliverBatchResponse()
+            for opening, outcome in zip(openings, outcomes, strict=True):
+                if outcome.receipt is not None:
+                    response.outcomes.add(
+                        receipt=envelope_to_proto(outcome.receipt), duplicate=outcome.duplicate
+                    )
+                else:
+                    assert outcome.error is not None
+                    code, message = refusal_of(
+                        outcome.error, who=f"DeliverBatch packet {opening.statement.digest[:12]}"
+                    )
+                    response.outcomes.add(code=code.value[0], message=message)
+            return response
+
+        return guard(context, "DeliverBatch", call)
 
     def PushEvent(
         self, request: relay_pb2.PushEventRequest, context: grpc.ServicerContext

@@ -45,6 +45,7 @@ __all__ = [
     "PacketFileRow",
     "PacketRow",
     "SealRow",
+    "UTCDateTime",
     "open_metadata_store",
 ]
 
