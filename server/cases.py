@@ -42,7 +42,9 @@ __all__ = [
     "decode_signatures",
     "encode_signatures",
     "enqueue",
+    "local_event",
     "outbox_items",
+    "outbox_row",
 ]
 
 
@@ -71,12 +73,10 @@ class OutboxItem:
     batchable: bool = False
 
 
-def enqueue(
-    session: Session, runtime: NodeRuntime, dest: str, case_id: str, kind: str, ref: str
-) -> OutboxRow:
-    """Owe ``dest`` a packet or event; the delivery worker sends it until acknowledged."""
+def outbox_row(runtime: NodeRuntime, dest: str, case_id: str, kind: str, ref: str) -> OutboxRow:
+    """A new outbox row owing ``dest`` a packet or event, due now."""
     now = runtime.clock()
-    row = OutboxRow(
+    return OutboxRow(
         dest_node=dest,
         case_id=case_id,
         kind=kind,
@@ -87,6 +87,13 @@ def enqueue(
         last_error="",
         created_at=now,
     )
+
+
+def enqueue(
+    session: Session, runtime: NodeRuntime, dest: str, case_id: str, kind: str, ref: str
+) -> OutboxRow:
+    """Owe ``dest`` a packet or event; the delivery worker sends it until acknowledged."""
+    row = outbox_row(runtime, dest, case_id, kind, ref)
     session.add(row)
     return row
 
@@ -136,8 +143,7 @@ def _row(st: EventStatement, env: Envelope, key_id: str) -> EventRow:
     )
 
 
-def append_local_event(
-    session: Session,
+def local_event(
     runtime: NodeRuntime,
     case: CaseRow,
     leg: LegRow,
@@ -147,8 +153,9 @@ def append_local_event(
     *,
     packet_id: str = "",
     at: datetime | None = None,
-) -> Envelope:
-    """Record an event this node's hall caused: check the step, sign, chain and store it.
+) -> tuple[Envelope, EventRow]:
+    """Check and sign an event this node's hall caused, chained to ``leg``, whose head it
+    advances; the event row is returned for the caller to store with the leg.
 
     Raises:
         IllegalTransition: the step is not allowed for this party now.
@@ -174,8 +181,31 @@ def append_local_event(
     )
     signer = runtime.keys.signer(at)
     env = sign_envelope(st.to_payload(), EVENT_TYPE, [signer])
-    session.add(_row(st, env, signer.key_id))
     _apply(leg, st, env.digest, status)
+    return env, _row(st, env, signer.key_id)
+
+
+def append_local_event(
+    session: Session,
+    runtime: NodeRuntime,
+    case: CaseRow,
+    leg: LegRow,
+    event: str,
+    actor_hall: str,
+    detail: Mapping[str, Any],
+    *,
+    packet_id: str = "",
+    at: datetime | None = None,
+) -> Envelope:
+    """Record an event this node's hall caused: check the step, sign, chain and store it.
+
+    Raises:
+        IllegalTransition: the step is not allowed for this party now.
+    """
+    env, row = local_event(
+        runtime, case, leg, event, actor_hall, detail, packet_id=packet_id, at=at
+    )
+    session.add(row)
     return env
 
 

@@ -45,13 +45,16 @@ from tongban.keys.identifiers import validate_citizen_id, validate_credit_code
 from tongban.keys.records import KeyRecord
 from tongban.keys.seals import SealRecord
 from tongban.server.cases import (
+    OutboxItem,
     append_local_event,
     apply_remote_event,
     decode_signatures,
     encode_signatures,
     enqueue,
     event_envelope,
+    local_event,
     outbox_items,
+    outbox_row,
 )
 from tongban.server.config import MAX_DELIVERY_BATCH
 from tongban.server.errors import (
@@ -78,10 +81,11 @@ from tongban.storage.sql import (
     DeliveryRow,
     EventRow,
     LegRow,
-    OutboxRow,
     PacketFileRow,
     PacketRow,
     SealRow,
+    insert_returning_id,
+    insert_rows,
 )
 
 __all__ = [
@@ -560,124 +564,178 @@ def _store_outgoing(
         wraps.append(
             (r, key, wrap_data_key(data_key, key.encryption_key(), plan.packet_id, r.node))
         )
-    early = (
-        sign_envelope(st.to_payload(), PACKET_TYPE, [signer])
-        if header.kind == "application"
-        else None
-    )
+    if header.kind == "application":
+        return _store_application(
+            rt, hall_id, header, plan, entries, file_rows, st, form_ct, self_wrap, self_key, wraps
+        )
     with rt.metadata.transaction() as session:
-        if header.kind == "application":
-            case = CaseRow(
-                case_id=str(plan.case_id),
-                mode=header.mode,
-                matter_code=header.matter_code,
-                matter_name=st.matter_name,
-                accepting_node=rt.node_id,
-                accepting_hall=hall_id,
-                created_at=now,
-            )
-            session.add(case)
-            session.flush()  # parents first: rows are not linked by ORM relationships
-            legs = [
-                LegRow(
-                    case_id=case.case_id,
-                    node_id=r.node,
-                    hall_id=r.hall,
-                    department=r.department,
-                    status="new",
-                    decision="",
-                    supplement_requests=0,
-                    head_hash="",
-                    head_seq=0,
-                    updated_at=now,
-                )
-                for r in plan.recipients
-            ]
-            session.add_all(legs)
-            event = "submitted"
-        else:
-            case, leg, _ = _leg_for_packet(session, rt, hall_id, header, str(plan.case_id))
-            legs = [leg]
-            event = "supplemented" if header.kind == "supplement" else "result_returned"
-            st = PacketStatement(
-                **{
-                    **st.__dict__,
-                    "mode": case.mode,
-                    "matter_code": case.matter_code,
-                    "matter_name": case.matter_name,
-                }
-            )
+        case, leg, _ = _leg_for_packet(session, rt, hall_id, header, str(plan.case_id))
+        event = "supplemented" if header.kind == "supplement" else "result_returned"
+        st = dataclasses.replace(
+            st, mode=case.mode, matter_code=case.matter_code, matter_name=case.matter_name
+        )
         ecerts: list[str] = []
         if header.kind == "result":
             ecerts = _seal_results(rt, session, plan, data_key, entries, file_rows, prefix)
             st = dataclasses.replace(st, files=tuple(entries))
-        env = early or sign_envelope(st.to_payload(), PACKET_TYPE, [signer])
-        packet = PacketRow(
-            packet_id=str(plan.packet_id),
-            direction="out",
-            kind=header.kind,
-            case_id=str(plan.case_id),
-            mode=st.mode,
-            matter_code=st.matter_code,
-            matter_name=st.matter_name,
-            sender_node=rt.node_id,
-            sender_hall=hall_id,
-            local_hall=hall_id,
-            created_at=now,
-            stored_at=now,
-            statement=env.payload,
-            statement_type=PACKET_TYPE,
-            signatures=encode_signatures(env),
-            signed_by_key=signer.key_id,
-            form_ciphertext=form_ct,
-            wrapped_key=self_wrap,
-            wrap_key_id=self_key.key_id,
-            stored_digest="",
-            receipt=None,
-            file_count=len(entries),
-            total_size=sum(e.size for e in entries),
-        )
-        session.add(packet)
+        env = sign_envelope(st.to_payload(), PACKET_TYPE, [signer])
+        session.add(_packet_row(rt, hall_id, st, env, form_ct, self_wrap, self_key))
         session.flush()
         session.add_all(file_rows)
         detail: dict[str, Any] = {"files": [e.name for e in entries], "matter": st.matter_code}
         if ecerts:
             detail["ecerts"] = ecerts
-        for leg in legs:
-            append_local_event(
-                session,
-                rt,
-                case,
-                leg,
-                event,
-                hall_id,
-                {**detail, "packet_id": str(plan.packet_id)},
-                packet_id=str(plan.packet_id),
-                at=now,
-            )
-        owed: list[OutboxRow] = []
-        for r, key, wrapped in wraps:
-            session.add(
-                DeliveryRow(
-                    packet_id=str(plan.packet_id),
-                    node_id=r.node,
-                    hall_id=r.hall,
-                    department=r.department,
-                    wrapped_key=wrapped,
-                    key_id=key.key_id,
-                    state="pending",
-                    attempts=0,
-                    last_error="",
-                )
-            )
-            owed.append(
-                enqueue(session, rt, r.node, str(plan.case_id), "packet", str(plan.packet_id))
-            )
+        append_local_event(
+            session,
+            rt,
+            case,
+            leg,
+            event,
+            hall_id,
+            {**detail, "packet_id": str(plan.packet_id)},
+            packet_id=str(plan.packet_id),
+            at=now,
+        )
+        session.add_all(_delivery_rows(plan, wraps))
+        owed = [
+            enqueue(session, rt, r.node, str(plan.case_id), "packet", str(plan.packet_id))
+            for r in plan.recipients
+        ]
         items = outbox_items(session, owed, batchable=not entries)
         deliveries = tuple(DeliveryInfo(r.node, "pending", 0, "") for r in plan.recipients)
     rt.inbox.notify()
     rt.offer_delivery(items)
     return SubmitResult(str(plan.packet_id), str(plan.case_id), False, deliveries)
+
+
+def _store_application(
+    rt: NodeRuntime,
+    hall_id: str,
+    header: SubmitHeader,
+    plan: _Plan,
+    entries: list[FileEntry],
+    file_rows: list[PacketFileRow],
+    st: PacketStatement,
+    form_ct: bytes,
+    self_wrap: bytes,
+    self_key: KeyRecord,
+    wraps: list[tuple[RecipientEntry, KeyRecord, bytes]],
+) -> SubmitResult:
+    """Store a new application: its case, one leg per recipient, each leg's signed
+    "submitted" event, the packet and what is owed to each recipient.
+
+    Everything is new, so it is built and signed before the write transaction, which then
+    only inserts rows (no reads, no unit of work).
+    """
+    now = st.created_at
+    packet_id, case_id = str(plan.packet_id), str(plan.case_id)
+    env = sign_envelope(st.to_payload(), PACKET_TYPE, [rt.keys.signer(now)])
+    case = CaseRow(
+        case_id=case_id,
+        mode=header.mode,
+        matter_code=header.matter_code,
+        matter_name=st.matter_name,
+        accepting_node=rt.node_id,
+        accepting_hall=hall_id,
+        created_at=now,
+    )
+    legs = [
+        LegRow(
+            case_id=case_id,
+            node_id=r.node,
+            hall_id=r.hall,
+            department=r.department,
+            status="new",
+            decision="",
+            supplement_requests=0,
+            head_hash="",
+            head_seq=0,
+            updated_at=now,
+        )
+        for r in plan.recipients
+    ]
+    detail = {"files": [e.name for e in entries], "matter": st.matter_code, "packet_id": packet_id}
+    events = [
+        local_event(rt, case, leg, "submitted", hall_id, detail, packet_id=packet_id, at=now)[1]
+        for leg in legs
+    ]
+    outbox = [outbox_row(rt, r.node, case_id, "packet", packet_id) for r in plan.recipients]
+    with rt.metadata.transaction() as session:
+        insert_rows(
+            session,
+            [
+                case,
+                *legs,
+                _packet_row(rt, hall_id, st, env, form_ct, self_wrap, self_key),
+                *file_rows,
+                *events,
+                *_delivery_rows(plan, wraps),
+            ],
+        )
+        ids = [insert_returning_id(session, row) for row in outbox]
+    items = [
+        OutboxItem(i, o.dest_node, o.case_id, o.kind, o.ref, batchable=not entries)
+        for i, o in zip(ids, outbox, strict=True)
+    ]
+    rt.inbox.notify()
+    rt.offer_delivery(items)
+    deliveries = tuple(DeliveryInfo(r.node, "pending", 0, "") for r in plan.recipients)
+    return SubmitResult(packet_id, case_id, False, deliveries)
+
+
+def _packet_row(
+    rt: NodeRuntime,
+    hall_id: str,
+    st: PacketStatement,
+    env: Envelope,
+    form_ct: bytes,
+    self_wrap: bytes,
+    self_key: KeyRecord,
+) -> PacketRow:
+    return PacketRow(
+        packet_id=str(st.packet_id),
+        direction="out",
+        kind=st.kind,
+        case_id=str(st.case_id),
+        mode=st.mode,
+        matter_code=st.matter_code,
+        matter_name=st.matter_name,
+        sender_node=rt.node_id,
+        sender_hall=hall_id,
+        local_hall=hall_id,
+        created_at=st.created_at,
+        stored_at=st.created_at,
+        statement=env.payload,
+        statement_type=PACKET_TYPE,
+        signatures=encode_signatures(env),
+        signed_by_key=env.signatures[0].key_id,
+        form_ciphertext=form_ct,
+        wrapped_key=self_wrap,
+        wrap_key_id=self_key.key_id,
+        stored_digest="",
+        receipt=None,
+        file_count=len(st.files),
+        total_size=sum(e.size for e in st.files),
+    )
+
+
+def _delivery_rows(
+    plan: _Plan, wraps: list[tuple[RecipientEntry, KeyRecord, bytes]]
+) -> list[DeliveryRow]:
+    return [
+        DeliveryRow(
+            packet_id=str(plan.packet_id),
+            node_id=r.node,
+            hall_id=r.hall,
+            department=r.department,
+            wrapped_key=wrapped,
+            key_id=key.key_id,
+            state="pending",
+            attempts=0,
+            last_error="",
+        )
+        for r, key, wrapped in wraps
+    ]
 
 
 def _result_seal(rt: NodeRuntime, session: Session) -> str | None:

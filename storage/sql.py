@@ -9,12 +9,12 @@ default; PostgreSQL is the production path. The schema is owned by Alembic migra
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import (
     BigInteger,
@@ -24,11 +24,13 @@ from sqlalchemy import (
     Integer,
     LargeBinary,
     String,
+    Table,
     Text,
     TypeDecorator,
     UniqueConstraint,
     create_engine,
     event,
+    insert,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 from sqlalchemy.pool import ConnectionPoolEntry
@@ -46,7 +48,10 @@ __all__ = [
     "PacketRow",
     "SealRow",
     "UTCDateTime",
+    "insert_returning_id",
+    "insert_rows",
     "open_metadata_store",
+    "row_values",
 ]
 
 
@@ -268,6 +273,32 @@ def _sqlite_begin(conn: Any) -> None:
     # begin deferred and, in WAL mode, never wait for a writer.
     read_only = conn.get_execution_options().get("tongban_read_only", False)
     conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
+
+
+def row_values(row: Base) -> dict[str, Any]:
+    """The column values set on a (transient) row object."""
+    state = row.__dict__
+    return {c.key: state[c.key] for c in row.__table__.columns if c.key in state}
+
+
+def insert_rows(session: Session, rows: Sequence[Base]) -> None:
+    """Insert new rows with one Core executemany per table, tables in the order they first
+    appear (parents first), bypassing the unit of work; the row objects stay transient."""
+    groups: dict[tuple[Table, frozenset[str]], list[dict[str, Any]]] = {}
+    for row in rows:
+        values = row_values(row)
+        groups.setdefault((cast(Table, row.__table__), frozenset(values)), []).append(values)
+    for (table, _), params in groups.items():
+        session.execute(insert(table), params)
+
+
+def insert_returning_id(session: Session, row: Base, id_column: str = "id") -> int:
+    """Insert one new row and return its generated key."""
+    table = cast(Table, row.__table__)
+    new_id = session.execute(
+        insert(table).returning(table.c[id_column]), row_values(row)
+    ).scalar_one()
+    return int(new_id)
 
 
 class MetadataStore:
