@@ -45,6 +45,7 @@ __all__ = [
     "local_event",
     "outbox_items",
     "outbox_row",
+    "remote_event",
 ]
 
 
@@ -217,6 +218,65 @@ def verify_event_signature(
     return verify_envelope(env, keys, payload_type=EVENT_TYPE).key_id
 
 
+def _peer_statement(
+    runtime: NodeRuntime, peer_node: str, env: Envelope
+) -> tuple[EventStatement, str]:
+    """An event a peer node made and signed itself: its statement and signing key id."""
+    st = EventStatement.from_payload(env.payload)
+    if st.actor_node != peer_node:
+        raise PermissionDenied(
+            f"event was made by node {st.actor_node} but sent by node {peer_node}"
+        )
+    return st, verify_event_signature(runtime, env, peer_node, runtime.clock())
+
+
+def _chained_row(
+    peer_node: str,
+    st: EventStatement,
+    env: Envelope,
+    key_id: str,
+    case: CaseRow,
+    leg: LegRow,
+) -> EventRow:
+    """Check that a peer's event may extend ``leg`` now, advance the leg, and return the
+    event's row."""
+    if str(st.case_id) != case.case_id or st.leg != leg.node_id:
+        raise InvalidRequest(
+            f"event of case {st.case_id} leg {st.leg} sent for case {case.case_id} "
+            f"leg {leg.node_id}"
+        )
+    if st.event == "submitted":
+        if leg.head_seq != 0 or st.seq != 1 or st.prev:
+            raise IllegalTransition(f"leg {st.leg} cannot be submitted twice")
+        if case.accepting_node != peer_node:
+            raise PermissionDenied(f"only node {case.accepting_node} may submit case {st.case_id}")
+        status = "submitted"
+    else:
+        expected = Party.HANDLING if peer_node == st.leg else Party.ACCEPTING
+        if expected is Party.ACCEPTING and case.accepting_node != peer_node:
+            raise PermissionDenied(f"node {peer_node} takes no part in leg {st.leg}")
+        if st.seq != leg.head_seq + 1 or st.prev != leg.head_hash:
+            raise IllegalTransition(
+                f"event {st.seq} of leg {st.leg} does not follow the held event {leg.head_seq}"
+            )
+        status = check_transition(st.event, expected, leg.status, leg=st.leg)
+    row = _row(st, env, key_id)
+    _apply(leg, st, env.digest, status)
+    return row
+
+
+def remote_event(
+    runtime: NodeRuntime, peer_node: str, env: Envelope, case: CaseRow, leg: LegRow
+) -> tuple[EventStatement, EventRow]:
+    """Verify a peer's event for a leg held as ``leg`` (e.g. one being created), advance
+    the leg, and return the event's row for the caller to store; no database access.
+
+    Raises: as :func:`apply_remote_event`, and InvalidRequest for an event of another leg.
+    """
+    st, key_id = _peer_statement(runtime, peer_node, env)
+    return st, _chained_row(peer_node, st, env, key_id, case, leg)
+
+
 def apply_remote_event(
     session: Session,
     runtime: NodeRuntime,
@@ -236,12 +296,7 @@ def apply_remote_event(
             act on this leg.
         IllegalTransition: the event does not extend the chain or is not allowed now.
     """
-    st = EventStatement.from_payload(env.payload)
-    if st.actor_node != peer_node:
-        raise PermissionDenied(
-            f"event was made by node {st.actor_node} but sent by node {peer_node}"
-        )
-    key_id = verify_event_signature(runtime, env, peer_node, runtime.clock())
+    st, key_id = _peer_statement(runtime, peer_node, env)
     existing = session.get(EventRow, env.digest)
     if existing is not None:
         return st, True
@@ -249,23 +304,7 @@ def apply_remote_event(
     leg = leg or session.get(LegRow, (str(st.case_id), st.leg))
     if case is None or leg is None:
         raise NotFound(f"case {st.case_id} leg {st.leg} is not known at node {runtime.node_id}")
-    if st.event == "submitted":
-        if leg.head_seq != 0 or st.seq != 1 or st.prev:
-            raise IllegalTransition(f"leg {st.leg} cannot be submitted twice")
-        if case.accepting_node != peer_node:
-            raise PermissionDenied(f"only node {case.accepting_node} may submit case {st.case_id}")
-        status = "submitted"
-    else:
-        expected = Party.HANDLING if peer_node == st.leg else Party.ACCEPTING
-        if expected is Party.ACCEPTING and case.accepting_node != peer_node:
-            raise PermissionDenied(f"node {peer_node} takes no part in leg {st.leg}")
-        if st.seq != leg.head_seq + 1 or st.prev != leg.head_hash:
-            raise IllegalTransition(
-                f"event {st.seq} of leg {st.leg} does not follow the held event {leg.head_seq}"
-            )
-        status = check_transition(st.event, expected, leg.status, leg=st.leg)
-    session.add(_row(st, env, key_id))
-    _apply(leg, st, env.digest, status)
+    session.add(_chained_row(peer_node, st, env, key_id, case, leg))
     return st, False
 
 

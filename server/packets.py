@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import itertools
 import json
 import logging
 import uuid
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -55,6 +56,7 @@ from tongban.server.cases import (
     local_event,
     outbox_items,
     outbox_row,
+    remote_event,
 )
 from tongban.server.config import MAX_DELIVERY_BATCH
 from tongban.server.errors import (
@@ -71,6 +73,7 @@ from tongban.server.seals import seal_result_digest
 from tongban.server.statements import (
     PACKET_TYPE,
     RECEIPT_TYPE,
+    EventStatement,
     FileEntry,
     PacketStatement,
     Receipt,
@@ -399,11 +402,18 @@ def submit_packet(rt: NodeRuntime, hall_id: str, parts: Iterator[SubmitPart]) ->
         raise InvalidRequest("the first message of a submit must be the header")
     header = first
     plan = _plan(rt, hall_id, header)
-    dup = _existing_outgoing(rt, hall_id, plan.packet_id)
-    if dup is not None:
-        for _ in parts:
-            pass
-        return dup
+    first_file = next(parts, None)
+    if first_file is not None or header.kind != "application":
+        # A retry is answered before any file is stored again. A new application without
+        # files skips this read: its insert would collide with a held one, which is then
+        # looked up (below, in _commit_outgoing).
+        dup = _existing_outgoing(rt, hall_id, plan.packet_id)
+        if dup is not None:
+            for _ in parts:
+                pass
+            return dup
+    if first_file is not None:
+        parts = itertools.chain([first_file], parts)
     limits = rt.config.limits
     prefix = f"out/{plan.packet_id}/{uuid.uuid4().hex[:12]}/"
     data_key = new_data_key()
@@ -938,9 +948,13 @@ class DeliverOutcome:
 
 
 def _check_opening(
-    rt: NodeRuntime, peer_node: str, opening: DeliverOpening
+    rt: NodeRuntime,
+    peer_node: str,
+    opening: DeliverOpening,
+    held: Mapping[str, _HeldRow] | None = None,
 ) -> _Incoming | Envelope:
-    """Check a packet opening; the original receipt instead when the packet is already held."""
+    """Check a packet opening; the original receipt instead when the packet is already held
+    (looked up in ``held`` when given, else in the store)."""
     now = rt.clock()
     sender = rt.directory.current.node(peer_node)
     verified = verify_envelope(
@@ -958,9 +972,9 @@ def _check_opening(
             f"packet {st.packet_id} is addressed to {to}, not to this node {rt.node_id}",
             code="wrong-recipient",
         )
-    held = _held_receipt(rt, st, opening.statement)
-    if held is not None:
-        return held
+    receipt = _held_receipt(rt, st, opening.statement, held)
+    if receipt is not None:
+        return receipt
     data_key = unwrap_data_key(
         opening.wrapped_key,
         rt.keys.decryption_candidates(opening.recipient_key_id),
@@ -1056,9 +1070,10 @@ def receive_batch(
     outcomes: list[DeliverOutcome | None] = [None] * len(openings)
     ready: list[tuple[int, _Incoming, Envelope, str]] = []
     named: set[uuid.UUID] = set()
+    held_rows = _held_rows(rt, _named_packets(openings))
     for i, opening in enumerate(openings):
         try:
-            checked = _check_opening(rt, peer_node, opening)
+            checked = _check_opening(rt, peer_node, opening, held_rows)
             if isinstance(checked, Envelope):
                 outcomes[i] = DeliverOutcome(checked, duplicate=True)
                 continue
@@ -1075,10 +1090,20 @@ def receive_batch(
     raced: list[tuple[int, _Incoming]] = []
     if ready:
         with rt.metadata.transaction() as session:
+            known = _known_cases(session, {str(c.st.case_id) for _, c, _, _ in ready})
             for i, checked, receipt_env, stored_digest in ready:
                 try:
                     with session.begin_nested():
-                        _insert_incoming(session, rt, checked, [], receipt_env, stored_digest)
+                        _insert_incoming(
+                            session,
+                            rt,
+                            checked,
+                            [],
+                            receipt_env,
+                            stored_digest,
+                            case_known=str(checked.st.case_id) in known,
+                        )
+                    known.add(str(checked.st.case_id))
                 except IntegrityError:
                     raced.append((i, checked))
                 except Exception as exc:
@@ -1114,14 +1139,60 @@ def _opened_ciphertext(cipher: FileCipher, segments: Iterator[SealedSegment]) ->
         yield held.pop()
 
 
-def _held_receipt(rt: NodeRuntime, st: PacketStatement, statement: Envelope) -> Envelope | None:
+_HeldRow = tuple[str, bytes, bytes | None]  # direction, statement, receipt of a held packet
+
+
+def _held_rows(rt: NodeRuntime, packet_ids: Iterable[str]) -> dict[str, _HeldRow]:
+    """What is held under these packet ids, read at once."""
+    ids = list(packet_ids)
+    if not ids:
+        return {}
     with rt.metadata.read() as session:
-        row = session.scalar(select(PacketRow).where(PacketRow.packet_id == str(st.packet_id)))
-        if row is None:
-            return None
-        if row.direction != "in" or row.statement != statement.payload or row.receipt is None:
-            raise Conflict(f"packet id {st.packet_id} is already held with other content")
-        return Envelope.from_json_dict(json.loads(row.receipt))
+        rows = session.execute(
+            select(
+                PacketRow.packet_id, PacketRow.direction, PacketRow.statement, PacketRow.receipt
+            ).where(PacketRow.packet_id.in_(ids))
+        ).all()
+    return {pid: (direction, statement, receipt) for pid, direction, statement, receipt in rows}
+
+
+def _held_receipt(
+    rt: NodeRuntime,
+    st: PacketStatement,
+    statement: Envelope,
+    held: Mapping[str, _HeldRow] | None = None,
+) -> Envelope | None:
+    """The receipt given for this very packet before; None if it is not held.
+
+    Raises:
+        Conflict: the packet id is held with other content.
+    """
+    pid = str(st.packet_id)
+    row = (_held_rows(rt, [pid]) if held is None else held).get(pid)
+    if row is None:
+        return None
+    direction, payload, receipt = row
+    if direction != "in" or payload != statement.payload or receipt is None:
+        raise Conflict(f"packet id {st.packet_id} is already held with other content")
+    return Envelope.from_json_dict(json.loads(receipt))
+
+
+def _named_packets(openings: Sequence[DeliverOpening]) -> list[str]:
+    """The packet ids the openings' statements name (unreadable ones are skipped here and
+    refused when checked)."""
+    ids = []
+    for opening in openings:
+        try:
+            ids.append(str(PacketStatement.from_payload(opening.statement.payload).packet_id))
+        except (InvalidRequest, BadPeerData):
+            continue  # refused with its own message when the opening is checked
+    return ids
+
+
+def _known_cases(session: Session, case_ids: set[str]) -> set[str]:
+    if not case_ids:
+        return set()
+    return set(session.scalars(select(CaseRow.case_id).where(CaseRow.case_id.in_(case_ids))))
 
 
 def _receipt(
@@ -1169,12 +1240,23 @@ def _insert_incoming(
     file_rows: list[PacketFileRow],
     receipt_env: Envelope,
     stored_digest: str,
+    *,
+    case_known: bool | None = None,
 ) -> None:
+    """Store a checked packet with its event(s), its case and leg created or advanced.
+
+    ``case_known`` says whether the case is already held, when the caller knows.
+    """
     st, opening = checked.st, checked.opening
     received_at = Receipt.from_payload(receipt_env.payload).received_at
-    case, leg, local_hall = _incoming_case(session, rt, st, checked.me, received_at)
-    session.add(
-        PacketRow(
+    expected = {
+        "application": "submitted",
+        "supplement": "supplemented",
+        "result": "result_returned",
+    }[st.kind]
+
+    def packet_row(local_hall: str) -> PacketRow:
+        return PacketRow(
             packet_id=str(st.packet_id),
             direction="in",
             kind=st.kind,
@@ -1199,23 +1281,61 @@ def _insert_incoming(
             file_count=len(file_rows),
             total_size=sum(r.size for r in file_rows),
         )
-    )
-    session.flush()
-    session.add_all(file_rows)
-    expected = {
-        "application": "submitted",
-        "supplement": "supplemented",
-        "result": "result_returned",
-    }[st.kind]
-    applied = 0
-    for env in opening.events:
-        ev, _dup = apply_remote_event(session, rt, st.sender_node, env, case=case, leg=leg)
+
+    def check_event(ev: EventStatement) -> None:
         if ev.packet_id != str(st.packet_id) or ev.event != expected:
             raise InvalidRequest(f"event {ev.event!r} does not belong to packet {st.packet_id}")
-        applied += 1
-    if applied != 1:
+
+    if len(opening.events) != 1:
         raise InvalidRequest(f"a {st.kind} packet must carry exactly one {expected!r} event")
+    if case_known is None and st.kind == "application":
+        case_known = bool(_known_cases(session, {str(st.case_id)}))
+    if st.kind == "application" and not case_known:
+        # The common case, a new application: everything is new, so rows are built and
+        # checked in memory and inserted without a unit of work.
+        case, leg = _new_incoming_case(rt, st, checked.me, received_at)
+        ev, event_row = remote_event(rt, st.sender_node, opening.events[0], case, leg)
+        check_event(ev)
+        insert_rows(session, [case, leg, packet_row(checked.me.hall), *file_rows, event_row])
+        return
+    case, leg, local_hall = _incoming_case(session, rt, st, checked.me, received_at)
+    session.add(packet_row(local_hall))
     session.flush()
+    session.add_all(file_rows)
+    ev, _dup = apply_remote_event(
+        session, rt, st.sender_node, opening.events[0], case=case, leg=leg
+    )
+    check_event(ev)
+    session.flush()
+
+
+def _new_incoming_case(
+    rt: NodeRuntime, st: PacketStatement, me: RecipientEntry, now: datetime
+) -> tuple[CaseRow, LegRow]:
+    if not rt.me().has_hall(me.hall):
+        raise InvalidRequest(f"node {rt.node_id} has no hall {me.hall!r}")
+    case = CaseRow(
+        case_id=str(st.case_id),
+        mode=st.mode,
+        matter_code=st.matter_code,
+        matter_name=st.matter_name,
+        accepting_node=st.sender_node,
+        accepting_hall=st.sender_hall,
+        created_at=st.created_at,
+    )
+    leg = LegRow(
+        case_id=case.case_id,
+        node_id=rt.node_id,
+        hall_id=me.hall,
+        department=me.department,
+        status="new",
+        decision="",
+        supplement_requests=0,
+        head_hash="",
+        head_seq=0,
+        updated_at=now,
+    )
+    return case, leg
 
 
 def _incoming_case(
@@ -1225,34 +1345,16 @@ def _incoming_case(
     if st.kind == "application":
         if not rt.me().has_hall(me.hall):
             raise InvalidRequest(f"node {rt.node_id} has no hall {me.hall!r}")
+        new_case, new_leg = _new_incoming_case(rt, st, me, now)
         if case is None:
-            case = CaseRow(
-                case_id=str(st.case_id),
-                mode=st.mode,
-                matter_code=st.matter_code,
-                matter_name=st.matter_name,
-                accepting_node=st.sender_node,
-                accepting_hall=st.sender_hall,
-                created_at=st.created_at,
-            )
+            case = new_case
             session.add(case)
             session.flush()  # parents first: rows are not linked by ORM relationships
         elif case.accepting_node != st.sender_node:
             raise PermissionDenied(f"case {st.case_id} belongs to node {case.accepting_node}")
         leg = session.get(LegRow, (case.case_id, rt.node_id))
         if leg is None:
-            leg = LegRow(
-                case_id=case.case_id,
-                node_id=rt.node_id,
-                hall_id=me.hall,
-                department=me.department,
-                status="new",
-                decision="",
-                supplement_requests=0,
-                head_hash="",
-                head_seq=0,
-                updated_at=now,
-            )
+            leg = new_leg
             session.add(leg)
         return case, leg, me.hall
     if case is None:
