@@ -87,7 +87,6 @@ from tongban.storage.sql import (
     PacketFileRow,
     PacketRow,
     SealRow,
-    insert_returning_id,
     insert_rows,
 )
 
@@ -670,19 +669,17 @@ def _store_application(
         for leg in legs
     ]
     outbox = [outbox_row(rt, r.node, case_id, "packet", packet_id) for r in plan.recipients]
-    with rt.metadata.transaction() as session:
-        insert_rows(
-            session,
-            [
-                case,
-                *legs,
-                _packet_row(rt, hall_id, st, env, form_ct, self_wrap, self_key),
-                *file_rows,
-                *events,
-                *_delivery_rows(plan, wraps),
-            ],
-        )
-        ids = [insert_returning_id(session, row) for row in outbox]
+    ids = rt.metadata.insert_new(
+        [
+            case,
+            *legs,
+            _packet_row(rt, hall_id, st, env, form_ct, self_wrap, self_key),
+            *file_rows,
+            *events,
+            *_delivery_rows(plan, wraps),
+        ],
+        keyed=outbox,
+    )
     items = [
         OutboxItem(i, o.dest_node, o.case_id, o.kind, o.ref, batchable=not entries)
         for i, o in zip(ids, outbox, strict=True)

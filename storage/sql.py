@@ -11,6 +11,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
@@ -32,6 +33,7 @@ from sqlalchemy import (
     event,
     insert,
 )
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 from sqlalchemy.pool import ConnectionPoolEntry
 
@@ -48,7 +50,6 @@ __all__ = [
     "PacketRow",
     "SealRow",
     "UTCDateTime",
-    "insert_returning_id",
     "insert_rows",
     "open_metadata_store",
     "row_values",
@@ -292,13 +293,44 @@ def insert_rows(session: Session, rows: Sequence[Base]) -> None:
         session.execute(insert(table), params)
 
 
-def insert_returning_id(session: Session, row: Base, id_column: str = "id") -> int:
-    """Insert one new row and return its generated key."""
-    table = cast(Table, row.__table__)
-    new_id = session.execute(
-        insert(table).returning(table.c[id_column]), row_values(row)
-    ).scalar_one()
-    return int(new_id)
+@dataclass(eq=False)
+class _NewRows:
+    """One caller's rows for :meth:`MetadataStore.insert_new`, and what became of them."""
+
+    rows: Sequence[Base]
+    keyed: Sequence[Base]
+    done: bool = False
+    ids: list[int] = field(default_factory=list)
+    error: BaseException | None = None
+
+
+def _insert_groups(session: Session, requests: Sequence[_NewRows]) -> None:
+    """Insert every request's rows, one executemany per table in dependency order, and
+    hand each request the generated keys of its ``keyed`` rows (one multi-row INSERT …
+    RETURNING per table, in parameter order)."""
+    by_table: dict[Table, list[dict[str, Any]]] = {}
+    for req in requests:
+        for row in req.rows:
+            by_table.setdefault(cast(Table, row.__table__), []).append(row_values(row))
+    for table in Base.metadata.sorted_tables:
+        if table in by_table:
+            # Rows of one table that set different columns would need separate statements.
+            params = by_table[table]
+            for cols in {frozenset(p) for p in params}:
+                session.execute(insert(table), [p for p in params if frozenset(p) == cols])
+    keyed = [(req, row) for req in requests for row in req.keyed]
+    if not keyed:
+        return
+    by_keyed_table: dict[Table, list[tuple[_NewRows, Base]]] = {}
+    for req, row in keyed:
+        by_keyed_table.setdefault(cast(Table, row.__table__), []).append((req, row))
+    for table, pairs in by_keyed_table.items():
+        ids = session.execute(
+            insert(table).returning(table.c.id, sort_by_parameter_order=True),
+            [row_values(row) for _, row in pairs],
+        ).scalars()
+        for (req, _), new_id in zip(pairs, ids, strict=True):
+            req.ids.append(int(new_id))
 
 
 class MetadataStore:
@@ -313,6 +345,11 @@ class MetadataStore:
         # SQLite has one writer at a time and makes waiters sleep and poll; queueing them on
         # a lock in this process hands the database over at once instead.
         self._write_lock = threading.Lock() if engine.dialect.name == "sqlite" else None
+        # Group commit for insert_new: callers queue their rows; whoever holds the group
+        # lock writes everything queued so far in one transaction.
+        self._group_lock = threading.Lock()
+        self._queue_lock = threading.Lock()
+        self._queued: list[_NewRows] = []
 
     @property
     def dialect(self) -> str:
@@ -327,6 +364,58 @@ class MetadataStore:
             return
         with self._write_lock, self._sessions() as session, session.begin():
             yield session
+
+    def insert_new(self, rows: Sequence[Base], *, keyed: Sequence[Base] = ()) -> list[int]:
+        """Insert new rows and return the generated ``id`` of each ``keyed`` row, once they
+        are committed.
+
+        Concurrent callers share one transaction and one commit (group commit): the rows of
+        all of them are written with one statement per table. If that fails on a constraint,
+        each caller's rows are tried again on their own, so only the caller whose rows
+        break a constraint gets the :class:`IntegrityError`, and nothing of its rows stays.
+
+        Raises:
+            IntegrityError: a row of this caller collides with one already stored.
+        """
+        mine = _NewRows(rows, keyed)
+        with self._queue_lock:
+            self._queued.append(mine)
+        with self._group_lock:
+            if not mine.done:
+                with self._queue_lock:
+                    group, self._queued = self._queued, []
+                self._write_group(group)
+        if mine.error is not None:
+            raise mine.error
+        return mine.ids
+
+    def _write_group(self, group: list[_NewRows]) -> None:
+        try:
+            try:
+                with self.transaction() as session:
+                    _insert_groups(session, group)
+            except IntegrityError:
+                if len(group) == 1:
+                    raise
+                for req in group:
+                    req.ids.clear()
+                # Someone's rows collide: each caller's rows in a savepoint of their own.
+                with self.transaction() as session:
+                    for req in group:
+                        try:
+                            with session.begin_nested():
+                                _insert_groups(session, [req])
+                        except IntegrityError as exc:
+                            req.ids.clear()
+                            req.error = exc
+        except BaseException as exc:
+            for req in group:
+                req.error = req.error or exc
+            if not isinstance(exc, Exception):
+                raise
+        finally:
+            for req in group:
+                req.done = True
 
     @contextmanager
     def read(self) -> Iterator[Session]:

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
-from sqlalchemy import inspect, select
+from sqlalchemy import event, inspect, select
 from sqlalchemy.exc import IntegrityError, StatementError
 
 from tongban.storage.sql import CaseRow, MetadataStore, OutboxRow, open_metadata_store
@@ -111,3 +112,92 @@ def test_concurrent_writers_wait_for_each_other(store: MetadataStore) -> None:
     assert errors == []
     with store.transaction() as s:
         assert len(s.scalars(select(OutboxRow.id)).all()) == 100
+
+
+def _outbox(ref: str, at: datetime) -> OutboxRow:
+    return OutboxRow(
+        dest_node="420100",
+        case_id=ref,
+        kind="packet",
+        ref=ref,
+        state="pending",
+        attempts=0,
+        next_attempt_at=at,
+        last_error="",
+        created_at=at,
+    )
+
+
+def _queued_insert_new(
+    store: MetadataStore, callers: list[tuple[list[CaseRow], list[OutboxRow]]]
+) -> tuple[list[list[int] | BaseException], int]:
+    """Run insert_new for every caller at once, all queued before any of them writes (the
+    test holds the group lock meanwhile); the outcome of each caller and how many
+    transactions committed."""
+    commits: list[int] = []
+    event.listen(store.engine, "commit", lambda _conn: commits.append(1))
+    outcomes: list[list[int] | BaseException] = [[] for _ in callers]
+
+    def call(i: int) -> None:
+        rows, keyed = callers[i]
+        try:
+            outcomes[i] = store.insert_new(rows, keyed=keyed)
+        except BaseException as exc:
+            outcomes[i] = exc
+
+    threads = [threading.Thread(target=call, args=(i,)) for i in range(len(callers))]
+    with store._group_lock:
+        for t in threads:
+            t.start()
+        deadline = time.monotonic() + 10
+        while len(store._queued) < len(callers) and time.monotonic() < deadline:
+            time.sleep(0.005)
+        assert len(store._queued) == len(callers)
+    for t in threads:
+        t.join(10)
+    return outcomes, len(commits)
+
+
+def test_insert_new_writes_concurrent_callers_in_one_commit(store: MetadataStore) -> None:
+    now = datetime.now(UTC)
+    callers = [
+        ([_case(f"c{i}", now)], [_outbox(f"c{i}", now), _outbox(f"c{i}b", now)]) for i in range(6)
+    ]
+    outcomes, commits = _queued_insert_new(store, callers)
+    assert commits == 1
+    with store.read() as s:
+        refs = dict(s.execute(select(OutboxRow.id, OutboxRow.ref)).all())
+        assert sorted(s.scalars(select(CaseRow.case_id)).all()) == [f"c{i}" for i in range(6)]
+    for i, ids in enumerate(outcomes):
+        assert isinstance(ids, list)
+        assert [refs[n] for n in ids] == [f"c{i}", f"c{i}b"]
+
+
+def test_insert_new_refuses_only_the_caller_whose_rows_collide(store: MetadataStore) -> None:
+    now = datetime.now(UTC)
+    with store.transaction() as s:
+        s.add(_case("held", now))
+    callers = [
+        ([_case("a", now)], [_outbox("a", now)]),
+        ([_case("held", now)], [_outbox("held-outbox", now)]),  # collides with the stored case
+        ([_case("b", now)], [_outbox("b", now)]),
+    ]
+    outcomes, commits = _queued_insert_new(store, callers)
+    assert isinstance(outcomes[1], IntegrityError)
+    assert commits == 1  # the first try rolled back; the one by one try committed once
+    with store.read() as s:
+        assert sorted(s.scalars(select(CaseRow.case_id)).all()) == ["a", "b", "held"]
+        refs = dict(s.execute(select(OutboxRow.id, OutboxRow.ref)).all())
+    assert sorted(refs.values()) == ["a", "b"]  # nothing of the refused caller stayed
+    assert [refs[n] for n in outcomes[0]] == ["a"]  # type: ignore[union-attr]
+    assert [refs[n] for n in outcomes[2]] == ["b"]  # type: ignore[union-attr]
+
+
+def test_insert_new_alone_raises_the_collision_and_leaves_nothing(store: MetadataStore) -> None:
+    now = datetime.now(UTC)
+    store.insert_new([_case("x", now)])
+    with pytest.raises(IntegrityError):
+        store.insert_new([_case("y", now), _case("x", now)], keyed=[_outbox("y", now)])
+    with store.read() as s:
+        assert s.scalars(select(CaseRow.case_id)).all() == ["x"]
+        assert s.scalars(select(OutboxRow.id)).all() == []
