@@ -80,6 +80,7 @@ from tongban.server.statements import (
     RecipientEntry,
 )
 from tongban.storage.sql import (
+    Base,
     CaseRow,
     DeliveryRow,
     EventRow,
@@ -87,7 +88,6 @@ from tongban.storage.sql import (
     PacketFileRow,
     PacketRow,
     SealRow,
-    insert_rows,
 )
 
 __all__ = [
@@ -1085,28 +1085,45 @@ def receive_batch(
         except Exception as exc:
             outcomes[i] = DeliverOutcome(None, error=exc)
     raced: list[tuple[int, _Incoming]] = []
-    if ready:
+    # New applications (the common case) are built and checked in memory and inserted with
+    # the group commit, each packet on its own; the rest need the case as held.
+    known = _held_cases(rt, [str(c.st.case_id) for _, c, _, _ in ready])
+    fresh: list[tuple[int, _Incoming, Envelope, list[Base]]] = []
+    rest: list[tuple[int, _Incoming, Envelope, str]] = []
+    for i, checked, receipt_env, stored_digest in ready:
+        case_id = str(checked.st.case_id)
+        if checked.st.kind != "application" or case_id in known:
+            rest.append((i, checked, receipt_env, stored_digest))
+            continue
+        known.add(case_id)  # a second packet of this case in the batch goes the long way
+        try:
+            rows = _new_application_rows(rt, checked, [], receipt_env, stored_digest)
+        except Exception as exc:
+            outcomes[i] = DeliverOutcome(None, error=exc)
+        else:
+            fresh.append((i, checked, receipt_env, rows))
+    if fresh:
+        errors = rt.metadata.insert_each([rows for *_, rows in fresh])
+        for (i, checked, receipt_env, _), error in zip(fresh, errors, strict=True):
+            if error is None:
+                outcomes[i] = DeliverOutcome(receipt_env)
+            elif isinstance(error, IntegrityError):
+                raced.append((i, checked))
+            else:
+                outcomes[i] = DeliverOutcome(None, error=error)
+    if rest:
         with rt.metadata.transaction() as session:
-            known = _known_cases(session, {str(c.st.case_id) for _, c, _, _ in ready})
-            for i, checked, receipt_env, stored_digest in ready:
+            for i, checked, receipt_env, stored_digest in rest:
                 try:
                     with session.begin_nested():
-                        _insert_incoming(
-                            session,
-                            rt,
-                            checked,
-                            [],
-                            receipt_env,
-                            stored_digest,
-                            case_known=str(checked.st.case_id) in known,
-                        )
-                    known.add(str(checked.st.case_id))
+                        _insert_incoming(session, rt, checked, [], receipt_env, stored_digest)
                 except IntegrityError:
                     raced.append((i, checked))
                 except Exception as exc:
                     outcomes[i] = DeliverOutcome(None, error=exc)
                 else:
                     outcomes[i] = DeliverOutcome(receipt_env)
+    if fresh or rest:
         rt.inbox.notify()
     for i, checked in raced:
         # Stored meanwhile by a concurrent delivery of the same packet: answer as for a replay.
@@ -1186,10 +1203,14 @@ def _named_packets(openings: Sequence[DeliverOpening]) -> list[str]:
     return ids
 
 
-def _known_cases(session: Session, case_ids: set[str]) -> set[str]:
+def _held_cases(rt: NodeRuntime, case_ids: Sequence[str]) -> set[str]:
+    """Which of these cases this node holds, read at once."""
     if not case_ids:
         return set()
-    return set(session.scalars(select(CaseRow.case_id).where(CaseRow.case_id.in_(case_ids))))
+    with rt.metadata.read() as session:
+        return set(
+            session.scalars(select(CaseRow.case_id).where(CaseRow.case_id.in_(set(case_ids))))
+        )
 
 
 def _receipt(
@@ -1219,8 +1240,13 @@ def _commit_incoming(
 ) -> tuple[Envelope, bool]:
     receipt_env, stored_digest = _receipt(rt, checked, file_rows)
     try:
-        with rt.metadata.transaction() as session:
-            _insert_incoming(session, rt, checked, file_rows, receipt_env, stored_digest)
+        if checked.st.kind == "application" and not _held_cases(rt, [str(checked.st.case_id)]):
+            rt.metadata.insert_new(
+                _new_application_rows(rt, checked, file_rows, receipt_env, stored_digest)
+            )
+        else:
+            with rt.metadata.transaction() as session:
+                _insert_incoming(session, rt, checked, file_rows, receipt_env, stored_digest)
     except IntegrityError:
         held = _held_receipt(rt, checked.st, checked.opening.statement)
         if held is None:
@@ -1230,6 +1256,81 @@ def _commit_incoming(
     return receipt_env, False
 
 
+_EXPECTED_EVENT = {
+    "application": "submitted",
+    "supplement": "supplemented",
+    "result": "result_returned",
+}
+
+
+def _incoming_packet_row(
+    checked: _Incoming,
+    local_hall: str,
+    file_rows: list[PacketFileRow],
+    receipt_env: Envelope,
+    stored_digest: str,
+) -> PacketRow:
+    st, opening = checked.st, checked.opening
+    return PacketRow(
+        packet_id=str(st.packet_id),
+        direction="in",
+        kind=st.kind,
+        case_id=str(st.case_id),
+        mode=st.mode,
+        matter_code=st.matter_code,
+        matter_name=st.matter_name,
+        sender_node=st.sender_node,
+        sender_hall=st.sender_hall,
+        local_hall=local_hall,
+        created_at=st.created_at,
+        stored_at=Receipt.from_payload(receipt_env.payload).received_at,
+        statement=opening.statement.payload,
+        statement_type=PACKET_TYPE,
+        signatures=encode_signatures(opening.statement),
+        signed_by_key=checked.key_id,
+        form_ciphertext=opening.form_ciphertext,
+        wrapped_key=opening.wrapped_key,
+        wrap_key_id=opening.recipient_key_id,
+        stored_digest=stored_digest,
+        receipt=json.dumps(receipt_env.to_json_dict()).encode(),
+        file_count=len(file_rows),
+        total_size=sum(r.size for r in file_rows),
+    )
+
+
+def _check_packet_event(checked: _Incoming, ev: EventStatement) -> None:
+    st = checked.st
+    if ev.packet_id != str(st.packet_id) or ev.event != _EXPECTED_EVENT[st.kind]:
+        raise InvalidRequest(f"event {ev.event!r} does not belong to packet {st.packet_id}")
+
+
+def _check_event_count(checked: _Incoming) -> None:
+    if len(checked.opening.events) != 1:
+        expected = _EXPECTED_EVENT[checked.st.kind]
+        raise InvalidRequest(
+            f"a {checked.st.kind} packet must carry exactly one {expected!r} event"
+        )
+
+
+def _new_application_rows(
+    rt: NodeRuntime,
+    checked: _Incoming,
+    file_rows: list[PacketFileRow],
+    receipt_env: Envelope,
+    stored_digest: str,
+) -> list[Base]:
+    """The rows that store a new application whose case this node does not hold yet,
+    built and checked (the event's signature and chain included) without the database."""
+    st, opening = checked.st, checked.opening
+    _check_event_count(checked)
+    received_at = Receipt.from_payload(receipt_env.payload).received_at
+    case, leg = _new_incoming_case(rt, st, checked.me, received_at)
+    ev, event_row = remote_event(rt, st.sender_node, opening.events[0], case, leg)
+    _check_packet_event(checked, ev)
+    packet = _incoming_packet_row(checked, checked.me.hall, file_rows, receipt_env, stored_digest)
+    return [case, leg, packet, *file_rows, event_row]
+
+
 def _insert_incoming(
     session: Session,
     rt: NodeRuntime,
@@ -1237,72 +1338,19 @@ def _insert_incoming(
     file_rows: list[PacketFileRow],
     receipt_env: Envelope,
     stored_digest: str,
-    *,
-    case_known: bool | None = None,
 ) -> None:
-    """Store a checked packet with its event(s), its case and leg created or advanced.
-
-    ``case_known`` says whether the case is already held, when the caller knows.
-    """
+    """Store a checked packet with its event(s), its case and leg created or advanced."""
     st, opening = checked.st, checked.opening
+    _check_event_count(checked)
     received_at = Receipt.from_payload(receipt_env.payload).received_at
-    expected = {
-        "application": "submitted",
-        "supplement": "supplemented",
-        "result": "result_returned",
-    }[st.kind]
-
-    def packet_row(local_hall: str) -> PacketRow:
-        return PacketRow(
-            packet_id=str(st.packet_id),
-            direction="in",
-            kind=st.kind,
-            case_id=str(st.case_id),
-            mode=st.mode,
-            matter_code=st.matter_code,
-            matter_name=st.matter_name,
-            sender_node=st.sender_node,
-            sender_hall=st.sender_hall,
-            local_hall=local_hall,
-            created_at=st.created_at,
-            stored_at=received_at,
-            statement=opening.statement.payload,
-            statement_type=PACKET_TYPE,
-            signatures=encode_signatures(opening.statement),
-            signed_by_key=checked.key_id,
-            form_ciphertext=opening.form_ciphertext,
-            wrapped_key=opening.wrapped_key,
-            wrap_key_id=opening.recipient_key_id,
-            stored_digest=stored_digest,
-            receipt=json.dumps(receipt_env.to_json_dict()).encode(),
-            file_count=len(file_rows),
-            total_size=sum(r.size for r in file_rows),
-        )
-
-    def check_event(ev: EventStatement) -> None:
-        if ev.packet_id != str(st.packet_id) or ev.event != expected:
-            raise InvalidRequest(f"event {ev.event!r} does not belong to packet {st.packet_id}")
-
-    if len(opening.events) != 1:
-        raise InvalidRequest(f"a {st.kind} packet must carry exactly one {expected!r} event")
-    if case_known is None and st.kind == "application":
-        case_known = bool(_known_cases(session, {str(st.case_id)}))
-    if st.kind == "application" and not case_known:
-        # The common case, a new application: everything is new, so rows are built and
-        # checked in memory and inserted without a unit of work.
-        case, leg = _new_incoming_case(rt, st, checked.me, received_at)
-        ev, event_row = remote_event(rt, st.sender_node, opening.events[0], case, leg)
-        check_event(ev)
-        insert_rows(session, [case, leg, packet_row(checked.me.hall), *file_rows, event_row])
-        return
     case, leg, local_hall = _incoming_case(session, rt, st, checked.me, received_at)
-    session.add(packet_row(local_hall))
+    session.add(_incoming_packet_row(checked, local_hall, file_rows, receipt_env, stored_digest))
     session.flush()
     session.add_all(file_rows)
     ev, _dup = apply_remote_event(
         session, rt, st.sender_node, opening.events[0], case=case, leg=leg
     )
-    check_event(ev)
+    _check_packet_event(checked, ev)
     session.flush()
 
 

@@ -13,6 +13,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import cache
 from importlib import resources
 from pathlib import Path
 from typing import Any, cast
@@ -36,6 +37,7 @@ from sqlalchemy import (
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 from sqlalchemy.pool import ConnectionPoolEntry
+from sqlalchemy.sql.dml import Insert
 
 __all__ = [
     "Base",
@@ -50,7 +52,6 @@ __all__ = [
     "PacketRow",
     "SealRow",
     "UTCDateTime",
-    "insert_rows",
     "open_metadata_store",
     "row_values",
 ]
@@ -282,17 +283,6 @@ def row_values(row: Base) -> dict[str, Any]:
     return {c.key: state[c.key] for c in row.__table__.columns if c.key in state}
 
 
-def insert_rows(session: Session, rows: Sequence[Base]) -> None:
-    """Insert new rows with one Core executemany per table, tables in the order they first
-    appear (parents first), bypassing the unit of work; the row objects stay transient."""
-    groups: dict[tuple[Table, frozenset[str]], list[dict[str, Any]]] = {}
-    for row in rows:
-        values = row_values(row)
-        groups.setdefault((cast(Table, row.__table__), frozenset(values)), []).append(values)
-    for (table, _), params in groups.items():
-        session.execute(insert(table), params)
-
-
 @dataclass(eq=False)
 class _NewRows:
     """One caller's rows for :meth:`MetadataStore.insert_new`, and what became of them."""
@@ -304,30 +294,42 @@ class _NewRows:
     error: BaseException | None = None
 
 
+@cache
+def _table_order() -> dict[Table, int]:
+    """Tables in dependency order (parents first), computed once."""
+    return {table: i for i, table in enumerate(Base.metadata.sorted_tables)}
+
+
+@cache
+def _insert_statement(table: Table, returning_id: bool) -> Insert:
+    # One statement object per table, so that its compiled form is found by identity.
+    stmt = insert(table)
+    return stmt.returning(table.c.id, sort_by_parameter_order=True) if returning_id else stmt
+
+
 def _insert_groups(session: Session, requests: Sequence[_NewRows]) -> None:
     """Insert every request's rows, one executemany per table in dependency order, and
     hand each request the generated keys of its ``keyed`` rows (one multi-row INSERT …
     RETURNING per table, in parameter order)."""
+    conn = session.connection()
     by_table: dict[Table, list[dict[str, Any]]] = {}
     for req in requests:
         for row in req.rows:
             by_table.setdefault(cast(Table, row.__table__), []).append(row_values(row))
-    for table in Base.metadata.sorted_tables:
-        if table in by_table:
-            # Rows of one table that set different columns would need separate statements.
-            params = by_table[table]
-            for cols in {frozenset(p) for p in params}:
-                session.execute(insert(table), [p for p in params if frozenset(p) == cols])
-    keyed = [(req, row) for req in requests for row in req.keyed]
-    if not keyed:
-        return
+    order = _table_order()
+    for table in sorted(by_table, key=order.__getitem__):
+        # Rows of one table that set different columns would need separate statements.
+        params = by_table[table]
+        for cols in {frozenset(p) for p in params}:
+            same = [p for p in params if frozenset(p) == cols]
+            conn.execute(_insert_statement(table, False), same)
     by_keyed_table: dict[Table, list[tuple[_NewRows, Base]]] = {}
-    for req, row in keyed:
-        by_keyed_table.setdefault(cast(Table, row.__table__), []).append((req, row))
+    for req in requests:
+        for row in req.keyed:
+            by_keyed_table.setdefault(cast(Table, row.__table__), []).append((req, row))
     for table, pairs in by_keyed_table.items():
-        ids = session.execute(
-            insert(table).returning(table.c.id, sort_by_parameter_order=True),
-            [row_values(row) for _, row in pairs],
+        ids = conn.execute(
+            _insert_statement(table, True), [row_values(row) for _, row in pairs]
         ).scalars()
         for (req, _), new_id in zip(pairs, ids, strict=True):
             req.ids.append(int(new_id))
@@ -378,16 +380,32 @@ class MetadataStore:
             IntegrityError: a row of this caller collides with one already stored.
         """
         mine = _NewRows(rows, keyed)
-        with self._queue_lock:
-            self._queued.append(mine)
-        with self._group_lock:
-            if not mine.done:
-                with self._queue_lock:
-                    group, self._queued = self._queued, []
-                self._write_group(group)
+        self._write_queued([mine])
         if mine.error is not None:
             raise mine.error
         return mine.ids
+
+    def insert_each(self, row_sets: Sequence[Sequence[Base]]) -> list[Exception | None]:
+        """Insert several independent sets of new rows, each all or nothing, with the group
+        commit of :meth:`insert_new`; per set, None once it is committed, or why it is not
+        stored (an :class:`IntegrityError` when its rows collide with stored ones)."""
+        requests = [_NewRows(rows, ()) for rows in row_sets]
+        self._write_queued(requests)
+        errors: list[Exception | None] = []
+        for req in requests:
+            if req.error is not None and not isinstance(req.error, Exception):
+                raise req.error  # an interrupt of the writing thread
+            errors.append(req.error)
+        return errors
+
+    def _write_queued(self, requests: list[_NewRows]) -> None:
+        with self._queue_lock:
+            self._queued.extend(requests)
+        with self._group_lock:
+            if not all(req.done for req in requests):
+                with self._queue_lock:
+                    group, self._queued = self._queued, []
+                self._write_group(group)
 
     def _write_group(self, group: list[_NewRows]) -> None:
         try:
