@@ -39,6 +39,11 @@ class HallServiceStub:
                 request_serializer=tongban_dot_proto_dot_hall__pb2.SubmitRequest.SerializeToString,
                 response_deserializer=tongban_dot_proto_dot_hall__pb2.SubmitResponse.FromString,
                 _registered_method=True)
+        self.SubmitForm = channel.unary_unary(
+                '/tongban.relay.v1.HallService/SubmitForm',
+                request_serializer=tongban_dot_proto_dot_hall__pb2.SubmitHeader.SerializeToString,
+                response_deserializer=tongban_dot_proto_dot_hall__pb2.SubmitResponse.FromString,
+                _registered_method=True)
         self.ListInbox = channel.unary_unary(
                 '/tongban.relay.v1.HallService/ListInbox',
                 request_serializer=tongban_dot_proto_dot_hall__pb2.InboxRequest.SerializeToString,
@@ -77,6 +82,14 @@ class HallServiceServicer:
     def Submit(self, request_iterator, context):
         """Submits an application, a supplement or a result packet: a header, then each file as
         file_begin, data chunks, file_end. Returns once the packet is durable at this node.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SubmitForm(self, request, context):
+        """Submits a packet that carries no files in one message: answers exactly as Submit does
+        for a stream of this header alone, at the cost of a plain call.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -128,6 +141,11 @@ def add_HallServiceServicer_to_server(servicer, server):
             'Submit': grpc.stream_unary_rpc_method_handler(
                     servicer.Submit,
                     request_deserializer=tongban_dot_proto_dot_hall__pb2.SubmitRequest.FromString,
+                    response_serializer=tongban_dot_proto_dot_hall__pb2.SubmitResponse.SerializeToString,
+            ),
+            'SubmitForm': grpc.unary_unary_rpc_method_handler(
+                    servicer.SubmitForm,
+                    request_deserializer=tongban_dot_proto_dot_hall__pb2.SubmitHeader.FromString,
                     response_serializer=tongban_dot_proto_dot_hall__pb2.SubmitResponse.SerializeToString,
             ),
             'ListInbox': grpc.unary_unary_rpc_method_handler(
@@ -187,6 +205,33 @@ class HallService:
             target,
             '/tongban.relay.v1.HallService/Submit',
             tongban_dot_proto_dot_hall__pb2.SubmitRequest.SerializeToString,
+            tongban_dot_proto_dot_hall__pb2.SubmitResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SubmitForm(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tongban.relay.v1.HallService/SubmitForm',
+            tongban_dot_proto_dot_hall__pb2.SubmitHeader.SerializeToString,
             tongban_dot_proto_dot_hall__pb2.SubmitResponse.FromString,
             options,
             channel_credentials,

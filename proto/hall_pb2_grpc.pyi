@@ -35,6 +35,10 @@ class HallServiceStub:
     """Submits an application, a supplement or a result packet: a header, then each file as
     file_begin, data chunks, file_end. Returns once the packet is durable at this node.
     """
+    SubmitForm: _grpc.UnaryUnaryMultiCallable[_hall_pb2.SubmitHeader, _hall_pb2.SubmitResponse]
+    """Submits a packet that carries no files in one message: answers exactly as Submit does
+    for a stream of this header alone, at the cost of a plain call.
+    """
     ListInbox: _grpc.UnaryUnaryMultiCallable[_hall_pb2.InboxRequest, _hall_pb2.InboxResponse]
     """Lists the packets this hall sent or received."""
     WatchInbox: _grpc.UnaryStreamMultiCallable[_hall_pb2.InboxRequest, _hall_pb2.InboxEntry]
@@ -52,6 +56,10 @@ class HallServiceAsyncStub(HallServiceStub):
     Submit: _aio.StreamUnaryMultiCallable[_hall_pb2.SubmitRequest, _hall_pb2.SubmitResponse]  # type: ignore[assignment]
     """Submits an application, a supplement or a result packet: a header, then each file as
     file_begin, data chunks, file_end. Returns once the packet is durable at this node.
+    """
+    SubmitForm: _aio.UnaryUnaryMultiCallable[_hall_pb2.SubmitHeader, _hall_pb2.SubmitResponse]  # type: ignore[assignment]
+    """Submits a packet that carries no files in one message: answers exactly as Submit does
+    for a stream of this header alone, at the cost of a plain call.
     """
     ListInbox: _aio.UnaryUnaryMultiCallable[_hall_pb2.InboxRequest, _hall_pb2.InboxResponse]  # type: ignore[assignment]
     """Lists the packets this hall sent or received."""
@@ -73,6 +81,16 @@ class HallServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_hall_pb2.SubmitResponse, _abc.Awaitable[_hall_pb2.SubmitResponse]]:
         """Submits an application, a supplement or a result packet: a header, then each file as
         file_begin, data chunks, file_end. Returns once the packet is durable at this node.
+        """
+
+    @_abc_1.abstractmethod
+    def SubmitForm(
+        self,
+        request: _hall_pb2.SubmitHeader,
+        context: _ServicerContext,
+    ) -> _typing.Union[_hall_pb2.SubmitResponse, _abc.Awaitable[_hall_pb2.SubmitResponse]]:
+        """Submits a packet that carries no files in one message: answers exactly as Submit does
+        for a stream of this header alone, at the cost of a plain call.
         """
 
     @_abc_1.abstractmethod

@@ -39,31 +39,32 @@ _ID_TYPE_TO_PB = {v: k for k, v in _ID_TYPES.items()}
 # ---- conversions ------------------------------------------------------------------------------
 
 
+def _header(h: hall_pb2.SubmitHeader) -> packets.SubmitHeader:
+    applicant = None
+    if h.HasField("applicant"):
+        if h.applicant.id_type not in _ID_TYPES:
+            raise InvalidRequest("applicant id type must be CITIZEN or COMPANY")
+        applicant = packets.Applicant(
+            h.applicant.name, _ID_TYPES[h.applicant.id_type], h.applicant.id_number
+        )
+    return packets.SubmitHeader(
+        packet_id=h.packet_id,
+        kind=_KINDS.get(h.kind, "unspecified"),
+        mode=_MODES.get(h.mode, "unspecified"),
+        matter_code=h.matter_code,
+        matter_name=h.matter_name,
+        recipients=tuple(RecipientEntry(r.node_id, r.hall_id, r.department) for r in h.recipients),
+        applicant=applicant,
+        form_json=h.form_json,
+        case_id=h.case_id,
+    )
+
+
 def _submit_parts(requests: Iterator[hall_pb2.SubmitRequest]) -> Iterator[packets.SubmitPart]:
     for req in requests:
         which = req.WhichOneof("part")
         if which == "header":
-            h = req.header
-            applicant = None
-            if h.HasField("applicant"):
-                if h.applicant.id_type not in _ID_TYPES:
-                    raise InvalidRequest("applicant id type must be CITIZEN or COMPANY")
-                applicant = packets.Applicant(
-                    h.applicant.name, _ID_TYPES[h.applicant.id_type], h.applicant.id_number
-                )
-            yield packets.SubmitHeader(
-                packet_id=h.packet_id,
-                kind=_KINDS.get(h.kind, "unspecified"),
-                mode=_MODES.get(h.mode, "unspecified"),
-                matter_code=h.matter_code,
-                matter_name=h.matter_name,
-                recipients=tuple(
-                    RecipientEntry(r.node_id, r.hall_id, r.department) for r in h.recipients
-                ),
-                applicant=applicant,
-                form_json=h.form_json,
-                case_id=h.case_id,
-            )
+            yield _header(req.header)
         elif which == "file_begin":
             fb = req.file_begin
             yield packets.FileBegin(fb.name, fb.media_type, fb.size)
@@ -73,6 +74,15 @@ def _submit_parts(requests: Iterator[hall_pb2.SubmitRequest]) -> Iterator[packet
             yield packets.FileEnd(req.file_end.sha256)
         else:
             raise InvalidRequest("empty submit message")
+
+
+def _submit_response(r: packets.SubmitResult) -> hall_pb2.SubmitResponse:
+    return hall_pb2.SubmitResponse(
+        packet_id=r.packet_id,
+        case_id=r.case_id,
+        duplicate=r.duplicate,
+        deliveries=_deliveries(r.deliveries),
+    )
 
 
 def _deliveries(ds: tuple[packets.DeliveryInfo, ...]) -> list[hall_pb2.DeliveryState]:
@@ -206,14 +216,18 @@ class HallServicer(hall_pb2_grpc.HallServiceServicer):
             r = packets.submit_packet(
                 self._rt, self._hall(context), _submit_parts(request_iterator)
             )
-            return hall_pb2.SubmitResponse(
-                packet_id=r.packet_id,
-                case_id=r.case_id,
-                duplicate=r.duplicate,
-                deliveries=_deliveries(r.deliveries),
-            )
+            return _submit_response(r)
 
         return guard(context, "Submit", call)
+
+    def SubmitForm(
+        self, request: hall_pb2.SubmitHeader, context: grpc.ServicerContext
+    ) -> hall_pb2.SubmitResponse:
+        def call() -> hall_pb2.SubmitResponse:
+            hall = self._hall(context)
+            return _submit_response(packets.submit_packet(self._rt, hall, iter([_header(request)])))
+
+        return guard(context, "SubmitForm", call)
 
     def ListInbox(
         self, request: hall_pb2.InboxRequest, context: grpc.ServicerContext
