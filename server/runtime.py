@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -187,9 +188,16 @@ def caller_identity(context: grpc.ServicerContext) -> Identity:
     if not pems:
         raise Unauthenticated("a client certificate issued by the federation root is required")
     try:
-        return identity_from_certificate(load_certificate(pems[0]))
+        return _identity_in(pems[0])
     except KeysError as exc:
         raise Unauthenticated(f"client certificate is not a tongban identity: {exc}") from None
+
+
+@lru_cache(maxsize=1024)
+def _identity_in(pem: bytes) -> Identity:
+    # The TLS handshake verified the certificate; what it says depends on its bytes alone,
+    # so each certificate is parsed once rather than on every call.
+    return identity_from_certificate(load_certificate(pem))
 
 
 def require_hall(runtime: NodeRuntime, identity: Identity) -> str:
