@@ -8,9 +8,9 @@ import hashlib
 import json
 import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -27,6 +27,9 @@ from tongban.server.runtime import NodeRuntime
 from tongban.server.statements import EVENT_TYPE, EventStatement
 from tongban.server.workflow import Party, aggregate_status, check_transition
 from tongban.storage.sql import CaseRow, EventRow, LegRow, OutboxRow
+
+if TYPE_CHECKING:
+    from tongban.server.packets import DeliverOpening
 
 __all__ = [
     "CaseAction",
@@ -72,6 +75,9 @@ class OutboxItem:
     ref: str
     # A packet without files, which may travel in one call with others to the same node.
     batchable: bool = False
+    # The packet's opening for this node when the submit that stored it is still at hand,
+    # so that a fresh packet goes out without being read back.
+    opening: DeliverOpening | None = field(default=None, compare=False, repr=False)
 
 
 def outbox_row(runtime: NodeRuntime, dest: str, case_id: str, kind: str, ref: str) -> OutboxRow:

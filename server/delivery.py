@@ -354,7 +354,10 @@ class DeliveryDispatcher:
 
     def _try_batch(self, dest: str, rows: list[OutboxItem]) -> None:
         try:
-            openings = delivery_openings(self._rt, dest, [r.ref for r in rows])
+            openings = {r.ref: r.opening for r in rows if r.opening is not None}
+            unread = [r.ref for r in rows if r.opening is None]
+            if unread:
+                openings.update(delivery_openings(self._rt, dest, unread))
         except Exception as exc:
             for row in rows:
                 self._fail_with(row, exc)

@@ -665,7 +665,7 @@ def _store_application(
     ]
     detail = {"files": [e.name for e in entries], "matter": st.matter_code, "packet_id": packet_id}
     events = [
-        local_event(rt, case, leg, "submitted", hall_id, detail, packet_id=packet_id, at=now)[1]
+        local_event(rt, case, leg, "submitted", hall_id, detail, packet_id=packet_id, at=now)
         for leg in legs
     ]
     outbox = [outbox_row(rt, r.node, case_id, "packet", packet_id) for r in plan.recipients]
@@ -675,14 +675,23 @@ def _store_application(
             *legs,
             _packet_row(rt, hall_id, st, env, form_ct, self_wrap, self_key),
             *file_rows,
-            *events,
+            *(row for _, row in events),
             *_delivery_rows(plan, wraps),
         ],
         keyed=outbox,
     )
+    # Each recipient's leg is the one of the same index; its event travels with the packet.
     items = [
-        OutboxItem(i, o.dest_node, o.case_id, o.kind, o.ref, batchable=not entries)
-        for i, o in zip(ids, outbox, strict=True)
+        OutboxItem(
+            i,
+            o.dest_node,
+            o.case_id,
+            o.kind,
+            o.ref,
+            batchable=not entries,
+            opening=DeliverOpening(env, wrapped, key.key_id, form_ct, (event_env,)),
+        )
+        for i, o, (_, key, wrapped), (event_env, _) in zip(ids, outbox, wraps, events, strict=True)
     ]
     rt.inbox.notify()
     rt.offer_delivery(items)
