@@ -20,9 +20,11 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import queue
 import re
 import stat
 import tempfile
+import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager, suppress
@@ -359,6 +361,71 @@ def _io_error(action: str, key: str, exc: OSError) -> ObjectStoreError:
     )
 
 
+class _HashingWriter:
+    """Hashes chunks and writes them to a file: the first in the caller's thread, the rest
+    in a thread of its own, so that the caller makes the next chunk meanwhile (hashing and
+    writing release the GIL). At most ``depth`` chunks wait for it: memory stays bounded.
+    """
+
+    def __init__(self, fd: int, key: str, depth: int = 2) -> None:
+        self._fd = fd
+        self._key = key
+        self._depth = depth
+        self.digest = hashlib.sha256()
+        self._chunks = 0
+        self._queue: queue.Queue[memoryview | None] | None = None
+        self._thread: threading.Thread | None = None
+        self._error: BaseException | None = None
+
+    def _write(self, view: memoryview) -> None:
+        self.digest.update(view)
+        try:
+            _write_all(self._fd, view)
+        except OSError as exc:
+            raise _io_error("write", self._key, exc) from exc
+
+    def _run(self, pending: queue.Queue[memoryview | None]) -> None:
+        while (view := pending.get()) is not None:
+            if self._error is None:  # after a failure, only drain so the caller never blocks
+                try:
+                    self._write(view)
+                except BaseException as exc:
+                    self._error = exc
+
+    def add(self, view: memoryview) -> None:
+        """Hash and write ``view``, which must not change afterwards.
+
+        Raises:
+            ObjectStoreError: an earlier chunk could not be written.
+        """
+        if self._error is not None:
+            raise self._error
+        self._chunks += 1
+        if self._chunks == 1:
+            self._write(view)
+            return
+        if self._queue is None:
+            self._queue = queue.Queue(self._depth)
+            self._thread = threading.Thread(
+                target=self._run, args=(self._queue,), name="object-writer", daemon=True
+            )
+            self._thread.start()
+        self._queue.put(view)
+
+    def close(self) -> None:
+        """Wait until every chunk is written.
+
+        Raises:
+            ObjectStoreError: a chunk could not be written.
+        """
+        if self._queue is not None and self._thread is not None:
+            self._queue.put(None)
+            self._thread.join()
+            self._queue = None
+        if self._error is not None:
+            raise self._error
+
+
 class FilesystemObjectStore(ObjectStore):
     """Objects as files under ``root``; every write is atomic and durable once it returns.
 
@@ -442,19 +509,23 @@ class FilesystemObjectStore(ObjectStore):
             parent, fd, partial = self._open_partial(key)
         except OSError as exc:
             raise _io_error("create", key, exc) from exc
-        digest = hashlib.sha256()
+        writer = _HashingWriter(fd, key)
         size = 0
         try:
-            for chunk in chunks:
-                view = memoryview(chunk).cast("B")
-                size += view.nbytes
-                if length is not None and size > length:
-                    raise _size_mismatch(key, length, size, more=True)
-                digest.update(view)
-                try:
-                    _write_all(fd, view)
-                except OSError as exc:
-                    raise _io_error("write", key, exc) from exc
+            try:
+                for chunk in chunks:
+                    # A chunk may be written after the next one is made: keep a copy of
+                    # anything the caller could still change.
+                    view = memoryview(chunk if isinstance(chunk, bytes) else bytes(chunk))
+                    size += view.nbytes
+                    if length is not None and size > length:
+                        raise _size_mismatch(key, length, size, more=True)
+                    writer.add(view)
+            except BaseException:
+                with suppress(Exception):
+                    writer.close()  # the caller's failure is the one to report
+                raise
+            writer.close()
             if length is not None and size != length:
                 raise _size_mismatch(key, length, size, more=False)
             try:
@@ -479,7 +550,7 @@ class FilesystemObjectStore(ObjectStore):
             _fsync_dir(parent)
         except OSError as exc:
             raise _io_error("write", key, exc) from exc
-        return StoredObject(key, size, digest.hexdigest())
+        return StoredObject(key, size, writer.digest.hexdigest())
 
     def open_stream(self, key: str, *, chunk_size: int = 1 << 20) -> Iterator[bytes]:
         key = _check_key(key)

@@ -568,3 +568,48 @@ def test_s3_server_restart_keeps_objects(tmp_path_factory: pytest.TempPathFactor
     finally:
         server.stop()
     print(f"S3 server: first start {first_start:.1f}s, restart {restart:.1f}s")
+
+
+def test_filesystem_write_failure_in_the_writer_thread_is_reported(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Chunks after the first are written by a thread of their own; a failure there still
+    ends the put with the store's error, and nothing of the object stays."""
+    from tongban.storage import objects
+
+    real_write = os.write
+    writes: list[int] = []
+
+    def failing_write(fd: int, data: bytes | memoryview) -> int:
+        writes.append(len(data))
+        if len(writes) == 3:
+            raise OSError(28, "No space left on device")
+        return real_write(fd, data)
+
+    store = FilesystemObjectStore(tmp_path)
+    monkeypatch.setattr(objects.os, "write", failing_write)
+    chunks = [bytes([i]) * 65536 for i in range(8)]
+    with pytest.raises(ObjectStoreError) as raised:
+        store.put_stream("p/big", iter(chunks))
+    assert str(raised.value) == "could not write object 'p/big': No space left on device"
+    assert raised.value.code == "io-error"
+    assert len(writes) == 3  # nothing was written after the failure
+    monkeypatch.undo()
+    assert not store.exists("p/big")
+    assert list((tmp_path / "p").iterdir()) == []
+
+
+def test_filesystem_keeps_chunks_the_caller_changes_afterwards(tmp_path: Path) -> None:
+    """A chunk may be written after the caller made the next one from the same buffer."""
+    store = FilesystemObjectStore(tmp_path)
+    buffer = bytearray(4096)
+
+    def reused() -> Iterator[bytes]:
+        for i in range(16):
+            buffer[:] = bytes([i]) * 4096
+            yield buffer  # type: ignore[misc]
+
+    stored = store.put_stream("k", reused())
+    expected = b"".join(bytes([i]) * 4096 for i in range(16))
+    assert store.read_bytes("k") == expected
+    assert stored.sha256 == hashlib.sha256(expected).hexdigest()
