@@ -828,6 +828,9 @@ def _records(chunks: Iterable[bytes], size: int) -> Iterator[bytes]:
     """Re-cut a byte stream into records of ``size`` bytes (the last may be shorter)."""
     buf = bytearray()
     for chunk in chunks:
+        if not buf and len(chunk) == size:
+            yield chunk  # the store read exactly one record: pass it on without copying
+            continue
         buf += chunk
         while len(buf) >= size:
             yield bytes(buf[:size])
