@@ -29,7 +29,7 @@ from tongban.server.workflow import Party, aggregate_status, check_transition
 from tongban.storage.sql import CaseRow, EventRow, LegRow, OutboxRow
 
 if TYPE_CHECKING:
-    from tongban.server.packets import DeliverOpening
+    from tongban.server.packets import OutgoingPacket
 
 __all__ = [
     "CaseAction",
@@ -75,9 +75,9 @@ class OutboxItem:
     ref: str
     # A packet without files, which may travel in one call with others to the same node.
     batchable: bool = False
-    # The packet's opening for this node when the submit that stored it is still at hand,
+    # What the packet sends this node, when the submit that stored it is still at hand,
     # so that a fresh packet goes out without being read back.
-    opening: DeliverOpening | None = field(default=None, compare=False, repr=False)
+    packet: OutgoingPacket | None = field(default=None, compare=False, repr=False)
 
 
 def outbox_row(runtime: NodeRuntime, dest: str, case_id: str, kind: str, ref: str) -> OutboxRow:

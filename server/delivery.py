@@ -31,6 +31,7 @@ from tongban.server.packets import (
     DeliverPart,
     delivery_openings,
     delivery_parts,
+    read_outgoing,
 )
 from tongban.server.runtime import NodeRuntime
 from tongban.server.statements import ACK_TYPE, RECEIPT_TYPE, EventAck, Receipt
@@ -319,7 +320,7 @@ class DeliveryDispatcher:
     def _send_packet(self, row: OutboxItem) -> None:
         rt = self._rt
         stub = rt.peers.stub(rt.directory.current.node(row.dest_node))
-        parts = delivery_parts(rt, row.ref, row.dest_node)
+        parts = delivery_parts(rt, row.packet or read_outgoing(rt, row.ref, row.dest_node))
         opening = next(parts)
         assert isinstance(opening, DeliverOpening)
         response = stub.Deliver(
@@ -354,8 +355,8 @@ class DeliveryDispatcher:
 
     def _try_batch(self, dest: str, rows: list[OutboxItem]) -> None:
         try:
-            openings = {r.ref: r.opening for r in rows if r.opening is not None}
-            unread = [r.ref for r in rows if r.opening is None]
+            openings = {r.ref: r.packet.opening for r in rows if r.packet is not None}
+            unread = [r.ref for r in rows if r.packet is None]
             if unread:
                 openings.update(delivery_openings(self._rt, dest, unread))
         except Exception as exc:

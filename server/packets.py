@@ -100,12 +100,14 @@ __all__ = [
     "FileBegin",
     "FileEnd",
     "InboxItem",
+    "OutgoingPacket",
     "SubmitHeader",
     "SubmitResult",
     "delivery_openings",
     "delivery_parts",
     "fetch_packet",
     "list_inbox",
+    "read_outgoing",
     "receive_batch",
     "receive_packet",
     "submit_packet",
@@ -196,6 +198,25 @@ class DeliverSegment:
     segment_index: int
     final: bool
     ciphertext: bytes
+
+
+@dataclass(frozen=True)
+class StoredFile:
+    """Where a file's sealed segments are stored, one record after another."""
+
+    index: int
+    blob_key: str
+    segments: int
+
+
+@dataclass(frozen=True)
+class OutgoingPacket:
+    """What one recipient is sent of a stored packet: the opening, then each file's
+    segments of ``segment_size`` plaintext bytes."""
+
+    opening: DeliverOpening
+    files: tuple[StoredFile, ...] = ()
+    segment_size: int = 0
 
 
 DeliverPart = DeliverOpening | DeliverSegment
@@ -680,6 +701,7 @@ def _store_application(
         ],
         keyed=outbox,
     )
+    stored_files = tuple(StoredFile(f.file_index, f.blob_key, f.segment_count) for f in file_rows)
     # Each recipient's leg is the one of the same index; its event travels with the packet.
     items = [
         OutboxItem(
@@ -689,7 +711,11 @@ def _store_application(
             o.kind,
             o.ref,
             batchable=not entries,
-            opening=DeliverOpening(env, wrapped, key.key_id, form_ct, (event_env,)),
+            packet=OutgoingPacket(
+                DeliverOpening(env, wrapped, key.key_id, form_ct, (event_env,)),
+                stored_files,
+                st.segment_size,
+            ),
         )
         for i, o, (_, key, wrapped), (event_env, _) in zip(ids, outbox, wraps, events, strict=True)
     ]
@@ -854,15 +880,20 @@ def _event_leg(rt: NodeRuntime, packet: PacketRow, node_id: str) -> str:
     return node_id if packet.kind != "result" else rt.node_id
 
 
-def delivery_parts(rt: NodeRuntime, packet_id: str, node_id: str) -> Iterator[DeliverPart]:
-    """The opening and every segment of one stored outgoing packet, for one recipient."""
+def read_outgoing(rt: NodeRuntime, packet_id: str, node_id: str) -> OutgoingPacket:
+    """What a stored outgoing packet sends to one recipient, read from the store.
+
+    Raises:
+        NotFound: the packet is not stored or not owed to ``node_id``.
+    """
     with rt.metadata.read() as session:
         packet = session.scalar(select(PacketRow).where(PacketRow.packet_id == packet_id))
         delivery = session.get(DeliveryRow, (packet_id, node_id))
         if packet is None or delivery is None:
             raise NotFound(f"no delivery of packet {packet_id} to node {node_id}")
-        files = list(
-            session.scalars(
+        files = tuple(
+            StoredFile(f.file_index, f.blob_key, f.segment_count)
+            for f in session.scalars(
                 select(PacketFileRow)
                 .where(PacketFileRow.packet_id == packet_id)
                 .order_by(PacketFileRow.file_index)
@@ -877,12 +908,17 @@ def delivery_parts(rt: NodeRuntime, packet_id: str, node_id: str) -> Iterator[De
             )
         )
     st = PacketStatement.from_payload(packet.statement)
-    yield _opening(packet, delivery, events)
-    record = st.segment_size + TAG_SIZE
-    for f in files:
+    return OutgoingPacket(_opening(packet, delivery, events), files, st.segment_size)
+
+
+def delivery_parts(rt: NodeRuntime, packet: OutgoingPacket) -> Iterator[DeliverPart]:
+    """The opening of an outgoing packet, then every segment of its files in order."""
+    yield packet.opening
+    record = packet.segment_size + TAG_SIZE
+    for f in packet.files:
         stream = rt.objects.open_stream(f.blob_key, chunk_size=record)
         for i, ct in enumerate(_records(stream, record)):
-            yield DeliverSegment(f.file_index, i, i == f.segment_count - 1, ct)
+            yield DeliverSegment(f.index, i, i == f.segments - 1, ct)
 
 
 def delivery_openings(
