@@ -20,6 +20,7 @@ from typing import cast
 
 import grpc
 from sqlalchemy import Table, and_, bindparam, select, update
+from sqlalchemy.orm import Session
 
 from tongban.keys.envelope import Envelope, EnvelopeSignature, verify_envelope
 from tongban.keys.errors import KeysError
@@ -432,7 +433,8 @@ class DeliveryDispatcher:
         now = self._rt.clock()
         deliveries = cast(Table, DeliveryRow.__table__)
         outbox = cast(Table, OutboxRow.__table__)
-        with self._rt.metadata.transaction() as session:
+
+        def record(session: Session) -> None:
             session.execute(
                 update(deliveries)
                 .where(
@@ -462,6 +464,8 @@ class DeliveryDispatcher:
                 .values(state="done", attempts=outbox.c.attempts + 1, done_at=now, last_error=""),
                 [{"b_id": row.id} for row, _, _ in delivered],
             )
+
+        self._rt.metadata.write_grouped(record)
 
     def _send_event(self, row: OutboxItem) -> None:
         rt = self._rt

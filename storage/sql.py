@@ -9,7 +9,7 @@ default; PostgreSQL is the production path. The schema is owned by Alembic migra
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -34,7 +34,6 @@ from sqlalchemy import (
     event,
     insert,
 )
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 from sqlalchemy.pool import ConnectionPoolEntry
 from sqlalchemy.sql.dml import Insert
@@ -285,10 +284,12 @@ def row_values(row: Base) -> dict[str, Any]:
 
 @dataclass(eq=False)
 class _NewRows:
-    """One caller's rows for :meth:`MetadataStore.insert_new`, and what became of them."""
+    """One caller's part of a group commit: new rows to insert and work to run after
+    them, and what became of it."""
 
     rows: Sequence[Base]
     keyed: Sequence[Base]
+    work: Callable[[Session], None] | None = None
     done: bool = False
     ids: list[int] = field(default_factory=list)
     error: BaseException | None = None
@@ -333,6 +334,9 @@ def _insert_groups(session: Session, requests: Sequence[_NewRows]) -> None:
         ).scalars()
         for (req, _), new_id in zip(pairs, ids, strict=True):
             req.ids.append(int(new_id))
+    for req in requests:
+        if req.work is not None:
+            req.work(session)
 
 
 class MetadataStore:
@@ -398,6 +402,18 @@ class MetadataStore:
             errors.append(req.error)
         return errors
 
+    def write_grouped(self, work: Callable[[Session], None]) -> None:
+        """Run ``work`` in a write transaction shared with concurrent callers (the group
+        commit of :meth:`insert_new`); return once it is committed.
+
+        Raises:
+            Exception: what ``work`` raised; nothing of it stays.
+        """
+        mine = _NewRows((), (), work)
+        self._write_queued([mine])
+        if mine.error is not None:
+            raise mine.error
+
     def _write_queued(self, requests: list[_NewRows]) -> None:
         with self._queue_lock:
             self._queued.extend(requests)
@@ -412,18 +428,19 @@ class MetadataStore:
             try:
                 with self.transaction() as session:
                     _insert_groups(session, group)
-            except IntegrityError:
+            except Exception:
                 if len(group) == 1:
                     raise
                 for req in group:
                     req.ids.clear()
-                # Someone's rows collide: each caller's rows in a savepoint of their own.
+                # Someone's part failed (e.g. its rows collide): each caller's part in a
+                # savepoint of its own, so the failure stays with its caller.
                 with self.transaction() as session:
                     for req in group:
                         try:
                             with session.begin_nested():
                                 _insert_groups(session, [req])
-                        except IntegrityError as exc:
+                        except Exception as exc:
                             req.ids.clear()
                             req.error = exc
         except BaseException as exc:

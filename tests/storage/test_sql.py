@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import event, inspect, select
 from sqlalchemy.exc import IntegrityError, StatementError
+from sqlalchemy.orm import Session
 
 from tongban.storage.sql import CaseRow, MetadataStore, OutboxRow, open_metadata_store
 
@@ -201,3 +202,42 @@ def test_insert_new_alone_raises_the_collision_and_leaves_nothing(store: Metadat
     with store.read() as s:
         assert s.scalars(select(CaseRow.case_id)).all() == ["x"]
         assert s.scalars(select(OutboxRow.id)).all() == []
+
+
+def test_write_grouped_keeps_a_failing_callers_work_to_itself(store: MetadataStore) -> None:
+    now = datetime.now(UTC)
+    commits: list[int] = []
+    event.listen(store.engine, "commit", lambda _conn: commits.append(1))
+    outcomes: dict[str, BaseException | None] = {}
+
+    def add(case_id: str, fail: bool) -> Callable[[Session], None]:
+        def work(session: Session) -> None:
+            session.add(_case(case_id, now))
+            session.flush()
+            if fail:
+                raise RuntimeError(f"{case_id} changed its mind")
+
+        return work
+
+    def call(case_id: str, fail: bool) -> None:
+        try:
+            store.write_grouped(add(case_id, fail))
+            outcomes[case_id] = None
+        except BaseException as exc:
+            outcomes[case_id] = exc
+
+    threads = [threading.Thread(target=call, args=(c, c == "bad")) for c in ("a", "bad", "b", "c")]
+    with store._group_lock:  # every caller queues before any of them writes
+        for t in threads:
+            t.start()
+        deadline = time.monotonic() + 10
+        while len(store._queued) < len(threads) and time.monotonic() < deadline:
+            time.sleep(0.005)
+        assert len(store._queued) == len(threads)
+    for t in threads:
+        t.join(10)
+    assert str(outcomes.pop("bad")) == "bad changed its mind"
+    assert outcomes == {"a": None, "b": None, "c": None}
+    assert len(commits) == 1  # the shared try rolled back; the one by one try committed once
+    with store.read() as s:
+        assert sorted(s.scalars(select(CaseRow.case_id)).all()) == ["a", "b", "c"]
