@@ -16,11 +16,13 @@ import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
+from functools import cache
 from typing import cast
 
 import grpc
 from sqlalchemy import Table, and_, bindparam, select, update
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.dml import Update
 
 from tongban.keys.envelope import Envelope, EnvelopeSignature, verify_envelope
 from tongban.keys.errors import KeysError
@@ -135,6 +137,39 @@ def _requests(parts: Iterator[DeliverPart]) -> Iterator[relay_pb2.DeliverRequest
                     ciphertext=part.ciphertext,
                 )
             )
+
+
+@cache
+def _completion_statements() -> tuple[Update, Update]:
+    """The two updates that record delivered packets, built once (so that their compiled
+    form is found by identity rather than by walking them again)."""
+    deliveries = cast(Table, DeliveryRow.__table__)
+    outbox = cast(Table, OutboxRow.__table__)
+    mark_delivered = (
+        update(deliveries)
+        .where(
+            deliveries.c.packet_id == bindparam("b_packet"),
+            deliveries.c.node_id == bindparam("b_node"),
+        )
+        .values(
+            state="delivered",
+            receipt=bindparam("b_receipt"),
+            delivered_at=bindparam("b_at", type_=UTCDateTime()),
+            attempts=deliveries.c.attempts + 1,
+            last_error="",
+        )
+    )
+    mark_done = (
+        update(outbox)
+        .where(outbox.c.id == bindparam("b_id"))
+        .values(
+            state="done",
+            attempts=outbox.c.attempts + 1,
+            done_at=bindparam("b_now", type_=UTCDateTime()),
+            last_error="",
+        )
+    )
+    return mark_delivered, mark_done
 
 
 class DeliveryDispatcher:
@@ -431,23 +466,11 @@ class DeliveryDispatcher:
     def _complete(self, delivered: list[tuple[OutboxItem, Envelope, Receipt]]) -> None:
         """Record signed receipts: the deliveries are done, their outbox items too."""
         now = self._rt.clock()
-        deliveries = cast(Table, DeliveryRow.__table__)
-        outbox = cast(Table, OutboxRow.__table__)
+        mark_delivered, mark_done = _completion_statements()
 
         def record(session: Session) -> None:
             session.execute(
-                update(deliveries)
-                .where(
-                    deliveries.c.packet_id == bindparam("b_packet"),
-                    deliveries.c.node_id == bindparam("b_node"),
-                )
-                .values(
-                    state="delivered",
-                    receipt=bindparam("b_receipt"),
-                    delivered_at=bindparam("b_at", type_=UTCDateTime()),
-                    attempts=deliveries.c.attempts + 1,
-                    last_error="",
-                ),
+                mark_delivered,
                 [
                     {
                         "b_packet": row.ref,
@@ -458,12 +481,7 @@ class DeliveryDispatcher:
                     for row, env, receipt in delivered
                 ],
             )
-            session.execute(
-                update(outbox)
-                .where(outbox.c.id == bindparam("b_id"))
-                .values(state="done", attempts=outbox.c.attempts + 1, done_at=now, last_error=""),
-                [{"b_id": row.id} for row, _, _ in delivered],
-            )
+            session.execute(mark_done, [{"b_id": row.id, "b_now": now} for row, _, _ in delivered])
 
         self._rt.metadata.write_grouped(record)
 
