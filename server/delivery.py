@@ -129,14 +129,14 @@ def _requests(parts: Iterator[DeliverPart]) -> Iterator[relay_pb2.DeliverRequest
         if isinstance(part, DeliverOpening):
             yield relay_pb2.DeliverRequest(opening=opening_to_proto(part))
         else:
-            yield relay_pb2.DeliverRequest(
-                segment=relay_pb2.Segment(
-                    file_index=part.file_index,
-                    segment_index=part.segment_index,
-                    final=part.final,
-                    ciphertext=part.ciphertext,
-                )
-            )
+            # Filled in place: a nested constructor would copy the ciphertext twice.
+            request = relay_pb2.DeliverRequest()
+            segment = request.segment
+            segment.file_index = part.file_index
+            segment.segment_index = part.segment_index
+            segment.final = part.final
+            segment.ciphertext = part.ciphertext
+            yield request
 
 
 @cache
