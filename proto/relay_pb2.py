@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from tongban.proto import common_pb2 as tongban_dot_proto_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19tongban/proto/relay.proto\x12\x10tongban.relay.v1\x1a\x1atongban/proto/common.proto\"z\n\x0e\x44\x65liverRequest\x12\x32\n\x07opening\x18\x01 \x01(\x0b\x32\x1f.tongban.relay.v1.PacketOpeningH\x00\x12,\n\x07segment\x18\x02 \x01(\x0b\x32\x19.tongban.relay.v1.SegmentH\x00\x42\x06\n\x04part\"\xbe\x01\n\rPacketOpening\x12\x33\n\tstatement\x18\x01 \x01(\x0b\x32 .tongban.relay.v1.SignedEnvelope\x12\x13\n\x0bwrapped_key\x18\x02 \x01(\x0c\x12\x18\n\x10recipient_key_id\x18\x03 \x01(\t\x12\x17\n\x0f\x66orm_ciphertext\x18\x04 \x01(\x0c\x12\x30\n\x06\x65vents\x18\x05 \x03(\x0b\x32 .tongban.relay.v1.SignedEnvelope\"W\n\x07Segment\x12\x12\n\nfile_index\x18\x01 \x01(\r\x12\x15\n\rsegment_index\x18\x02 \x01(\x04\x12\r\n\x05\x66inal\x18\x03 \x01(\x08\x12\x12\n\nciphertext\x18\x04 \x01(\x0c\"W\n\x0f\x44\x65liverResponse\x12\x31\n\x07receipt\x18\x01 \x01(\x0b\x32 .tongban.relay.v1.SignedEnvelope\x12\x11\n\tduplicate\x18\x02 \x01(\x08\"G\n\x13\x44\x65liverBatchRequest\x12\x30\n\x07packets\x18\x01 \x03(\x0b\x32\x1f.tongban.relay.v1.PacketOpening\"u\n\x0e\x44\x65liverOutcome\x12\x31\n\x07receipt\x18\x01 \x01(\x0b\x32 .tongban.relay.v1.SignedEnvelope\x12\x11\n\tduplicate\x18\x02 \x01(\x08\x12\x0c\n\x04\x63ode\x18\x03 \x01(\x05\x12\x0f\n\x07message\x18\x04 \x01(\t\"J\n\x14\x44\x65liverBatchResponse\x12\x32\n\x08outcomes\x18\x01 \x03(\x0b\x32 .tongban.relay.v1.DeliverOutcome\"C\n\x10PushEventRequest\x12/\n\x05\x65vent\x18\x01 \x01(\x0b\x32 .tongban.relay.v1.SignedEnvelope\"U\n\x11PushEventResponse\x12-\n\x03\x61\x63k\x18\x01 \x01(\x0b\x32 .tongban.relay.v1.SignedEnvelope\x12\x11\n\tduplicate\x18\x02 \x01(\x08\x32\x95\x02\n\x0cRelayService\x12P\n\x07\x44\x65liver\x12 .tongban.relay.v1.DeliverRequest\x1a!.tongban.relay.v1.DeliverResponse(\x01\x12]\n\x0c\x44\x65liverBatch\x12%.tongban.relay.v1.DeliverBatchRequest\x1a&.tongban.relay.v1.DeliverBatchResponse\x12T\n\tPushEvent\x12\".tongban.relay.v1.PushEventRequest\x1a#.tongban.relay.v1.PushEventResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19tongban/proto/relay.proto\x12\x10tongban.relay.v1\x1a\x1atongban/proto/common.proto\"z\n\x0e\x44\x65liverRequest\x12\x32\n\x07opening\x18\x01 \x01(\x0b\x32\x1f.tongban.relay.v1.PacketOpeningH\x00\x12,\n\x07segment\x18\x02 \x01(\x0b\x32\x19.tongban.relay.v1.SegmentH\x00\x42\x06\n\x04part\"\xeb\x01\n\rPacketOpening\x12\x33\n\tstatement\x18\x01 \x01(\x0b\x32 .tongban.relay.v1.SignedEnvelope\x12\x13\n\x0bwrapped_key\x18\x02 \x01(\x0c\x12\x18\n\x10recipient_key_id\x18\x03 \x01(\t\x12\x17\n\x0f\x66orm_ciphertext\x18\x04 \x01(\x0c\x12\x30\n\x06\x65vents\x18\x05 \x03(\x0b\x32 .tongban.relay.v1.SignedEnvelope\x12+\n\x08segments\x18\x06 \x03(\x0b\x32\x19.tongban.relay.v1.Segment\"W\n\x07Segment\x12\x12\n\nfile_index\x18\x01 \x01(\r\x12\x15\n\rsegment_index\x18\x02 \x01(\x04\x12\r\n\x05\x66inal\x18\x03 \x01(\x08\x12\x12\n\nciphertext\x18\x04 \x01(\x0c\"W\n\x0f\x44\x65liverResponse\x12\x31\n\x07receipt\x18\x01 \x01(\x0b\x32 .tongban.relay.v1.SignedEnvelope\x12\x11\n\tduplicate\x18\x02 \x01(\x08\"G\n\x13\x44\x65liverBatchRequest\x12\x30\n\x07packets\x18\x01 \x03(\x0b\x32\x1f.tongban.relay.v1.PacketOpening\"u\n\x0e\x44\x65liverOutcome\x12\x31\n\x07receipt\x18\x01 \x01(\x0b\x32 .tongban.relay.v1.SignedEnvelope\x12\x11\n\tduplicate\x18\x02 \x01(\x08\x12\x0c\n\x04\x63ode\x18\x03 \x01(\x05\x12\x0f\n\x07message\x18\x04 \x01(\t\"J\n\x14\x44\x65liverBatchResponse\x12\x32\n\x08outcomes\x18\x01 \x03(\x0b\x32 .tongban.relay.v1.DeliverOutcome\"C\n\x10PushEventRequest\x12/\n\x05\x65vent\x18\x01 \x01(\x0b\x32 .tongban.relay.v1.SignedEnvelope\"U\n\x11PushEventResponse\x12-\n\x03\x61\x63k\x18\x01 \x01(\x0b\x32 .tongban.relay.v1.SignedEnvelope\x12\x11\n\tduplicate\x18\x02 \x01(\x08\x32\x95\x02\n\x0cRelayService\x12P\n\x07\x44\x65liver\x12 .tongban.relay.v1.DeliverRequest\x1a!.tongban.relay.v1.DeliverResponse(\x01\x12]\n\x0c\x44\x65liverBatch\x12%.tongban.relay.v1.DeliverBatchRequest\x1a&.tongban.relay.v1.DeliverBatchResponse\x12T\n\tPushEvent\x12\".tongban.relay.v1.PushEventRequest\x1a#.tongban.relay.v1.PushEventResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,21 +35,21 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_DELIVERREQUEST']._serialized_start=75
   _globals['_DELIVERREQUEST']._serialized_end=197
   _globals['_PACKETOPENING']._serialized_start=200
-  _globals['_PACKETOPENING']._serialized_end=390
-  _globals['_SEGMENT']._serialized_start=392
-  _globals['_SEGMENT']._serialized_end=479
-  _globals['_DELIVERRESPONSE']._serialized_start=481
-  _globals['_DELIVERRESPONSE']._serialized_end=568
-  _globals['_DELIVERBATCHREQUEST']._serialized_start=570
-  _globals['_DELIVERBATCHREQUEST']._serialized_end=641
-  _globals['_DELIVEROUTCOME']._serialized_start=643
-  _globals['_DELIVEROUTCOME']._serialized_end=760
-  _globals['_DELIVERBATCHRESPONSE']._serialized_start=762
-  _globals['_DELIVERBATCHRESPONSE']._serialized_end=836
-  _globals['_PUSHEVENTREQUEST']._serialized_start=838
-  _globals['_PUSHEVENTREQUEST']._serialized_end=905
-  _globals['_PUSHEVENTRESPONSE']._serialized_start=907
-  _globals['_PUSHEVENTRESPONSE']._serialized_end=992
-  _globals['_RELAYSERVICE']._serialized_start=995
-  _globals['_RELAYSERVICE']._serialized_end=1272
+  _globals['_PACKETOPENING']._serialized_end=435
+  _globals['_SEGMENT']._serialized_start=437
+  _globals['_SEGMENT']._serialized_end=524
+  _globals['_DELIVERRESPONSE']._serialized_start=526
+  _globals['_DELIVERRESPONSE']._serialized_end=613
+  _globals['_DELIVERBATCHREQUEST']._serialized_start=615
+  _globals['_DELIVERBATCHREQUEST']._serialized_end=686
+  _globals['_DELIVEROUTCOME']._serialized_start=688
+  _globals['_DELIVEROUTCOME']._serialized_end=805
+  _globals['_DELIVERBATCHRESPONSE']._serialized_start=807
+  _globals['_DELIVERBATCHRESPONSE']._serialized_end=881
+  _globals['_PUSHEVENTREQUEST']._serialized_start=883
+  _globals['_PUSHEVENTREQUEST']._serialized_end=950
+  _globals['_PUSHEVENTRESPONSE']._serialized_start=952
+  _globals['_PUSHEVENTRESPONSE']._serialized_end=1037
+  _globals['_RELAYSERVICE']._serialized_start=1040
+  _globals['_RELAYSERVICE']._serialized_end=1317
 # @@protoc_insertion_point(module_scope)

@@ -56,6 +56,7 @@ class PacketOpening(_message.Message):
     RECIPIENT_KEY_ID_FIELD_NUMBER: _builtins.int
     FORM_CIPHERTEXT_FIELD_NUMBER: _builtins.int
     EVENTS_FIELD_NUMBER: _builtins.int
+    SEGMENTS_FIELD_NUMBER: _builtins.int
     wrapped_key: _builtins.bytes
     """The packet's data key, HPKE-wrapped for this recipient node."""
     recipient_key_id: _builtins.str
@@ -72,6 +73,12 @@ class PacketOpening(_message.Message):
     def events(self) -> _containers.RepeatedCompositeFieldContainer[_common_pb2.SignedEnvelope]:
         """The case event(s) that travel with this packet (submitted, supplemented, result returned)."""
 
+    @_builtins.property
+    def segments(self) -> _containers.RepeatedCompositeFieldContainer[Global___Segment]:
+        """The segments of the packet's files in order, when they travel inline (DeliverBatch);
+        Deliver sends them as messages of their own after the opening.
+        """
+
     def __init__(
         self,
         *,
@@ -80,10 +87,11 @@ class PacketOpening(_message.Message):
         recipient_key_id: _builtins.str = ...,
         form_ciphertext: _builtins.bytes = ...,
         events: _abc.Iterable[_common_pb2.SignedEnvelope] | None = ...,
+        segments: _abc.Iterable[Global___Segment] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["statement", b"statement"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["events", b"events", "form_ciphertext", b"form_ciphertext", "recipient_key_id", b"recipient_key_id", "statement", b"statement", "wrapped_key", b"wrapped_key"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["events", b"events", "form_ciphertext", b"form_ciphertext", "recipient_key_id", b"recipient_key_id", "segments", b"segments", "statement", b"statement", "wrapped_key", b"wrapped_key"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

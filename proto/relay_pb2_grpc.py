@@ -64,9 +64,9 @@ class RelayServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def DeliverBatch(self, request, context):
-        """Delivers several packets without files in one call (at most 256). Each packet is judged
-        and stored on its own, exactly as by Deliver: the outcomes come back in request order,
-        and one refused packet leaves the others unaffected.
+        """Delivers several small packets in one call (at most 256), each with its files' segments
+        inline. Each packet is judged and stored on its own, exactly as by Deliver: the outcomes
+        come back in request order, and one refused packet leaves the others unaffected.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -39,9 +39,9 @@ class RelayServiceStub:
     receipt again and creates nothing.
     """
     DeliverBatch: _grpc.UnaryUnaryMultiCallable[_relay_pb2.DeliverBatchRequest, _relay_pb2.DeliverBatchResponse]
-    """Delivers several packets without files in one call (at most 256). Each packet is judged
-    and stored on its own, exactly as by Deliver: the outcomes come back in request order,
-    and one refused packet leaves the others unaffected.
+    """Delivers several small packets in one call (at most 256), each with its files' segments
+    inline. Each packet is judged and stored on its own, exactly as by Deliver: the outcomes
+    come back in request order, and one refused packet leaves the others unaffected.
     """
     PushEvent: _grpc.UnaryUnaryMultiCallable[_relay_pb2.PushEventRequest, _relay_pb2.PushEventResponse]
     """Appends one signed case event to the receiver's copy of the case history."""
@@ -55,9 +55,9 @@ class RelayServiceAsyncStub(RelayServiceStub):
     receipt again and creates nothing.
     """
     DeliverBatch: _aio.UnaryUnaryMultiCallable[_relay_pb2.DeliverBatchRequest, _relay_pb2.DeliverBatchResponse]  # type: ignore[assignment]
-    """Delivers several packets without files in one call (at most 256). Each packet is judged
-    and stored on its own, exactly as by Deliver: the outcomes come back in request order,
-    and one refused packet leaves the others unaffected.
+    """Delivers several small packets in one call (at most 256), each with its files' segments
+    inline. Each packet is judged and stored on its own, exactly as by Deliver: the outcomes
+    come back in request order, and one refused packet leaves the others unaffected.
     """
     PushEvent: _aio.UnaryUnaryMultiCallable[_relay_pb2.PushEventRequest, _relay_pb2.PushEventResponse]  # type: ignore[assignment]
     """Appends one signed case event to the receiver's copy of the case history."""
@@ -80,9 +80,9 @@ class RelayServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _relay_pb2.DeliverBatchRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_relay_pb2.DeliverBatchResponse, _abc.Awaitable[_relay_pb2.DeliverBatchResponse]]:
-        """Delivers several packets without files in one call (at most 256). Each packet is judged
-        and stored on its own, exactly as by Deliver: the outcomes come back in request order,
-        and one refused packet leaves the others unaffected.
+        """Delivers several small packets in one call (at most 256), each with its files' segments
+        inline. Each packet is judged and stored on its own, exactly as by Deliver: the outcomes
+        come back in request order, and one refused packet leaves the others unaffected.
         """
 
     @_abc_1.abstractmethod

@@ -23,6 +23,7 @@ from typing import Any
 
 __all__ = [
     "MAX_DELIVERY_BATCH",
+    "MAX_INLINE_FILE_BYTES",
     "ConfigError",
     "DeliveryPolicy",
     "Limits",
@@ -32,6 +33,9 @@ __all__ = [
 
 # Most packets one DeliverBatch call may carry (the receiver refuses more).
 MAX_DELIVERY_BATCH = 256
+# A packet whose files hold at most this many bytes in all travels in a DeliverBatch call,
+# its segments inline, rather than in a stream of its own.
+MAX_INLINE_FILE_BYTES = 2 << 20
 
 
 class ConfigError(Exception):

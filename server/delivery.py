@@ -15,6 +15,7 @@ import logging
 import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import suppress
 from datetime import timedelta
 from functools import cache
 from typing import cast
@@ -28,12 +29,15 @@ from tongban.keys.envelope import Envelope, EnvelopeSignature, verify_envelope
 from tongban.keys.errors import KeysError
 from tongban.proto import common_pb2, relay_pb2
 from tongban.server.cases import OutboxItem, event_envelope
-from tongban.server.config import DeliveryPolicy
+from tongban.server.config import MAX_INLINE_FILE_BYTES, DeliveryPolicy
 from tongban.server.packets import (
     DeliverOpening,
     DeliverPart,
+    DeliverSegment,
+    OutgoingPacket,
     delivery_openings,
     delivery_parts,
+    inline_opening,
     read_outgoing,
 )
 from tongban.server.runtime import NodeRuntime
@@ -46,6 +50,7 @@ __all__ = [
     "envelope_to_proto",
     "opening_from_proto",
     "opening_to_proto",
+    "segment_from_proto",
 ]
 
 _log = logging.getLogger("tongban.server.delivery")
@@ -105,13 +110,16 @@ def envelope_from_proto(msg: common_pb2.SignedEnvelope) -> Envelope:
 
 
 def opening_to_proto(part: DeliverOpening) -> relay_pb2.PacketOpening:
-    return relay_pb2.PacketOpening(
+    msg = relay_pb2.PacketOpening(
         statement=envelope_to_proto(part.statement),
         wrapped_key=part.wrapped_key,
         recipient_key_id=part.recipient_key_id,
         form_ciphertext=part.form_ciphertext,
         events=[envelope_to_proto(e) for e in part.events],
     )
+    for seg in part.segments:
+        _fill_segment(msg.segments.add(), seg)
+    return msg
 
 
 def opening_from_proto(msg: relay_pb2.PacketOpening) -> DeliverOpening:
@@ -121,7 +129,20 @@ def opening_from_proto(msg: relay_pb2.PacketOpening) -> DeliverOpening:
         msg.recipient_key_id,
         msg.form_ciphertext,
         tuple(envelope_from_proto(e) for e in msg.events),
+        tuple(segment_from_proto(s) for s in msg.segments),
     )
+
+
+def segment_from_proto(msg: relay_pb2.Segment) -> DeliverSegment:
+    return DeliverSegment(msg.file_index, msg.segment_index, msg.final, msg.ciphertext)
+
+
+def _fill_segment(msg: relay_pb2.Segment, part: DeliverSegment) -> None:
+    # Filled in place: a nested constructor would copy the ciphertext twice.
+    msg.file_index = part.file_index
+    msg.segment_index = part.segment_index
+    msg.final = part.final
+    msg.ciphertext = part.ciphertext
 
 
 def _requests(parts: Iterator[DeliverPart]) -> Iterator[relay_pb2.DeliverRequest]:
@@ -129,13 +150,8 @@ def _requests(parts: Iterator[DeliverPart]) -> Iterator[relay_pb2.DeliverRequest
         if isinstance(part, DeliverOpening):
             yield relay_pb2.DeliverRequest(opening=opening_to_proto(part))
         else:
-            # Filled in place: a nested constructor would copy the ciphertext twice.
             request = relay_pb2.DeliverRequest()
-            segment = request.segment
-            segment.file_index = part.file_index
-            segment.segment_index = part.segment_index
-            segment.final = part.final
-            segment.ciphertext = part.ciphertext
+            _fill_segment(request.segment, part)
             yield request
 
 
@@ -264,7 +280,7 @@ class DeliveryDispatcher:
                     OutboxRow.kind,
                     OutboxRow.ref,
                     OutboxRow.next_attempt_at,
-                    PacketRow.file_count,
+                    PacketRow.total_size,
                 )
                 .outerjoin(
                     PacketRow,
@@ -277,7 +293,7 @@ class DeliveryDispatcher:
         started = 0
         seen: set[tuple[str, str]] = set()
         with self._lock:
-            for row_id, dest, case_id, kind, ref, due, file_count in rows:
+            for row_id, dest, case_id, kind, ref, due, total_size in rows:
                 lane = (dest, case_id)
                 if lane in seen:
                     continue
@@ -286,7 +302,7 @@ class DeliveryDispatcher:
                     continue
                 if self._stopped.is_set() or started >= free:
                     break
-                batchable = kind == "packet" and file_count == 0
+                batchable = kind == "packet" and (total_size or 0) <= MAX_INLINE_FILE_BYTES
                 self._start(OutboxItem(row_id, dest, case_id, kind, ref, batchable))
                 started += 1
             # A lane stays unsettled while it still has work; then offers go straight out again.
@@ -391,40 +407,51 @@ class DeliveryDispatcher:
 
     def _try_batch(self, dest: str, rows: list[OutboxItem]) -> None:
         try:
-            openings = {r.ref: r.packet.opening for r in rows if r.packet is not None}
-            unread = [r.ref for r in rows if r.packet is None]
-            if unread:
-                openings.update(delivery_openings(self._rt, dest, unread))
+            packets = self._outgoing(dest, rows)
         except Exception as exc:
             for row in rows:
                 self._fail_with(row, exc)
             return
-        # Not what the queue thought (e.g. a packet with files): one call for each.
+        # Not what the queue thought (e.g. a packet grown too large): one call for each.
         for row in rows:
-            if row.ref not in openings:
+            if row.ref not in packets:
                 self._try(row)
         batch: list[OutboxItem] = []
         size = 0
         budget = self._rt.config.limits.max_message_bytes // 2
-        for row in (r for r in rows if r.ref in openings):
-            weight = openings[row.ref].weight
+        for row in (r for r in rows if r.ref in packets):
+            weight = packets[row.ref].weight
             if batch and size + weight > budget:
-                self._send_batch(dest, batch, openings)
+                self._send_batch(dest, batch, packets)
                 batch, size = [], 0
             batch.append(row)
             size += weight
         if batch:
-            self._send_batch(dest, batch, openings)
+            self._send_batch(dest, batch, packets)
+
+    def _outgoing(self, dest: str, rows: list[OutboxItem]) -> dict[str, OutgoingPacket]:
+        """What each row sends, as its submit left it or else read from the store; a packet
+        too large to travel inline is left out."""
+        packets = {r.ref: r.packet for r in rows if r.packet is not None}
+        unread = [r.ref for r in rows if r.packet is None]
+        if unread:
+            openings = delivery_openings(self._rt, dest, unread)  # those without files, at once
+            packets.update((ref, OutgoingPacket(o)) for ref, o in openings.items())
+            for ref in unread:
+                if ref not in packets:
+                    with suppress(Exception):  # then tried on its own, which records why
+                        packets[ref] = read_outgoing(self._rt, ref, dest)
+        return {ref: p for ref, p in packets.items() if p.inline}
 
     def _send_batch(
-        self, dest: str, rows: list[OutboxItem], openings: dict[str, DeliverOpening]
+        self, dest: str, rows: list[OutboxItem], packets: dict[str, OutgoingPacket]
     ) -> None:
         rt = self._rt
         try:
             stub = rt.peers.stub(rt.directory.current.node(dest))
             response = stub.DeliverBatch(
                 relay_pb2.DeliverBatchRequest(
-                    packets=[opening_to_proto(openings[r.ref]) for r in rows]
+                    packets=[opening_to_proto(inline_opening(rt, packets[r.ref])) for r in rows]
                 ),
                 timeout=self._policy.rpc_timeout,
             )
@@ -444,7 +471,7 @@ class DeliveryDispatcher:
                     raise _OutcomeError(outcome.code, outcome.message)
                 receipt_env = envelope_from_proto(outcome.receipt)
                 receipt = self._checked_receipt(
-                    row, receipt_env, openings[row.ref].statement.payload
+                    row, receipt_env, packets[row.ref].opening.statement.payload
                 )
             except Exception as exc:
                 self._fail_with(row, exc)

@@ -58,7 +58,7 @@ from tongban.server.cases import (
     outbox_row,
     remote_event,
 )
-from tongban.server.config import MAX_DELIVERY_BATCH
+from tongban.server.config import MAX_DELIVERY_BATCH, MAX_INLINE_FILE_BYTES
 from tongban.server.errors import (
     Conflict,
     IllegalTransition,
@@ -106,6 +106,7 @@ __all__ = [
     "delivery_openings",
     "delivery_parts",
     "fetch_packet",
+    "inline_opening",
     "list_inbox",
     "read_outgoing",
     "receive_batch",
@@ -179,6 +180,8 @@ class DeliverOpening:
     recipient_key_id: str
     form_ciphertext: bytes
     events: tuple[Envelope, ...]
+    # The file segments, when they travel inline (a batch) rather than as parts of a stream.
+    segments: tuple[DeliverSegment, ...] = ()
 
     @property
     def weight(self) -> int:
@@ -188,8 +191,12 @@ class DeliverOpening:
             len(self.form_ciphertext)
             + len(self.wrapped_key)
             + sum(len(e.payload) + 128 * len(e.signatures) for e in signed)
+            + sum(len(s.ciphertext) + _SEGMENT_OVERHEAD for s in self.segments)
             + 256
         )
+
+
+_SEGMENT_OVERHEAD = 32  # a segment's fields and framing around its ciphertext, at most
 
 
 @dataclass(frozen=True)
@@ -207,6 +214,7 @@ class StoredFile:
     index: int
     blob_key: str
     segments: int
+    size: int  # of the stored ciphertext
 
 
 @dataclass(frozen=True)
@@ -217,6 +225,18 @@ class OutgoingPacket:
     opening: DeliverOpening
     files: tuple[StoredFile, ...] = ()
     segment_size: int = 0
+
+    @property
+    def weight(self) -> int:
+        """Roughly the bytes the packet takes in a message with its segments inline."""
+        return self.opening.weight + sum(
+            f.size + f.segments * _SEGMENT_OVERHEAD for f in self.files
+        )
+
+    @property
+    def inline(self) -> bool:
+        """Whether the packet is small enough to travel in a batch, segments inline."""
+        return sum(f.size for f in self.files) <= MAX_INLINE_FILE_BYTES
 
 
 DeliverPart = DeliverOpening | DeliverSegment
@@ -701,7 +721,9 @@ def _store_application(
         ],
         keyed=outbox,
     )
-    stored_files = tuple(StoredFile(f.file_index, f.blob_key, f.segment_count) for f in file_rows)
+    stored_files = tuple(
+        StoredFile(f.file_index, f.blob_key, f.segment_count, f.ciphertext_size) for f in file_rows
+    )
     # Each recipient's leg is the one of the same index; its event travels with the packet.
     items = [
         OutboxItem(
@@ -710,7 +732,7 @@ def _store_application(
             o.case_id,
             o.kind,
             o.ref,
-            batchable=not entries,
+            batchable=sum(e.size for e in entries) <= MAX_INLINE_FILE_BYTES,
             packet=OutgoingPacket(
                 DeliverOpening(env, wrapped, key.key_id, form_ct, (event_env,)),
                 stored_files,
@@ -892,7 +914,7 @@ def read_outgoing(rt: NodeRuntime, packet_id: str, node_id: str) -> OutgoingPack
         if packet is None or delivery is None:
             raise NotFound(f"no delivery of packet {packet_id} to node {node_id}")
         files = tuple(
-            StoredFile(f.file_index, f.blob_key, f.segment_count)
+            StoredFile(f.file_index, f.blob_key, f.segment_count, f.ciphertext_size)
             for f in session.scalars(
                 select(PacketFileRow)
                 .where(PacketFileRow.packet_id == packet_id)
@@ -914,11 +936,22 @@ def read_outgoing(rt: NodeRuntime, packet_id: str, node_id: str) -> OutgoingPack
 def delivery_parts(rt: NodeRuntime, packet: OutgoingPacket) -> Iterator[DeliverPart]:
     """The opening of an outgoing packet, then every segment of its files in order."""
     yield packet.opening
+    yield from _stored_segments(rt, packet)
+
+
+def _stored_segments(rt: NodeRuntime, packet: OutgoingPacket) -> Iterator[DeliverSegment]:
     record = packet.segment_size + TAG_SIZE
     for f in packet.files:
         stream = rt.objects.open_stream(f.blob_key, chunk_size=record)
         for i, ct in enumerate(_records(stream, record)):
             yield DeliverSegment(f.index, i, i == f.segments - 1, ct)
+
+
+def inline_opening(rt: NodeRuntime, packet: OutgoingPacket) -> DeliverOpening:
+    """The packet's opening with its files' segments inline, read from the store."""
+    if not packet.files:
+        return packet.opening
+    return dataclasses.replace(packet.opening, segments=tuple(_stored_segments(rt, packet)))
 
 
 def delivery_openings(
@@ -1058,6 +1091,14 @@ def receive_packet(
     checked = _check_opening(rt, peer_node, opening)
     if isinstance(checked, Envelope):
         return checked, True
+    return _store_checked(rt, checked, itertools.chain(opening.segments, parts))
+
+
+def _store_checked(
+    rt: NodeRuntime, checked: _Incoming, parts: Iterator[DeliverPart]
+) -> tuple[Envelope, bool]:
+    """Store a checked packet's files from ``parts`` (its segments, file by file), then the
+    packet; its receipt, and whether the packet was stored meanwhile by another delivery."""
     st = checked.st
     prefix = f"in/{st.packet_id}/{uuid.uuid4().hex[:12]}/"
     file_rows: list[PacketFileRow] = []
@@ -1100,10 +1141,12 @@ def receive_packet(
 def receive_batch(
     rt: NodeRuntime, peer_node: str, openings: Sequence[DeliverOpening]
 ) -> list[DeliverOutcome]:
-    """Receive several packets without files; each is checked and stored on its own.
+    """Receive several small packets, their file segments inline; each is checked and
+    stored on its own.
 
-    All stored packets commit in one transaction, each inside its own savepoint, so a
-    refused packet changes nothing and leaves the others of the batch unaffected.
+    Packets without files are stored together with the group commit, each all or nothing;
+    a packet with files is stored as by :func:`receive_packet`. A refused packet changes
+    nothing and leaves the others of the batch unaffected.
 
     Raises:
         TooLarge: more packets than one batch may carry (nothing is stored).
@@ -1122,13 +1165,16 @@ def receive_batch(
             if isinstance(checked, Envelope):
                 outcomes[i] = DeliverOutcome(checked, duplicate=True)
                 continue
-            if checked.st.files:
-                raise InvalidRequest(
-                    f"packet {checked.st.packet_id} carries files; deliver it on its own"
-                )
             if checked.st.packet_id in named:
                 raise InvalidRequest(f"packet {checked.st.packet_id} appears twice in the batch")
             named.add(checked.st.packet_id)
+            if not checked.st.files and opening.segments:
+                raise InvalidRequest("data arrived after the last file of the packet")
+            if checked.st.files:
+                # Its files are stored now, then the packet with the group commit.
+                receipt, duplicate = _store_checked(rt, checked, iter(opening.segments))
+                outcomes[i] = DeliverOutcome(receipt, duplicate=duplicate)
+                continue
             ready.append((i, checked, *_receipt(rt, checked, [])))
         except Exception as exc:
             outcomes[i] = DeliverOutcome(None, error=exc)

@@ -13,7 +13,12 @@ from tongban.keys.clock import format_time
 from tongban.keys.envelope import sign_envelope
 from tongban.proto import hall_pb2, hall_pb2_grpc, relay_pb2, relay_pb2_grpc
 from tongban.server import cases, packets
-from tongban.server.delivery import envelope_from_proto, envelope_to_proto, opening_from_proto
+from tongban.server.delivery import (
+    envelope_from_proto,
+    envelope_to_proto,
+    opening_from_proto,
+    segment_from_proto,
+)
 from tongban.server.errors import InvalidRequest, guard, guard_stream, refusal_of
 from tongban.server.runtime import NodeRuntime, caller_identity, require_hall, require_node
 from tongban.server.statements import ACK_TYPE, EventAck, FileEntry, RecipientEntry
@@ -331,8 +336,7 @@ def _deliver_parts(requests: Iterator[relay_pb2.DeliverRequest]) -> Iterator[pac
         if which == "opening":
             yield opening_from_proto(req.opening)
         elif which == "segment":
-            s = req.segment
-            yield packets.DeliverSegment(s.file_index, s.segment_index, s.final, s.ciphertext)
+            yield segment_from_proto(req.segment)
         else:
             raise InvalidRequest("empty delivery message")
 

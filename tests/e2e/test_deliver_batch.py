@@ -7,6 +7,7 @@ import json
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -283,25 +284,67 @@ def test_same_packet_twice_in_one_batch(cluster: Cluster) -> None:
     assert _held(cluster, B, [_pid(twice), _pid(other)]) == {_pid(twice): 1, _pid(other): 1}
 
 
-def test_packet_with_files_must_be_delivered_on_its_own(cluster: Cluster) -> None:
-    files = [ForgedFile("a.bin", b"A" * 3000), ForgedFile("b.bin", b"B" * 10)]
-    with_files = forge_delivery(cluster, sender=A, recipient=B, files=files)
+def _inline(requests: list[relay_pb2.DeliverRequest]) -> relay_pb2.PacketOpening:
+    """A forged delivery's opening with its file segments inline, as DeliverBatch carries it."""
+    opening = relay_pb2.PacketOpening()
+    opening.CopyFrom(requests[0].opening)
+    opening.segments.extend(r.segment for r in requests[1:])
+    return opening
+
+
+def test_packet_with_files_travels_inline_and_is_stored_byte_for_byte(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    files = [ForgedFile("a.bin", bytes(range(256)) * 12), ForgedFile("b.bin", b"B" * 10)]
+    with_files = _inline(forge_delivery(cluster, sender=A, recipient=B, files=files))
+    assert len(with_files.segments) == 4  # 3072 bytes in 1 KiB segments, then one of 10
     plain = _opening(cluster)
     before = snapshot(cluster.nodes[B])
-    outcomes = _batch(cluster, [with_files[0].opening, plain])
-    pid = _pid(with_files[0].opening)
-    assert _refused(outcomes[0]) == (
-        grpc.StatusCode.INVALID_ARGUMENT,
-        f"invalid-request: packet {pid} carries files; deliver it on its own",
-    )
-    assert not outcomes[1].duplicate
+    outcomes = _batch(cluster, [with_files, plain])
+    assert [o.code for o in outcomes] == [OK, OK]
+    assert not outcomes[0].duplicate and not outcomes[1].duplicate
     _check_receipt(cluster, outcomes[1], plain)
-    _grown_by(before, snapshot(cluster.nodes[B]), 1)
-    _no_trace(cluster, [with_files[0].opening])
-    # The packet itself is fine: Deliver stores it, with its files.
-    resp = deliver(cluster, with_files, as_node=A, to_node=B)
-    assert not resp.duplicate
-    assert _held(cluster, B, [pid]) == {pid: 1}
+    after = snapshot(cluster.nodes[B])
+    assert after["rows"]["packet_files"] == before["rows"]["packet_files"] + 2
+    assert len(after["blobs"]) == len(before["blobs"]) + 2
+    pid = _pid(with_files)
+    fetched = cluster.hall(B).fetch(pid, tmp_path)
+    for f in files:
+        assert (tmp_path / f.name).read_bytes() == f.data
+    assert {f.name: f.verified for f in fetched.files} == {"a.bin": True, "b.bin": True}
+    # The same packet again, inline or streamed: the same receipt, nothing stored twice.
+    again = _batch(cluster, [with_files])[0]
+    assert again.duplicate and again.receipt == outcomes[0].receipt
+    assert snapshot(cluster.nodes[B]) == after
+
+
+def test_inline_files_are_judged_as_deliver_judges_them(cluster: Cluster) -> None:
+    files = [ForgedFile("a.bin", b"A" * 3000)]
+    missing = forge_delivery(cluster, sender=A, recipient=B, files=files)[0].opening
+    tampered = _inline(forge_delivery(cluster, sender=A, recipient=B, files=files))
+    tampered.segments[1].ciphertext = (
+        bytes([tampered.segments[1].ciphertext[0] ^ 1]) + (tampered.segments[1].ciphertext[1:])
+    )
+    extra = _opening(cluster)
+    extra.segments.add(file_index=0, segment_index=0, final=True, ciphertext=b"x" * 32)
+    plain = _opening(cluster)
+    before = snapshot(cluster.nodes[B])
+    outcomes = _batch(cluster, [missing, tampered, extra, plain])
+    assert _refused(outcomes[0]) == (
+        grpc.StatusCode.DATA_LOSS,
+        "truncated-stream: stream ended after 0 segments without the final one",
+    )
+    assert _refused(outcomes[1]) == (
+        grpc.StatusCode.DATA_LOSS,
+        "decryption-failed: segment 1 failed authentication",
+    )
+    assert _refused(outcomes[2]) == (
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "invalid-request: data arrived after the last file of the packet",
+    )
+    _check_receipt(cluster, outcomes[3], plain)
+    _grown_by(before, snapshot(cluster.nodes[B]), 1)  # no blob of a refused packet stays
+    _no_trace(cluster, [missing, tampered, extra])
 
 
 def test_batch_size_limit(cluster: Cluster) -> None:
