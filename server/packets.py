@@ -455,7 +455,9 @@ def submit_packet(rt: NodeRuntime, hall_id: str, parts: Iterator[SubmitPart]) ->
     if first_file is not None:
         parts = itertools.chain([first_file], parts)
     limits = rt.config.limits
-    prefix = f"out/{plan.packet_id}/{uuid.uuid4().hex[:12]}/"
+    # An attempt's files share the packet's directory, named after the attempt: a directory
+    # of their own would cost every packet another directory to create and sync.
+    prefix = f"out/{plan.packet_id}/{uuid.uuid4().hex[:12]}-"
     data_key = new_data_key()
     entries: list[FileEntry] = []
     file_rows: list[PacketFileRow] = []
@@ -1100,7 +1102,7 @@ def _store_checked(
     """Store a checked packet's files from ``parts`` (its segments, file by file), then the
     packet; its receipt, and whether the packet was stored meanwhile by another delivery."""
     st = checked.st
-    prefix = f"in/{st.packet_id}/{uuid.uuid4().hex[:12]}/"
+    prefix = f"in/{st.packet_id}/{uuid.uuid4().hex[:12]}-"
     file_rows: list[PacketFileRow] = []
     with rt.transfers.hold(prefix):
         try:
