@@ -70,10 +70,11 @@ class _Refused(Exception):
     """The peer's answer did not check out (bad receipt, wrong ack)."""
 
 
-# Calls at a time that carry batches of packets to one node. One: while a batch is on its
-# way the next one fills up, so fewer, larger calls carry the same packets (measured: two
-# drainers sent smaller batches and cut form-only throughput by about a fifth).
-_DRAINERS = 1
+# Calls at a time that carry batches of packets to one node. While one is on its way the
+# next batch fills; a second call keeps the receiver busy while it waits on its disk for a
+# batch with files (measured: form-only throughput the same with one or two, packets with
+# three 300 KB files about a quarter faster with two).
+_DRAINERS = 2
 
 
 class _OutcomeError(grpc.RpcError):
