@@ -292,7 +292,7 @@ class _NewRows:
     work: Callable[[Session], None] | None = None
     done: bool = False
     ids: list[int] = field(default_factory=list)
-    error: BaseException | None = None
+    error: Exception | None = None
 
 
 @cache
@@ -376,12 +376,13 @@ class MetadataStore:
         are committed.
 
         Concurrent callers share one transaction and one commit (group commit): the rows of
-        all of them are written with one statement per table. If that fails on a constraint,
-        each caller's rows are tried again on their own, so only the caller whose rows
+        all of them are written with one statement per table. If any caller's part fails,
+        each part is tried again on its own in a savepoint, so only the caller whose rows
         break a constraint gets the :class:`IntegrityError`, and nothing of its rows stays.
 
         Raises:
             IntegrityError: a row of this caller collides with one already stored.
+            Exception: the shared transaction could not be committed (nothing was stored).
         """
         mine = _NewRows(rows, keyed)
         self._write_queued([mine])
@@ -395,19 +396,18 @@ class MetadataStore:
         stored (an :class:`IntegrityError` when its rows collide with stored ones)."""
         requests = [_NewRows(rows, ()) for rows in row_sets]
         self._write_queued(requests)
-        errors: list[Exception | None] = []
-        for req in requests:
-            if req.error is not None and not isinstance(req.error, Exception):
-                raise req.error  # an interrupt of the writing thread
-            errors.append(req.error)
-        return errors
+        return [req.error for req in requests]
 
     def write_grouped(self, work: Callable[[Session], None]) -> None:
         """Run ``work`` in a write transaction shared with concurrent callers (the group
         commit of :meth:`insert_new`); return once it is committed.
 
+        If another caller's part fails, ``work`` runs a second time in a savepoint of its
+        own: it must do nothing but work in the session it is given.
+
         Raises:
-            Exception: what ``work`` raised; nothing of it stays.
+            Exception: what ``work`` raised, or why the transaction could not be committed;
+                nothing of it stays.
         """
         mine = _NewRows((), (), work)
         self._write_queued([mine])
@@ -419,12 +419,17 @@ class MetadataStore:
             self._queued.extend(requests)
         with self._group_lock:
             if not all(req.done for req in requests):
-                with self._queue_lock:
-                    group, self._queued = self._queued, []
-                self._write_group(group)
+                self._write_group()
+        for req in requests:
+            if not req.done:  # the group that held it was interrupted before it was written
+                req.error = RuntimeError("the write was interrupted; nothing was stored")
 
-    def _write_group(self, group: list[_NewRows]) -> None:
+    def _write_group(self) -> None:
+        """Write everything queued so far; the caller holds the group lock."""
+        group: list[_NewRows] = []
         try:
+            with self._queue_lock:
+                group, self._queued = self._queued, []
             try:
                 with self.transaction() as session:
                     _insert_groups(session, group)
@@ -443,11 +448,15 @@ class MetadataStore:
                         except Exception as exc:
                             req.ids.clear()
                             req.error = exc
-        except BaseException as exc:
+        except Exception as exc:
+            for req in group:  # nothing was committed: this is every caller's answer
+                req.ids.clear()
+                req.error = exc
+        except BaseException:
             for req in group:
-                req.error = req.error or exc
-            if not isinstance(exc, Exception):
-                raise
+                req.ids.clear()
+                req.error = RuntimeError("the write was interrupted; nothing was stored")
+            raise  # in the interrupted thread alone
         finally:
             for req in group:
                 req.done = True
