@@ -377,20 +377,26 @@ class _HashingWriter:
         self._thread: threading.Thread | None = None
         self._error: BaseException | None = None
 
-    def _write(self, view: memoryview) -> None:
+    def _write(self, fd: int, view: memoryview) -> None:
         self.digest.update(view)
         try:
-            _write_all(self._fd, view)
+            _write_all(fd, view)
         except OSError as exc:
             raise _io_error("write", self._key, exc) from exc
 
-    def _run(self, pending: queue.Queue[memoryview | None]) -> None:
-        while (view := pending.get()) is not None:
-            if self._error is None:  # after a failure, only drain so the caller never blocks
-                try:
-                    self._write(view)
-                except BaseException as exc:
-                    self._error = exc
+    def _run(self, fd: int, pending: queue.Queue[memoryview | None]) -> None:
+        # The thread writes through a descriptor of its own, so that whatever the caller
+        # does with its descriptor (closing it when interrupted), these writes stay on this
+        # file.
+        try:
+            while (view := pending.get()) is not None:
+                if self._error is None:  # after a failure only drain: the caller never blocks
+                    try:
+                        self._write(fd, view)
+                    except BaseException as exc:
+                        self._error = exc
+        finally:
+            os.close(fd)
 
     def add(self, view: memoryview) -> None:
         """Hash and write ``view``, which must not change afterwards.
@@ -402,12 +408,16 @@ class _HashingWriter:
             raise self._error
         self._chunks += 1
         if self._chunks == 1:
-            self._write(view)
+            self._write(self._fd, view)
             return
         if self._queue is None:
+            try:
+                fd = os.dup(self._fd)
+            except OSError as exc:
+                raise _io_error("write", self._key, exc) from exc
             self._queue = queue.Queue(self._depth)
             self._thread = threading.Thread(
-                target=self._run, args=(self._queue,), name="object-writer", daemon=True
+                target=self._run, args=(fd, self._queue), name="object-writer", daemon=True
             )
             self._thread.start()
         self._queue.put(view)
