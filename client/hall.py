@@ -261,6 +261,7 @@ class HallClient:
             ],
         )
         self._stub = hall_pb2_grpc.HallServiceStub(self._channel)
+        self._submit_form = True  # until the node says it has no SubmitForm
 
     @classmethod
     def from_profile(cls, folder: Path) -> HallClient:
@@ -379,10 +380,17 @@ class HallClient:
         for attempt in range(retries + 1):
             tracker = _Progress(progress)
             try:
-                if materials:
+                r = None
+                if not materials and self._submit_form:
+                    # One plain call costs both sides less than a stream of one message.
+                    try:
+                        r = self._stub.SubmitForm(header)
+                    except grpc.RpcError as exc:
+                        if exc.code() != grpc.StatusCode.UNIMPLEMENTED:
+                            raise
+                        self._submit_form = False  # a node from before SubmitForm
+                if r is None:
                     r = self._stub.Submit(self._submit_stream(header, materials, tracker))
-                else:  # one plain call costs both sides less than a stream of one message
-                    r = self._stub.SubmitForm(header)
                 return SubmitReceipt(
                     r.packet_id, r.case_id, r.duplicate, {d.node_id: d.state for d in r.deliveries}
                 )

@@ -75,8 +75,9 @@ class PacketOpening(_message.Message):
 
     @_builtins.property
     def segments(self) -> _containers.RepeatedCompositeFieldContainer[Global___Segment]:
-        """The segments of the packet's files in order, when they travel inline (DeliverBatch);
-        Deliver sends them as messages of their own after the opening.
+        """The segments of the packet's files in order, when they travel inline (DeliverBatch).
+        Deliver usually sends them as messages of their own after the opening; segments found
+        inline there are taken first.
         """
 
     def __init__(

@@ -73,7 +73,7 @@ class OutboxItem:
     case_id: str
     kind: str
     ref: str
-    # A packet without files, which may travel in one call with others to the same node.
+    # A small packet, which may travel in one call with others to the same node.
     batchable: bool = False
     # What the packet sends this node, when the submit that stored it is still at hand,
     # so that a fresh packet goes out without being read back.

@@ -33,8 +33,9 @@ __all__ = [
 
 # Most packets one DeliverBatch call may carry (the receiver refuses more).
 MAX_DELIVERY_BATCH = 256
-# A packet whose files hold at most this many bytes in all travels in a DeliverBatch call,
-# its segments inline, rather than in a stream of its own.
+# A packet whose files hold at most this many bytes in all (and a quarter of the message
+# limit) travels in a DeliverBatch call, its segments inline, rather than in a stream of its
+# own.
 MAX_INLINE_FILE_BYTES = 2 << 20
 
 
@@ -50,6 +51,11 @@ class Limits:
     max_files: int = 1000
     segment_size: int = 1 << 20
 
+    def travels_inline(self, file_bytes: int) -> bool:
+        """Whether a packet whose files hold ``file_bytes`` in all goes to a peer in a
+        batch, its segments inline, rather than in a stream of its own."""
+        return file_bytes <= min(MAX_INLINE_FILE_BYTES, self.max_message_bytes // 4)
+
 
 @dataclass(frozen=True)
 class DeliveryPolicy:
@@ -61,7 +67,7 @@ class DeliveryPolicy:
     workers: int = 8
     rpc_timeout: float = 600.0
     poll_interval: float = 1.0
-    # Packets without files to one peer travel together, up to this many per call (1: never).
+    # Small packets to one peer travel together, up to this many per call (1: never).
     batch_size: int = 64
 
     def backoff(self, attempts: int) -> float:

@@ -8,6 +8,7 @@ waiting (the peer refused the content itself) park the item as ``failed`` for an
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import itertools
 import json
@@ -29,7 +30,7 @@ from tongban.keys.envelope import Envelope, EnvelopeSignature, verify_envelope
 from tongban.keys.errors import KeysError
 from tongban.proto import common_pb2, relay_pb2
 from tongban.server.cases import OutboxItem, event_envelope
-from tongban.server.config import MAX_INLINE_FILE_BYTES, DeliveryPolicy
+from tongban.server.config import DeliveryPolicy
 from tongban.server.packets import (
     DeliverOpening,
     DeliverPart,
@@ -75,6 +76,9 @@ class _Refused(Exception):
 # batch with files (measured: form-only throughput the same with one or two, packets with
 # three 300 KB files about a quarter faster with two).
 _DRAINERS = 2
+# Most bytes of freshly submitted packets the dispatcher keeps in memory to send them without
+# reading them back; a peer that hangs must not make a node hold every packet it queues.
+_MAX_HELD_BYTES = 64 << 20
 
 
 class _OutcomeError(grpc.RpcError):
@@ -192,9 +196,9 @@ def _completion_statements() -> tuple[Update, Update]:
 class DeliveryDispatcher:
     """Sends due outbox items with a pool of workers; ``dispatch_due`` is safe to call often.
 
-    Packets without files to one node are queued per node and sent together, up to the
-    policy's ``batch_size`` per call and at most ``_DRAINERS`` calls at a time; everything
-    else goes out one call per item.
+    Small packets (files up to what ``Limits.travels_inline`` allows) to one node are queued
+    per node and sent together, up to the policy's ``batch_size`` per call and at most
+    ``_DRAINERS`` calls at a time; everything else goes out one call per item.
     """
 
     def __init__(self, runtime: NodeRuntime, policy: DeliveryPolicy) -> None:
@@ -210,6 +214,9 @@ class DeliveryDispatcher:
         # Batchable packets waiting per destination, and how many calls drain each queue.
         self._queued: dict[str, list[OutboxItem]] = {}
         self._draining: dict[str, int] = {}
+        # Bytes of fresh packets held in memory for items in flight, by item id; past
+        # _MAX_HELD_BYTES an item goes without, and its packet is read from the store.
+        self._held: dict[int, int] = {}
         self._wake = threading.Event()
         self._stopped = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="delivery-dispatch", daemon=True)
@@ -238,6 +245,12 @@ class DeliveryDispatcher:
         """Hand an item to the workers; the caller holds ``_lock``."""
         self._busy.add((item.dest_node, item.case_id))
         self._in_flight.add(item.id)
+        if item.packet is not None:
+            weight = item.packet.opening.weight
+            if sum(self._held.values()) + weight > _MAX_HELD_BYTES:
+                item = dataclasses.replace(item, packet=None)
+            else:
+                self._held[item.id] = weight
         if item.batchable and self._policy.batch_size > 1:
             self._queued.setdefault(item.dest_node, []).append(item)
             if self._draining.get(item.dest_node, 0) < _DRAINERS:
@@ -292,6 +305,7 @@ class DeliveryDispatcher:
                 .limit(2000)
             ).all()
         started = 0
+        limits = self._rt.config.limits
         seen: set[tuple[str, str]] = set()
         with self._lock:
             for row_id, dest, case_id, kind, ref, due, total_size in rows:
@@ -303,7 +317,7 @@ class DeliveryDispatcher:
                     continue
                 if self._stopped.is_set() or started >= free:
                     break
-                batchable = kind == "packet" and (total_size or 0) <= MAX_INLINE_FILE_BYTES
+                batchable = kind == "packet" and limits.travels_inline(total_size or 0)
                 self._start(OutboxItem(row_id, dest, case_id, kind, ref, batchable))
                 started += 1
             # A lane stays unsettled while it still has work; then offers go straight out again.
@@ -335,6 +349,7 @@ class DeliveryDispatcher:
             for row in rows:
                 lane = (row.dest_node, row.case_id)
                 self._in_flight.discard(row.id)
+                self._held.pop(row.id, None)
                 self._busy.discard(lane)
                 rescan = rescan or lane in self._unsettled
         if rescan:
@@ -432,7 +447,7 @@ class DeliveryDispatcher:
 
     def _outgoing(self, dest: str, rows: list[OutboxItem]) -> dict[str, OutgoingPacket]:
         """What each row sends, as its submit left it or else read from the store; a packet
-        too large to travel inline is left out."""
+        too large for half a message is left out."""
         packets = {r.ref: r.packet for r in rows if r.packet is not None}
         unread = [r.ref for r in rows if r.packet is None]
         if unread:
@@ -442,7 +457,8 @@ class DeliveryDispatcher:
                 if ref not in packets:
                     with suppress(Exception):  # then tried on its own, which records why
                         packets[ref] = read_outgoing(self._rt, ref, dest)
-        return {ref: p for ref, p in packets.items() if p.inline}
+        budget = self._rt.config.limits.max_message_bytes // 2
+        return {ref: p for ref, p in packets.items() if p.weight <= budget}
 
     def _send_batch(
         self, dest: str, rows: list[OutboxItem], packets: dict[str, OutgoingPacket]
@@ -460,6 +476,15 @@ class DeliveryDispatcher:
                 raise _Refused(
                     f"{len(response.outcomes)} outcomes came back for {len(rows)} packets"
                 )
+        except grpc.RpcError as exc:
+            if exc.code() == grpc.StatusCode.RESOURCE_EXHAUSTED:
+                # Too large for the peer's message limit: each packet on its own, streamed.
+                for row in rows:
+                    self._try(row)
+                return
+            for row in rows:
+                self._fail_with(row, exc)
+            return
         except Exception as exc:
             for row in rows:
                 self._fail_with(row, exc)
@@ -467,6 +492,11 @@ class DeliveryDispatcher:
         delivered: list[tuple[OutboxItem, Envelope, Receipt]] = []
         held = 0
         for row, outcome in zip(rows, response.outcomes, strict=True):
+            if outcome.code != grpc.StatusCode.OK.value[0] and packets[row.ref].files:
+                # The stream has the last word on a packet with files (a peer of an older
+                # version takes such packets only that way).
+                self._try(row)
+                continue
             try:
                 if outcome.code != grpc.StatusCode.OK.value[0]:
                     raise _OutcomeError(outcome.code, outcome.message)

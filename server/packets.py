@@ -15,6 +15,7 @@ import json
 import logging
 import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import suppress
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -58,7 +59,7 @@ from tongban.server.cases import (
     outbox_row,
     remote_event,
 )
-from tongban.server.config import MAX_DELIVERY_BATCH, MAX_INLINE_FILE_BYTES
+from tongban.server.config import MAX_DELIVERY_BATCH
 from tongban.server.errors import (
     Conflict,
     IllegalTransition,
@@ -232,11 +233,6 @@ class OutgoingPacket:
         return self.opening.weight + sum(
             f.size + f.segments * _SEGMENT_OVERHEAD for f in self.files
         )
-
-    @property
-    def inline(self) -> bool:
-        """Whether the packet is small enough to travel in a batch, segments inline."""
-        return sum(f.size for f in self.files) <= MAX_INLINE_FILE_BYTES
 
 
 DeliverPart = DeliverOpening | DeliverSegment
@@ -734,7 +730,7 @@ def _store_application(
             o.case_id,
             o.kind,
             o.ref,
-            batchable=sum(e.size for e in entries) <= MAX_INLINE_FILE_BYTES,
+            batchable=rt.config.limits.travels_inline(sum(e.size for e in entries)),
             packet=OutgoingPacket(
                 DeliverOpening(env, wrapped, key.key_id, form_ct, (event_env,)),
                 stored_files,
@@ -1292,10 +1288,9 @@ def _named_packets(openings: Sequence[DeliverOpening]) -> list[str]:
     refused when checked)."""
     ids = []
     for opening in openings:
-        try:
+        # Whatever makes a statement unreadable refuses that packet alone, when it is checked.
+        with suppress(Exception):
             ids.append(str(PacketStatement.from_payload(opening.statement.payload).packet_id))
-        except (InvalidRequest, BadPeerData):
-            continue  # refused with its own message when the opening is checked
     return ids
 
 

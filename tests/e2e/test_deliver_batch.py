@@ -1,4 +1,5 @@
-"""DeliverBatch: several packets without files in one call, each judged exactly as by Deliver."""
+"""DeliverBatch: several small packets in one call, file segments inline, each judged exactly
+as by Deliver."""
 
 from __future__ import annotations
 
