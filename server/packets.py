@@ -1479,9 +1479,7 @@ def _incoming_case(
 ) -> tuple[CaseRow, LegRow, str]:
     case = session.get(CaseRow, str(st.case_id))
     if st.kind == "application":
-        if not rt.me().has_hall(me.hall):
-            raise InvalidRequest(f"node {rt.node_id} has no hall {me.hall!r}")
-        new_case, new_leg = _new_incoming_case(rt, st, me, now)
+        new_case, new_leg = _new_incoming_case(rt, st, me, now)  # checks the hall, too
         if case is None:
             case = new_case
             session.add(case)
