@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import event, inspect, select
@@ -129,34 +130,41 @@ def _outbox(ref: str, at: datetime) -> OutboxRow:
     )
 
 
-def _queued_insert_new(
-    store: MetadataStore, callers: list[tuple[list[CaseRow], list[OutboxRow]]]
-) -> tuple[list[list[int] | BaseException], int]:
-    """Run insert_new for every caller at once, all queued before any of them writes (the
-    test holds the group lock meanwhile); the outcome of each caller and how many
-    transactions committed."""
+def _all_queued(store: MetadataStore, calls: list[Callable[[], Any]]) -> tuple[list[Any], int]:
+    """Make every call at once, each on its own thread, all queued before any of them
+    writes (the test holds the group lock meanwhile); what each returned or raised, and how
+    many transactions committed."""
     commits: list[int] = []
     event.listen(store.engine, "commit", lambda _conn: commits.append(1))
-    outcomes: list[list[int] | BaseException] = [[] for _ in callers]
+    outcomes: list[Any] = [None] * len(calls)
 
-    def call(i: int) -> None:
-        rows, keyed = callers[i]
+    def run(i: int) -> None:
         try:
-            outcomes[i] = store.insert_new(rows, keyed=keyed)
+            outcomes[i] = calls[i]()
         except BaseException as exc:
             outcomes[i] = exc
 
-    threads = [threading.Thread(target=call, args=(i,)) for i in range(len(callers))]
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(calls))]
     with store._group_lock:
         for t in threads:
             t.start()
         deadline = time.monotonic() + 10
-        while len(store._queued) < len(callers) and time.monotonic() < deadline:
+        while len(store._queued) < len(calls) and time.monotonic() < deadline:
             time.sleep(0.005)
-        assert len(store._queued) == len(callers)
+        assert len(store._queued) == len(calls)
     for t in threads:
         t.join(10)
     return outcomes, len(commits)
+
+
+def _queued_insert_new(
+    store: MetadataStore, callers: list[tuple[list[CaseRow], list[OutboxRow]]]
+) -> tuple[list[Any], int]:
+    """insert_new for every caller at once (see _all_queued)."""
+    return _all_queued(
+        store,
+        [lambda r=rows, k=keyed: store.insert_new(r, keyed=k) for rows, keyed in callers],
+    )
 
 
 def test_insert_new_writes_concurrent_callers_in_one_commit(store: MetadataStore) -> None:
@@ -206,9 +214,6 @@ def test_insert_new_alone_raises_the_collision_and_leaves_nothing(store: Metadat
 
 def test_write_grouped_keeps_a_failing_callers_work_to_itself(store: MetadataStore) -> None:
     now = datetime.now(UTC)
-    commits: list[int] = []
-    event.listen(store.engine, "commit", lambda _conn: commits.append(1))
-    outcomes: dict[str, BaseException | None] = {}
 
     def add(case_id: str, fail: bool) -> Callable[[Session], None]:
         def work(session: Session) -> None:
@@ -219,25 +224,13 @@ def test_write_grouped_keeps_a_failing_callers_work_to_itself(store: MetadataSto
 
         return work
 
-    def call(case_id: str, fail: bool) -> None:
-        try:
-            store.write_grouped(add(case_id, fail))
-            outcomes[case_id] = None
-        except BaseException as exc:
-            outcomes[case_id] = exc
-
-    threads = [threading.Thread(target=call, args=(c, c == "bad")) for c in ("a", "bad", "b", "c")]
-    with store._group_lock:  # every caller queues before any of them writes
-        for t in threads:
-            t.start()
-        deadline = time.monotonic() + 10
-        while len(store._queued) < len(threads) and time.monotonic() < deadline:
-            time.sleep(0.005)
-        assert len(store._queued) == len(threads)
-    for t in threads:
-        t.join(10)
+    names = ["a", "bad", "b", "c"]
+    results, commits = _all_queued(
+        store, [lambda c=c: store.write_grouped(add(c, c == "bad")) for c in names]
+    )
+    outcomes = dict(zip(names, results, strict=True))
     assert str(outcomes.pop("bad")) == "bad changed its mind"
     assert outcomes == {"a": None, "b": None, "c": None}
-    assert len(commits) == 1  # the shared try rolled back; the one by one try committed once
+    assert commits == 1  # the shared try rolled back; the one by one try committed once
     with store.read() as s:
         assert sorted(s.scalars(select(CaseRow.case_id)).all()) == ["a", "b", "c"]
