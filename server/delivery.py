@@ -217,6 +217,7 @@ class DeliveryDispatcher:
         # Bytes of fresh packets held in memory for items in flight, by item id; past
         # _MAX_HELD_BYTES an item goes without, and its packet is read from the store.
         self._held: dict[int, int] = {}
+        self._held_bytes = 0
         self._wake = threading.Event()
         self._stopped = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="delivery-dispatch", daemon=True)
@@ -247,10 +248,11 @@ class DeliveryDispatcher:
         self._in_flight.add(item.id)
         if item.packet is not None:
             weight = item.packet.opening.weight
-            if sum(self._held.values()) + weight > _MAX_HELD_BYTES:
+            if self._held_bytes + weight > _MAX_HELD_BYTES:
                 item = dataclasses.replace(item, packet=None)
             else:
                 self._held[item.id] = weight
+                self._held_bytes += weight
         if item.batchable and self._policy.batch_size > 1:
             self._queued.setdefault(item.dest_node, []).append(item)
             if self._draining.get(item.dest_node, 0) < _DRAINERS:
@@ -349,7 +351,7 @@ class DeliveryDispatcher:
             for row in rows:
                 lane = (row.dest_node, row.case_id)
                 self._in_flight.discard(row.id)
-                self._held.pop(row.id, None)
+                self._held_bytes -= self._held.pop(row.id, 0)
                 self._busy.discard(lane)
                 rescan = rescan or lane in self._unsettled
         if rescan:
