@@ -47,6 +47,24 @@ def _write_federation(args: argparse.Namespace, endpoints: dict[str, str]) -> in
     return 0
 
 
+def _federation_migrate(args: argparse.Namespace) -> int:
+    from tongban.cli.federation import migrate_federation
+    from tongban.keys.clock import utcnow
+
+    try:
+        directory = migrate_federation(Path(args.dir), now=utcnow())
+    except KeysError as exc:
+        print(f"tongban federation migrate: {exc}")
+        return 2
+    for n in directory.nodes:
+        print(
+            f"node {n.node_id}: identity CA {Path(args.dir) / 'offline' / n.node_id}, "
+            f"certificates re-issued in {Path(args.dir) / n.node_id}"
+        )
+    print(f"directory version {directory.version} signed; restart every node with its folder")
+    return 0
+
+
 def _node_serve(args: argparse.Namespace) -> int:
     from tongban.server.app import serve
     from tongban.server.config import load_config
@@ -85,6 +103,15 @@ def build_parser() -> argparse.ArgumentParser:
     init.add_argument("--endpoint", action="append", help="NODE=HOST:PORT override")
     init.add_argument("--halls", type=int, default=2, help="halls per node")
     init.set_defaults(handler=_federation_init)
+    migrate = fed.add_parser(
+        "migrate",
+        help="move a federation made before the per-node identity CAs onto them",
+        description="Give every node an identity CA, re-issue its TLS, hall and admin "
+        "certificates from it, limit its seal CA to document signing, and sign the next "
+        "directory version. Needs the root key and every node folder.",
+    )
+    migrate.add_argument("--dir", required=True, help="the folder `federation init` wrote")
+    migrate.set_defaults(handler=_federation_migrate)
 
     node = sub.add_parser("node", help="run a relay node").add_subparsers(
         dest="action", required=True

@@ -24,7 +24,13 @@ from tongban.keys.envelope import (
     verify_envelope,
 )
 from tongban.keys.errors import BadPeerData, UnknownKeyError
-from tongban.keys.pki import CertificatePublicKey, certificate_pem, load_certificate
+from tongban.keys.pki import (
+    CaKind,
+    CertificatePublicKey,
+    certificate_pem,
+    check_node_ca,
+    load_certificate,
+)
 from tongban.keys.records import KeyPurpose, KeyRecord
 from tongban.keys.signing import Signer, key_id_of
 
@@ -58,12 +64,19 @@ class HallEntry:
 
 @dataclass(frozen=True)
 class NodeEntry:
-    """One member node."""
+    """One member node.
+
+    ``identity_ca`` is the only CA whose certificates are this node's TLS identities (the
+    node itself, its halls and admins); ``seal_ca`` the only one whose certificates are its
+    seals. Both are issued by the federation root (docs/adr/0004-certificate-hierarchy.md).
+    """
 
     node_id: str
     name: str
     endpoint: str
     certificate: x509.Certificate
+    identity_ca: x509.Certificate
+    seal_ca: x509.Certificate
     keys: tuple[KeyRecord, ...]
     halls: tuple[HallEntry, ...] = ()
     public_endpoint: str = ""
@@ -103,24 +116,39 @@ class NodeEntry:
             "endpoint": self.endpoint,
             "public_endpoint": self.public_endpoint,
             "certificate": certificate_pem(self.certificate).decode(),
+            "identity_ca": certificate_pem(self.identity_ca).decode(),
+            "seal_ca": certificate_pem(self.seal_ca).decode(),
             "keys": [k.to_json_dict() for k in self.keys],
             "halls": [h.to_json_dict() for h in self.halls],
         }
 
     @classmethod
     def from_json_dict(cls, data: Mapping[str, Any]) -> NodeEntry:
+        """Raises: BadPeerData for a malformed entry or one without the node's two CAs."""
+        node_id = str(data.get("node_id", ""))
+        if "identity_ca" not in data or "seal_ca" not in data:
+            raise BadPeerData(
+                f"node {node_id} has no identity CA and seal CA in the directory: it was "
+                "written before the certificate hierarchy of ADR 0004; migrate the federation "
+                "with `tongban federation migrate`"
+            )
         try:
-            return cls(
+            entry = cls(
                 node_id=str(data["node_id"]),
                 name=str(data["name"]),
                 endpoint=str(data["endpoint"]),
                 public_endpoint=str(data.get("public_endpoint", "")),
                 certificate=load_certificate(str(data["certificate"]).encode()),
+                identity_ca=load_certificate(str(data["identity_ca"]).encode()),
+                seal_ca=load_certificate(str(data["seal_ca"]).encode()),
                 keys=tuple(KeyRecord.from_json_dict(k) for k in data["keys"]),
                 halls=tuple(HallEntry(str(h["hall_id"]), str(h["name"])) for h in data["halls"]),
             )
         except (KeyError, TypeError) as exc:
             raise BadPeerData(f"malformed node entry: {exc!r}") from None
+        check_node_ca(entry.identity_ca, kind=CaKind.IDENTITY, node_id=entry.node_id)
+        check_node_ca(entry.seal_ca, kind=CaKind.SEAL, node_id=entry.node_id)
+        return entry
 
 
 @dataclass(frozen=True)

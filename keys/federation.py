@@ -1,5 +1,6 @@
-"""Creating a federation: the root, and for each node its TLS identity, relay keys and the
-certificates of its halls and admins, plus the first signed directory.
+"""Creating a federation: the root, and for each node its two CAs (identity and seal), its
+TLS identity, relay keys and the certificates of its halls and admins, plus the first
+signed directory. The hierarchy is described in :mod:`tongban.keys.pki`.
 """
 
 from __future__ import annotations
@@ -16,16 +17,25 @@ from tongban.keys.directory import FederationDirectory, HallEntry, NodeEntry, si
 from tongban.keys.envelope import Envelope
 from tongban.keys.errors import CallerError
 from tongban.keys.pki import (
+    CaKind,
     Role,
     generate_encryption_key,
     generate_root,
     generate_signing_key,
+    issue_ca,
     issue_certificate,
 )
 from tongban.keys.records import KeyRecord
 from tongban.keys.signing import PrivateKeySigner
 
-__all__ = ["ClientIdentity", "Federation", "NodeMaterial", "NodeSpec", "create_federation"]
+__all__ = [
+    "ClientIdentity",
+    "Federation",
+    "NodeMaterial",
+    "NodeSpec",
+    "create_federation",
+    "issue_client",
+]
 
 
 @dataclass(frozen=True)
@@ -58,9 +68,12 @@ class NodeMaterial:
     halls: tuple[ClientIdentity, ...]
     admins: tuple[ClientIdentity, ...]
     entry: NodeEntry
-    # The node's own CA for seal certificates: root -> node seal CA -> seal.
+    # The node's own CA for seal certificates: root -> node seal CA -> seal. Held online.
     seal_ca_key: ec.EllipticCurvePrivateKey
     seal_ca_certificate: x509.Certificate
+    # The node's CA for TLS identities (node, halls, admins). Held offline.
+    identity_ca_key: ec.EllipticCurvePrivateKey
+    identity_ca_certificate: x509.Certificate
 
 
 @dataclass(frozen=True)
@@ -79,17 +92,18 @@ class Federation:
         raise CallerError(f"no node {node_id} in this federation")
 
 
-def _client(
-    root_key: ec.EllipticCurvePrivateKey,
-    root: x509.Certificate,
+def issue_client(
+    ca_key: ec.EllipticCurvePrivateKey,
+    ca: x509.Certificate,
     role: Role,
     node_id: str,
     name: str,
     now: datetime,
 ) -> ClientIdentity:
+    """A new key and TLS client certificate for a hall or admin, from the node's identity CA."""
     key = generate_signing_key()
     cert = issue_certificate(
-        root_key, root, key.public_key(), role=role, node_id=node_id, name=name, now=now
+        ca_key, ca, key.public_key(), role=role, node_id=node_id, name=name, now=now
     )
     return ClientIdentity(name, role, key, cert)
 
@@ -117,20 +131,25 @@ def create_federation(
     start = now - timedelta(minutes=5)
     materials = []
     for spec in specs:
-        tls_key = generate_signing_key()
-        host = spec.endpoint.rsplit(":", 1)[0]
-        ips = [host] if host.replace(".", "").isdigit() else []
-        dns = ["localhost", f"node-{spec.node_id}.tongban"] + ([] if ips else [host])
-        tls_cert = issue_certificate(
+        identity_ca_key = generate_signing_key()
+        identity_ca = issue_ca(
             root_key,
             root,
+            identity_ca_key.public_key(),
+            kind=CaKind.IDENTITY,
+            node_id=spec.node_id,
+            now=now,
+            valid_days=seal_ca_days,
+        )
+        tls_key = generate_signing_key()
+        tls_cert = issue_certificate(
+            identity_ca_key,
+            identity_ca,
             tls_key.public_key(),
             role=Role.NODE,
             node_id=spec.node_id,
             name=spec.node_id,
             now=now,
-            dns_names=dns,
-            ip_addresses=sorted({*ips, "127.0.0.1"}),
         )
         signing = ed25519.Ed25519PrivateKey.generate()
         encryption = generate_encryption_key()
@@ -143,21 +162,30 @@ def create_federation(
             ),
         )
         halls = tuple(
-            _client(root_key, root, Role.HALL, spec.node_id, f"{spec.node_id}-hall-{i}", now)
+            issue_client(
+                identity_ca_key,
+                identity_ca,
+                Role.HALL,
+                spec.node_id,
+                f"{spec.node_id}-hall-{i}",
+                now,
+            )
             for i in range(1, spec.hall_count + 1)
         )
-        admins = (_client(root_key, root, Role.ADMIN, spec.node_id, f"{spec.node_id}-admin", now),)
+        admins = (
+            issue_client(
+                identity_ca_key, identity_ca, Role.ADMIN, spec.node_id, f"{spec.node_id}-admin", now
+            ),
+        )
         seal_ca_key = generate_signing_key()
-        seal_ca = issue_certificate(
+        seal_ca = issue_ca(
             root_key,
             root,
             seal_ca_key.public_key(),
-            role=Role.SEAL,
+            kind=CaKind.SEAL,
             node_id=spec.node_id,
-            name=f"{spec.node_id} seal CA",
             now=now,
             valid_days=seal_ca_days,
-            ca=True,
         )
         entry = NodeEntry(
             node_id=spec.node_id,
@@ -165,6 +193,8 @@ def create_federation(
             endpoint=spec.endpoint,
             public_endpoint=spec.public_endpoint,
             certificate=tls_cert,
+            identity_ca=identity_ca,
+            seal_ca=seal_ca,
             keys=records,
             halls=tuple(HallEntry(h.name, f"{spec.name} 窗口 {i}") for i, h in enumerate(halls, 1)),
         )
@@ -180,6 +210,8 @@ def create_federation(
                 entry,
                 seal_ca_key,
                 seal_ca,
+                identity_ca_key,
+                identity_ca,
             )
         )
     directory = FederationDirectory(

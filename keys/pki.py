@@ -1,4 +1,20 @@
-"""The federation's X.509 hierarchy: one root, and certificates for nodes, halls, admins and seals.
+"""The federation's X.509 hierarchy: one root, and under it two CAs for each node.
+
+::
+
+    federation root (offline)
+    ├── identity CA of node N (offline, with N's administrators): TLS only
+    │     ├── node N      serverAuth + clientAuth, SAN node-N.tongban
+    │     ├── hall H      clientAuth, SAN H.hall.node-N.tongban
+    │     └── admin A     clientAuth, SAN A.admin.node-N.tongban
+    └── seal CA of node N (online on N, to register seals): documents only
+          └── seal S      nonRepudiation, documentSigning + emailProtection
+
+A key does one job: the identity CA carries the TLS extended key usages and X.509 name
+constraints that keep it inside ``O=N`` and ``node-N.tongban``; the seal CA carries only
+document-signing usages, so no TLS stack accepts what it issues. The directory lists each
+node's identity CA, and a caller is who its certificate says only if that CA issued it
+(:mod:`tongban.keys.trust`). See docs/adr/0004-certificate-hierarchy.md.
 
 Every certificate names its holder as ``O=<node id>, OU=<role>, CN=<principal>``; the
 identity of a caller is read from its verified mTLS certificate with
@@ -9,7 +25,10 @@ Example:
     >>> now = datetime(2026, 1, 1, tzinfo=UTC)
     >>> root_key, root = generate_root(now=now)
     >>> key = generate_signing_key()
-    >>> cert = issue_certificate(root_key, root, key.public_key(), role=Role.HALL,
+    >>> ca_key = generate_signing_key()
+    >>> ca = issue_ca(root_key, root, ca_key.public_key(), kind=CaKind.IDENTITY,
+    ...     node_id="420700", now=now)
+    >>> cert = issue_certificate(ca_key, ca, key.public_key(), role=Role.HALL,
     ...     node_id="420700", name="420700-hall-1", now=now)
     >>> identity_from_certificate(cert).name
     '420700-hall-1'
@@ -19,6 +38,7 @@ from __future__ import annotations
 
 import enum
 import ipaddress
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -33,20 +53,27 @@ from tongban.keys.clock import require_aware
 from tongban.keys.errors import BadPeerData, CallerError
 
 __all__ = [
+    "DOCUMENT_SIGNING",
+    "CaKind",
     "CertificatePublicKey",
     "Identity",
     "PrivateKey",
     "Role",
     "certificate_fingerprint",
     "certificate_pem",
+    "check_node_ca",
+    "extended_key_usages",
     "generate_encryption_key",
     "generate_root",
     "generate_signing_key",
     "identity_from_certificate",
+    "is_ca",
+    "issue_ca",
     "issue_certificate",
     "load_certificate",
     "load_certificates",
     "load_private_key",
+    "node_host_name",
     "private_key_pem",
     "public_key_der",
     "write_private_key",
@@ -57,6 +84,12 @@ CertificatePublicKey = ec.EllipticCurvePublicKey | ed25519.Ed25519PublicKey
 
 DEFAULT_ROOT_NAME = "tongban federation root"
 
+# id-kp-documentSigning (RFC 9336); emailProtection beside it for S/MIME-style CMS verifiers.
+DOCUMENT_SIGNING = x509.ObjectIdentifier("1.3.6.1.5.5.7.3.36")
+_SEAL_USAGES = (DOCUMENT_SIGNING, ExtendedKeyUsageOID.EMAIL_PROTECTION)
+_TLS_USAGES = (ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH)
+_DNS_LABEL = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
+
 
 class Role(enum.StrEnum):
     """What a certificate's holder is allowed to be."""
@@ -66,6 +99,28 @@ class Role(enum.StrEnum):
     HALL = "hall"
     ADMIN = "admin"
     SEAL = "seal"
+
+
+class CaKind(enum.StrEnum):
+    """The two CAs every node has: one for TLS identities, one for seal certificates."""
+
+    IDENTITY = "identity-ca"
+    SEAL = "seal"
+
+
+def node_host_name(node_id: str) -> str:
+    """The TLS host name of a node: the name peers and halls check its certificate for."""
+    return f"node-{node_id}.tongban"
+
+
+def _client_host_name(role: Role, node_id: str, name: str) -> str:
+    label = name.lower()
+    if not _DNS_LABEL.fullmatch(label):
+        raise CallerError(
+            f"{role.value} name {name!r} must be a DNS label (letters, digits and '-', "
+            "at most 63 characters) to go in a TLS certificate"
+        )
+    return f"{label}.{role.value}.{node_host_name(node_id)}"
 
 
 @dataclass(frozen=True)
@@ -91,11 +146,15 @@ def generate_encryption_key() -> x25519.X25519PrivateKey:
 
 
 def _name(role: Role, node_id: str, name: str) -> x509.Name:
+    return _name_of(role.value, node_id, name)
+
+
+def _name_of(unit: str, node_id: str, name: str) -> x509.Name:
     return x509.Name(
         [
             x509.NameAttribute(NameOID.COUNTRY_NAME, "CN"),
             x509.NameAttribute(NameOID.ORGANIZATION_NAME, node_id),
-            x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, role.value),
+            x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, unit),
             x509.NameAttribute(NameOID.COMMON_NAME, name),
         ]
     )
@@ -146,6 +205,100 @@ def generate_root(
     return key, cert
 
 
+def _key_usage(*, ca: bool, non_repudiation: bool) -> x509.KeyUsage:
+    return x509.KeyUsage(
+        digital_signature=True,
+        content_commitment=non_repudiation,
+        key_encipherment=False,
+        data_encipherment=False,
+        key_agreement=False,
+        key_cert_sign=ca,
+        crl_sign=ca,
+        encipher_only=False,
+        decipher_only=False,
+    )
+
+
+def _window(
+    now: datetime, not_before: datetime | None, not_after: datetime | None, valid_days: int
+) -> tuple[datetime, datetime]:
+    now = require_aware(now, "now")
+    start = require_aware(not_before, "not_before") if not_before else now - timedelta(minutes=5)
+    end = require_aware(not_after, "not_after") if not_after else now + timedelta(days=valid_days)
+    if end <= start:
+        raise CallerError(f"certificate window is empty: {start.isoformat()} .. {end.isoformat()}")
+    return start, end
+
+
+def _node_subtree(node_id: str) -> x509.Name:
+    return x509.Name(
+        [
+            x509.NameAttribute(NameOID.COUNTRY_NAME, "CN"),
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, node_id),
+        ]
+    )
+
+
+def issue_ca(
+    root_key: ec.EllipticCurvePrivateKey,
+    root_cert: x509.Certificate,
+    public_key: ec.EllipticCurvePublicKey,
+    *,
+    kind: CaKind,
+    node_id: str,
+    now: datetime,
+    valid_days: int = 3650,
+    not_before: datetime | None = None,
+    not_after: datetime | None = None,
+) -> x509.Certificate:
+    """Issue one of a node's two CAs under the federation root.
+
+    An identity CA may issue only TLS certificates (serverAuth, clientAuth) for names
+    inside ``C=CN, O=<node_id>`` and ``node-<node_id>.tongban`` (name constraints); a seal
+    CA only document-signing certificates (documentSigning, emailProtection). Both have
+    pathLen 0.
+
+    Raises:
+        CallerError: the window is empty.
+    """
+    start, end = _window(now, not_before, not_after, valid_days)
+    if kind is CaKind.IDENTITY:
+        subject = _name_of(kind.value, node_id, f"{node_id} identity CA")
+        usages: tuple[x509.ObjectIdentifier, ...] = _TLS_USAGES
+    else:
+        subject = _name(Role.SEAL, node_id, f"{node_id} seal CA")
+        usages = _SEAL_USAGES
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(root_cert.subject)
+        .public_key(public_key)
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(start)
+        .not_valid_after(end)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(_key_usage(ca=True, non_repudiation=False), critical=True)
+        .add_extension(x509.ExtendedKeyUsage(list(usages)), critical=False)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(root_key.public_key()),
+            critical=False,
+        )
+    )
+    if kind is CaKind.IDENTITY:
+        # TLS stacks enforce these; document verifiers often cannot read directoryName
+        # constraints, so the seal CA relies on its usages and the directory instead.
+        permitted: list[x509.GeneralName] = [
+            x509.DirectoryName(_node_subtree(node_id)),
+            x509.DNSName(node_host_name(node_id)),
+        ]
+        builder = builder.add_extension(
+            x509.NameConstraints(permitted_subtrees=permitted, excluded_subtrees=None),
+            critical=True,
+        )
+    return builder.sign(root_key, hashes.SHA256())
+
+
 def issue_certificate(
     issuer_key: ec.EllipticCurvePrivateKey,
     issuer_cert: x509.Certificate,
@@ -160,23 +313,21 @@ def issue_certificate(
     not_after: datetime | None = None,
     dns_names: Sequence[str] = (),
     ip_addresses: Sequence[str] = (),
-    ca: bool = False,
 ) -> x509.Certificate:
-    """Issue a certificate for a node, hall, admin or seal key, signed by ``issuer_key``.
+    """Issue an end-entity certificate for a node, hall, admin or seal key.
 
-    Nodes get serverAuth and clientAuth; halls and admins clientAuth; seals a
-    non-repudiation key usage. ``not_before``/``not_after`` override the default window.
+    Nodes get serverAuth and clientAuth and the DNS name ``node-<id>.tongban``; halls and
+    admins clientAuth and ``<name>.<role>.node-<id>.tongban``; seals non-repudiation with
+    documentSigning and emailProtection. Sign node, hall and admin certificates with the
+    node's identity CA and seals with its seal CA (:func:`issue_ca`).
+    ``not_before``/``not_after`` override the default window.
 
     Raises:
-        CallerError: the role is ROOT, or the window is empty.
+        CallerError: the role is ROOT, a name cannot be a DNS label, or the window is empty.
     """
     if role is Role.ROOT:
         raise CallerError("use generate_root() for the federation root")
-    now = require_aware(now, "now")
-    start = require_aware(not_before, "not_before") if not_before else now - timedelta(minutes=5)
-    end = require_aware(not_after, "not_after") if not_after else now + timedelta(days=valid_days)
-    if end <= start:
-        raise CallerError(f"certificate window is empty: {start.isoformat()} .. {end.isoformat()}")
+    start, end = _window(now, not_before, not_after, valid_days)
     seal = role is Role.SEAL
     builder = (
         x509.CertificateBuilder()
@@ -186,21 +337,8 @@ def issue_certificate(
         .serial_number(x509.random_serial_number())
         .not_valid_before(start)
         .not_valid_after(end)
-        .add_extension(x509.BasicConstraints(ca=ca, path_length=0 if ca else None), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                content_commitment=seal,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=ca,
-                crl_sign=ca,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(_key_usage(ca=False, non_repudiation=seal), critical=True)
         .add_extension(
             x509.SubjectKeyIdentifier.from_public_key(subject_public_key), critical=False
         )
@@ -209,19 +347,58 @@ def issue_certificate(
             critical=False,
         )
     )
+    alt_names: list[x509.GeneralName] = []
     if role is Role.NODE:
-        usages = [ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]
+        usages: Sequence[x509.ObjectIdentifier] = _TLS_USAGES
+        alt_names.append(x509.DNSName(node_host_name(node_id)))
     elif role in (Role.HALL, Role.ADMIN):
         usages = [ExtendedKeyUsageOID.CLIENT_AUTH]
+        alt_names.append(x509.DNSName(_client_host_name(role, node_id, name)))
     else:
-        usages = []
-    if usages:
-        builder = builder.add_extension(x509.ExtendedKeyUsage(usages), critical=False)
-    alt_names: list[x509.GeneralName] = [x509.DNSName(d) for d in dns_names]
+        usages = _SEAL_USAGES
+    builder = builder.add_extension(x509.ExtendedKeyUsage(list(usages)), critical=False)
+    alt_names += [x509.DNSName(d) for d in dns_names]
     alt_names += [x509.IPAddress(ipaddress.ip_address(a)) for a in ip_addresses]
     if alt_names:
         builder = builder.add_extension(x509.SubjectAlternativeName(alt_names), critical=False)
     return builder.sign(issuer_key, hashes.SHA256())
+
+
+def extended_key_usages(cert: x509.Certificate) -> frozenset[x509.ObjectIdentifier] | None:
+    """The certificate's extended key usages, or None if it has no such extension."""
+    try:
+        ext = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage)
+    except x509.ExtensionNotFound:
+        return None
+    return frozenset(ext.value)
+
+
+def is_ca(cert: x509.Certificate) -> bool:
+    try:
+        return cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
+    except x509.ExtensionNotFound:
+        return False
+
+
+def check_node_ca(cert: x509.Certificate, *, kind: CaKind, node_id: str) -> None:
+    """Check that ``cert`` can be node ``node_id``'s CA of that kind and no other.
+
+    Raises:
+        BadPeerData: not a CA, of another node, or allowed usages of the other kind.
+    """
+    what = f"the {kind.value} certificate of node {node_id}"
+    if not is_ca(cert):
+        raise BadPeerData(f"{what} is not a CA certificate")
+    owners = [a.value for a in cert.subject.get_attributes_for_oid(NameOID.ORGANIZATION_NAME)]
+    if owners != [node_id]:
+        raise BadPeerData(f"{what} names organisation {owners!r}, not {node_id!r}")
+    usages = extended_key_usages(cert)
+    wanted, foreign = (
+        (_TLS_USAGES, _SEAL_USAGES) if kind is CaKind.IDENTITY else (_SEAL_USAGES, _TLS_USAGES)
+    )
+    if usages is None or not usages >= set(wanted) or usages & set(foreign):
+        shown = sorted(u.dotted_string for u in usages or ())
+        raise BadPeerData(f"{what} must be limited to its own extended key usages, has {shown}")
 
 
 def _single(name: x509.Name, oid: x509.ObjectIdentifier, what: str) -> str:

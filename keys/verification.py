@@ -50,6 +50,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.utils import CryptographyDeprecationWarning
 from cryptography.x509.verification import (
+    Criticality,
     ExtensionPolicy,
     PolicyBuilder,
     Store,
@@ -66,7 +67,12 @@ from tongban.keys.ecert import (
 )
 from tongban.keys.envelope import Envelope
 from tongban.keys.errors import BadPeerData, CallerError
-from tongban.keys.pki import CertificatePublicKey, Role, identity_from_certificate
+from tongban.keys.pki import (
+    DOCUMENT_SIGNING,
+    CertificatePublicKey,
+    Role,
+    identity_from_certificate,
+)
 from tongban.keys.seals import ECERT_IDENTIFIER_ATTRIBUTE, DocumentSource, SealRecord
 
 __all__ = [
@@ -583,6 +589,20 @@ class _CertFacts:
 _FACTS_CACHE = 256
 
 
+def _seal_ca_usages(
+    _policy: object, _cert: x509.Certificate, usages: x509.ExtendedKeyUsage | None
+) -> None:
+    # A CA limited to other usages (a node's TLS identity CA) issues no seals. A CA without
+    # the extension is one from before ADR 0004; its seals must keep verifying.
+    if usages is not None and DOCUMENT_SIGNING not in usages:
+        raise ValueError("the issuing CA may not issue document-signing certificates")
+
+
+_SEAL_CA_POLICY = ExtensionPolicy.webpki_defaults_ca().may_be_present(
+    x509.ExtendedKeyUsage, Criticality.AGNOSTIC, _seal_ca_usages
+)
+
+
 @dataclass(frozen=True)
 class _StatusSource:
     envelope: Envelope
@@ -897,8 +917,7 @@ class SealVerifier:
                 .store(Store(list(self._roots)))
                 .time(probe)
                 .extension_policies(
-                    ca_policy=ExtensionPolicy.webpki_defaults_ca(),
-                    ee_policy=ExtensionPolicy.permit_all(),
+                    ca_policy=_SEAL_CA_POLICY, ee_policy=ExtensionPolicy.permit_all()
                 )
                 .build_client_verifier()
             )

@@ -74,9 +74,7 @@ class RelayNode:
             matters=MatterCatalog.from_file(config.matters)
             if config.matters
             else MatterCatalog.load_default(),
-            peers=PeerChannels(
-                self._tls_chain, self._tls_key, self._root_pem, config.limits.max_message_bytes
-            ),
+            peers=PeerChannels(self._tls_chain, self._tls_key, config.limits.max_message_bytes),
             clock=clock,
         )
         if config.seals_dir is not None and (config.seals_dir / "ca.pem").exists():

@@ -7,7 +7,6 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
-from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -19,7 +18,8 @@ from tongban.keys.directory import FederationDirectory, NodeEntry, load_director
 from tongban.keys.envelope import Envelope, parse_json_object
 from tongban.keys.errors import KeysError
 from tongban.keys.keyring import NodeKeyRing
-from tongban.keys.pki import Identity, Role, identity_from_certificate, load_certificate
+from tongban.keys.pki import Identity, Role, certificate_pem, load_certificate, node_host_name
+from tongban.keys.trust import CLIENT_AUTH, authenticate_certificate
 from tongban.proto import relay_pb2_grpc
 from tongban.server.config import NodeConfig
 from tongban.server.errors import PermissionDenied, Unauthenticated
@@ -119,27 +119,33 @@ class ActiveTransfers:
 
 
 class PeerChannels:
-    """mTLS channels to the other nodes, each pinned to the peer's node name."""
+    """mTLS channels to the other nodes, each pinned to the peer's identity CA and name.
 
-    def __init__(
-        self, cert_chain: bytes, private_key: bytes, root: bytes, max_message: int
-    ) -> None:
-        self._creds = grpc.ssl_channel_credentials(root, private_key, cert_chain)
+    A channel trusts nothing but the identity CA that the signed directory lists for that
+    peer, and checks that the certificate names the peer's host: a certificate issued by
+    any other CA under the federation root, or for another node, fails the handshake.
+    """
+
+    def __init__(self, cert_chain: bytes, private_key: bytes, max_message: int) -> None:
+        self._chain = cert_chain
+        self._key = private_key
         self._max = max_message
         self._lock = threading.Lock()
-        self._channels: dict[tuple[str, str], grpc.Channel] = {}
+        self._channels: dict[tuple[str, str, bytes], grpc.Channel] = {}
 
     def stub(self, peer: NodeEntry) -> relay_pb2_grpc.RelayServiceStub:
-        key = (peer.node_id, peer.endpoint)
+        anchor = certificate_pem(peer.identity_ca)
+        key = (peer.node_id, peer.endpoint, anchor)
         with self._lock:
             channel = self._channels.get(key)
             if channel is None:
+                creds = grpc.ssl_channel_credentials(anchor, self._key, self._chain)
                 channel = grpc.secure_channel(
                     peer.endpoint,
-                    self._creds,
+                    creds,
                     options=[
                         # The certificate must name this very node, not just any member.
-                        ("grpc.ssl_target_name_override", f"node-{peer.node_id}.tongban"),
+                        ("grpc.ssl_target_name_override", node_host_name(peer.node_id)),
                         ("grpc.max_send_message_length", self._max),
                         ("grpc.max_receive_message_length", self._max),
                     ],
@@ -177,27 +183,45 @@ class NodeRuntime:
         return self.directory.current.node(self.node_id)
 
 
-def caller_identity(context: grpc.ServicerContext) -> Identity:
+def caller_identity(context: grpc.ServicerContext, directory: FederationDirectory) -> Identity:
     """The verified identity in the caller's mTLS certificate.
 
+    The TLS handshake checked the chain to the federation root; the identity counts only
+    if the identity CA the directory lists for the caller's node issued the certificate
+    (:func:`tongban.keys.trust.authenticate_certificate`).
+
     Raises:
-        Unauthenticated: the connection carries no client certificate.
+        Unauthenticated: no client certificate, or one that may not claim its identity.
     """
     auth = context.auth_context()
     pems: list[bytes] = list(auth.get("x509_pem_cert") or [])  # type: ignore[arg-type]
     if not pems:
         raise Unauthenticated("a client certificate issued by the federation root is required")
     try:
-        return _identity_in(pems[0])
+        return _identity_in(pems[0], directory)
     except KeysError as exc:
-        raise Unauthenticated(f"client certificate is not a tongban identity: {exc}") from None
+        raise Unauthenticated(f"{exc.code}: {exc.message}") from None
 
 
-@lru_cache(maxsize=1024)
-def _identity_in(pem: bytes) -> Identity:
-    # The TLS handshake verified the certificate; what it says depends on its bytes alone,
-    # so each certificate is parsed once rather than on every call.
-    return identity_from_certificate(load_certificate(pem))
+_AUTHENTICATED: dict[tuple[bytes, int, datetime], Identity] = {}
+_AUTHENTICATED_LOCK = threading.Lock()
+_AUTHENTICATED_MAX = 1024
+
+
+def _identity_in(pem: bytes, directory: FederationDirectory) -> Identity:
+    # What a certificate may claim depends on its bytes and the directory version alone,
+    # so each accepted pair is checked once rather than on every call.
+    key = (pem, directory.version, directory.issued_at)
+    with _AUTHENTICATED_LOCK:
+        known = _AUTHENTICATED.get(key)
+    if known is not None:
+        return known
+    identity = authenticate_certificate(load_certificate(pem), directory, usage=CLIENT_AUTH)
+    with _AUTHENTICATED_LOCK:
+        if len(_AUTHENTICATED) >= _AUTHENTICATED_MAX:
+            _AUTHENTICATED.clear()
+        _AUTHENTICATED[key] = identity
+    return identity
 
 
 def require_hall(runtime: NodeRuntime, identity: Identity) -> str:

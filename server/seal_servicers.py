@@ -63,7 +63,7 @@ class SealServicer(seal_pb2_grpc.SealServiceServicer):
         self, request: seal_pb2.RegisterSealRequest, context: grpc.ServicerContext
     ) -> seal_pb2.SealInfo:
         def call() -> seal_pb2.SealInfo:
-            require_admin(self._rt, caller_identity(context))
+            require_admin(self._rt, caller_identity(context, self._rt.directory.current))
             record = seals.register_seal(
                 self._rt,
                 seal_id=request.seal_id,
@@ -81,7 +81,7 @@ class SealServicer(seal_pb2_grpc.SealServiceServicer):
         self, request: seal_pb2.RevokeSealRequest, context: grpc.ServicerContext
     ) -> seal_pb2.SealInfo:
         def call() -> seal_pb2.SealInfo:
-            require_admin(self._rt, caller_identity(context))
+            require_admin(self._rt, caller_identity(context, self._rt.directory.current))
             return _info(seals.revoke_seal(self._rt, request.seal_id, reason=request.reason))
 
         return guard(context, "RevokeSeal", call)
@@ -92,7 +92,7 @@ class SealServicer(seal_pb2_grpc.SealServiceServicer):
         context: grpc.ServicerContext,
     ) -> Iterator[seal_pb2.SealDocumentResponse]:
         def stream() -> Iterator[seal_pb2.SealDocumentResponse]:
-            who = caller_identity(context)
+            who = caller_identity(context, self._rt.directory.current)
             if who.role not in (Role.HALL, Role.ADMIN) or who.node_id != self._rt.node_id:
                 raise PermissionDenied(f"{who} may not use the seals of node {self._rt.node_id}")
             first = next(request_iterator, None)
@@ -124,7 +124,7 @@ class SealServicer(seal_pb2_grpc.SealServiceServicer):
         self, request: seal_pb2.ChangeECertStatusRequest, context: grpc.ServicerContext
     ) -> seal_pb2.ECertStatusInfo:
         def call() -> seal_pb2.ECertStatusInfo:
-            require_admin(self._rt, caller_identity(context))
+            require_admin(self._rt, caller_identity(context, self._rt.directory.current))
             return _status(
                 seals.change_ecert_status(
                     self._rt, request.identifier, request.status, reason=request.reason

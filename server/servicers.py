@@ -212,7 +212,7 @@ class HallServicer(hall_pb2_grpc.HallServiceServicer):
         self._rt = runtime
 
     def _hall(self, context: grpc.ServicerContext) -> str:
-        return require_hall(self._rt, caller_identity(context))
+        return require_hall(self._rt, caller_identity(context, self._rt.directory.current))
 
     def Submit(
         self, request_iterator: Iterator[hall_pb2.SubmitRequest], context: grpc.ServicerContext
@@ -349,7 +349,7 @@ class RelayServicer(relay_pb2_grpc.RelayServiceServicer):
         self, request_iterator: Iterator[relay_pb2.DeliverRequest], context: grpc.ServicerContext
     ) -> relay_pb2.DeliverResponse:
         def call() -> relay_pb2.DeliverResponse:
-            peer = require_node(self._rt, caller_identity(context))
+            peer = require_node(self._rt, caller_identity(context, self._rt.directory.current))
             receipt, dup = packets.receive_packet(
                 self._rt, peer.node_id, _deliver_parts(request_iterator)
             )
@@ -361,7 +361,7 @@ class RelayServicer(relay_pb2_grpc.RelayServiceServicer):
         self, request: relay_pb2.DeliverBatchRequest, context: grpc.ServicerContext
     ) -> relay_pb2.DeliverBatchResponse:
         def call() -> relay_pb2.DeliverBatchResponse:
-            peer = require_node(self._rt, caller_identity(context))
+            peer = require_node(self._rt, caller_identity(context, self._rt.directory.current))
             openings = [opening_from_proto(o) for o in request.packets]
             outcomes = packets.receive_batch(self._rt, peer.node_id, openings)
             response = relay_pb2.DeliverBatchResponse()
@@ -385,7 +385,7 @@ class RelayServicer(relay_pb2_grpc.RelayServiceServicer):
     ) -> relay_pb2.PushEventResponse:
         def call() -> relay_pb2.PushEventResponse:
             rt = self._rt
-            peer = require_node(rt, caller_identity(context))
+            peer = require_node(rt, caller_identity(context, self._rt.directory.current))
             env = envelope_from_proto(request.event)
             with rt.metadata.transaction() as session:
                 _, dup = cases.apply_remote_event(session, rt, peer.node_id, env)

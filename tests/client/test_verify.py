@@ -50,7 +50,7 @@ from tongban.keys.ecert import (
 )
 from tongban.keys.envelope import Envelope
 from tongban.keys.errors import CallerError
-from tongban.keys.pki import Role, generate_signing_key, issue_certificate
+from tongban.keys.pki import CaKind, Role, generate_signing_key, issue_ca, issue_certificate
 from tongban.keys.seals import SealRecord, seal_detached, seal_pdf
 from tongban.keys.signing import PrivateKeySigner
 
@@ -838,13 +838,30 @@ def test_cli_verify_with_the_signed_federation_directory(
     from tongban.keys.records import KeyRecord
 
     world = seal_world()
-    node_cert = issue_certificate(
+    ca_key = generate_signing_key()
+    identity_ca = issue_ca(
+        world.root_key,
+        world.root,
+        ca_key.public_key(),
+        kind=CaKind.IDENTITY,
+        node_id="420700",
+        now=SEAL_FROM,
+    )
+    seal_ca = issue_ca(
         world.root_key,
         world.root,
         generate_signing_key().public_key(),
+        kind=CaKind.SEAL,
+        node_id="420700",
+        now=SEAL_FROM,
+    )
+    node_cert = issue_certificate(
+        ca_key,
+        identity_ca,
+        generate_signing_key().public_key(),
         role=Role.NODE,
         node_id="420700",
-        name="node-420700",
+        name="420700",
         now=SEAL_FROM,
     )
     statement_key = KeyRecord.for_signing(
@@ -854,7 +871,11 @@ def test_cli_verify_with_the_signed_federation_directory(
         version=1,
         issued_at=SEAL_FROM,
         expires_at=SEAL_UNTIL,
-        nodes=(NodeEntry("420700", "鄂州市", "127.0.0.1:1", node_cert, (statement_key,)),),
+        nodes=(
+            NodeEntry(
+                "420700", "鄂州市", "127.0.0.1:1", node_cert, identity_ca, seal_ca, (statement_key,)
+            ),
+        ),
         seals=(world.record.to_json_dict(),),
     )
     signed = sign_directory(directory, PrivateKeySigner(world.root_key))

@@ -36,11 +36,12 @@ from tests.fixtures_seal import (
 from tongban.keys.ecert import verification_link
 from tongban.keys.errors import BadPeerData, CallerError
 from tongban.keys.pki import (
+    CaKind,
     CertificatePublicKey,
     Role,
     generate_signing_key,
     identity_from_certificate,
-    issue_certificate,
+    issue_ca,
 )
 from tongban.keys.seals import (
     ECERT_IDENTIFIER_ATTRIBUTE,
@@ -264,15 +265,13 @@ def test_detached_seal_carries_time_chain_and_identifier(
 def test_openssl_follows_an_intermediate_in_the_chain(tmp_path: Path) -> None:
     world = seal_world()
     ca_key = generate_signing_key()
-    ca = issue_certificate(
+    ca = issue_ca(
         world.root_key,
         world.root,
         ca_key.public_key(),
-        role=Role.NODE,
+        kind=CaKind.SEAL,
         node_id="420700",
-        name="420700 seal CA",
         now=SEAL_FROM,
-        ca=True,
     )
     seal = new_seal(ca_key, ca, seal_id="via-intermediate")
     assert seal.key is not None
