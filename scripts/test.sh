@@ -9,5 +9,7 @@ echo "== ruff"
 .venv/bin/ruff format --check .
 echo "== mypy --strict"
 PYTHON=.venv/bin/python bash scripts/typecheck.sh
+echo "== import contracts"
+bash scripts/lint-imports.sh
 echo "== pytest"
 .venv/bin/python -m pytest "$@"
