@@ -1027,7 +1027,7 @@ class SealVerifier:
         if record.revoked_at is not None and moment >= record.revoked_at:
             detail = (
                 f"seal {record.seal_id} was revoked at {format_time(record.revoked_at)} "
-                f"({record.revocation_reason}), not later than {when}"
+                f"({record.revocation_text}), not later than {when}"
             )
             if signing_time is None:
                 checks.undecided(name, SubIndication.REVOKED_NO_POE, detail)

@@ -17,6 +17,7 @@ from tests.harness import Cluster, snapshot
 from tongban.cli.main import main
 from tongban.client.errors import RequestRefused
 from tongban.client.seals import (
+    RevocationReason,
     SealClient,
     SealedDocument,
     VerificationClient,
@@ -147,7 +148,7 @@ def test_an_admin_registers_a_seal_and_a_hall_may_not(
         EZHOU_USCC,
         NODE,
     )
-    assert (info.revoked_at, info.revocation_reason) == (None, "")
+    assert (info.revoked_at, info.revocation_reason, info.revocation_note) == (None, None, "")
     assert info.not_before == now.replace(microsecond=0)
     assert info.certificate.not_valid_after_utc <= info.not_after + timedelta(seconds=1)
     registry = load_seal_registry(
@@ -332,14 +333,18 @@ def test_a_revoked_seal_seals_no_more_and_earlier_seals_stay_valid(
 ) -> None:
     register(admin)
     sealed = hall.seal_document(DOCUMENT, seal_id=SEAL_ID)
-    info = admin.revoke_seal(SEAL_ID, "印章损毁")
-    assert info.revoked_at is not None and info.revocation_reason == "印章损毁"
+    info = admin.revoke_seal(SEAL_ID, RevocationReason.SUPERSEDED, note="印章损毁，已换新章")
+    assert info.revoked_at is not None
+    assert (info.revocation_reason, info.revocation_note) == (
+        RevocationReason.SUPERSEDED,
+        "印章损毁，已换新章",
+    )
     status, message = refused(hall.seal_document, DOCUMENT, seal_id=SEAL_ID)
     assert status is grpc.StatusCode.FAILED_PRECONDITION
     assert message == (
         f"illegal-transition: seal {SEAL_ID} is not valid now (revoked or outside its window)"
     )
-    status, message = refused(admin.revoke_seal, SEAL_ID, "again")
+    status, message = refused(admin.revoke_seal, SEAL_ID, "keyCompromise")
     assert (status, message) == (
         grpc.StatusCode.FAILED_PRECONDITION,
         f"illegal-transition: seal {SEAL_ID} was already revoked",
@@ -373,10 +378,17 @@ def test_bad_input_is_refused_with_a_precise_status_and_changes_nothing(
             "not-found: unknown seal id 'x'",
         ),
         (
-            (admin.revoke_seal, "x", "lost"),
+            (admin.revoke_seal, "x", "keyCompromise"),
             {},
             grpc.StatusCode.NOT_FOUND,
             "not-found: unknown seal id 'x'",
+        ),
+        (
+            (admin.revoke_seal, SEAL_ID, "lost"),
+            {},
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "invalid-request: unknown revocation reason 'lost': one of unspecified, "
+            "keyCompromise, caCompromise, affiliationChanged, superseded, cessationOfOperation",
         ),
         (
             (admin.register_seal, "other", SEAL_NAME, bad_uscc),
@@ -645,10 +657,24 @@ def test_cli_register_seal_fetch_verify_online_and_offline(
     assert cli(*offline_args, "--status-list", published / "status-list.json") == 1
     assert capsys.readouterr().out.startswith("INVALID (ECERT_REVOKED)")
 
-    assert (
-        cli("seal", "revoke", "--profile", admin_dir, "--seal-id", SEAL_ID, "--reason", "换章") == 0
+    # the seal key is reported stolen
+    code = cli(
+        "seal",
+        "revoke",
+        "--profile",
+        admin_dir,
+        "--seal-id",
+        SEAL_ID,
+        "--reason",
+        "keyCompromise",
+        "--note",
+        "印章钥匙泄露",
     )
-    assert "  revoked:       " in capsys.readouterr().out
+    assert code == 0
+    lines = capsys.readouterr().out.splitlines()
+    revoked_line = next(line for line in lines if line.startswith("  revoked:"))
+    assert revoked_line.endswith(" (keyCompromise: 印章钥匙泄露)")
+    assert lines[-1] == "  earlier seals: valid only where their time is proven"
 
 
 def test_cli_seal_a_pdf_through_the_node_and_other_shapes_of_the_command(
@@ -768,8 +794,8 @@ WRONG_SHAPES = [
         "tongban seal register: error: --not-after 'soon': Invalid isoformat string: 'soon'\n",
     ),
     (
-        ("seal", "revoke", "--profile", "{admin}", "--seal-id", "s"),
-        "tongban seal revoke: error: revoking a seal needs --reason\n",
+        ("seal", "register", "--profile", "{admin}", "--seal-id", "s", "--note", "x"),
+        "tongban seal register: error: --note does not apply to registering a seal\n",
     ),
     (
         ("seal", "{doc}", "--profile", "{tmp}/nowhere", "--seal-id", "s"),

@@ -51,7 +51,7 @@ from tongban.keys.ecert import (
 from tongban.keys.envelope import Envelope
 from tongban.keys.errors import CallerError
 from tongban.keys.pki import Role, generate_signing_key, issue_certificate
-from tongban.keys.seals import SealRecord, seal_detached, seal_pdf
+from tongban.keys.seals import RevocationReason, SealRecord, seal_detached, seal_pdf
 from tongban.keys.signing import PrivateKeySigner
 
 DOCUMENT = b"%PDF-like result document: permit 2026-0001\n" + bytes(range(256)) * 800
@@ -197,7 +197,7 @@ def test_the_wrong_root_given() -> None:
 
 def test_a_seal_made_after_its_key_was_revoked_beside_one_made_before() -> None:
     world = seal_world()
-    revoked = world.record.revoked(NOW, "印章钥匙泄露")
+    revoked = world.record.revoked(NOW, RevocationReason.KEY_COMPROMISE, "印章钥匙泄露")
     before = _verify(_sealed(NOW - timedelta(minutes=1)), seals=[revoked])
     after = _verify(_sealed(NOW + timedelta(minutes=1)), seals=[revoked])
     assert (before.indication, before.sub_indication) == (Indication.VALID, None)
@@ -208,7 +208,7 @@ def test_a_seal_made_after_its_key_was_revoked_beside_one_made_before() -> None:
     )
     assert (after.indication, after.sub_indication) == (Indication.INVALID, SubIndication.REVOKED)
     assert after.check("key_validity").detail == (
-        "seal 420700-approval was revoked at 2026-03-02T09:30:00.000000Z (印章钥匙泄露), "
+        "seal 420700-approval was revoked at 2026-03-02T09:30:00.000000Z (keyCompromise: 印章钥匙泄露), "
         "not later than the signing time 2026-03-02T09:31:00.000000Z"
     )
 
@@ -500,7 +500,7 @@ def test_validity_table(scenario: Scenario) -> None:
     world = seal_world()
     record = world.record
     if scenario.revoked_at is not None:
-        record = record.revoked(scenario.revoked_at, "key rotated")
+        record = record.revoked(scenario.revoked_at, RevocationReason.SUPERSEDED)
     p7s = forge_detached(
         DOCUMENT, world.signer, world.record.certificate, signing_time=scenario.signed_at
     )
@@ -516,7 +516,7 @@ def test_validity_table(scenario: Scenario) -> None:
 def test_key_rotation_keeps_history() -> None:
     world = seal_world()
     rotated_at = NOW + timedelta(days=10)
-    old = world.record.revoked(rotated_at, "scheduled rotation")
+    old = world.record.revoked(rotated_at, RevocationReason.SUPERSEDED, "scheduled rotation")
     successor = new_seal(world.root_key, world.root, not_before=rotated_at)
     assert successor.key is not None
     records = [old, successor.record]
