@@ -28,7 +28,13 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
 from tongban.client.errors import RequestRefused
-from tongban.client.seals import SealClient, SealInfo, VerificationClient, fetch_published
+from tongban.client.seals import (
+    RevocationReason,
+    SealClient,
+    SealInfo,
+    VerificationClient,
+    fetch_published,
+)
 from tongban.client.verify import (
     CheckOutcome,
     Indication,
@@ -413,7 +419,7 @@ _SEAL_MODES: dict[str, tuple[frozenset[str], frozenset[str]]] = {
         frozenset({"profile", "seal_id", "name", "uscc"}),
         frozenset({"image", "not_before", "not_after"}),
     ),
-    "revoke": (frozenset({"profile", "seal_id", "reason"}), frozenset()),
+    "revoke": (frozenset({"profile", "seal_id"}), frozenset({"reason", "note"})),
     "node": (frozenset({"profile", "seal_id"}), frozenset({"type", "pdf", "out"})),
     "local": (
         frozenset({"seal_key", "seal_cert"}),
@@ -477,7 +483,15 @@ def _print_seal(info: SealInfo) -> None:
     print(f"  valid:         {format_time(info.not_before)} .. {format_time(info.not_after)}")
     print(f"  certificate:   sha256 {info.certificate_fingerprint}")
     if info.revoked_at is not None:
-        print(f"  revoked:       {format_time(info.revoked_at)} ({info.revocation_reason})")
+        reason = info.revocation_reason or RevocationReason.UNSPECIFIED
+        note = f": {info.revocation_note}" if info.revocation_note else ""
+        print(f"  revoked:       {format_time(info.revoked_at)} ({reason.value}{note})")
+        earlier = (
+            "valid only where their time is proven"
+            if reason.key_possibly_compromised
+            else "stay valid"
+        )
+        print(f"  earlier seals: {earlier}")
 
 
 def _register_seal(args: argparse.Namespace) -> int:
@@ -499,7 +513,9 @@ def _register_seal(args: argparse.Namespace) -> int:
 
 def _revoke_seal(args: argparse.Namespace) -> int:
     with _seal_client(args.profile) as client:
-        info = client.revoke_seal(args.seal_id, args.reason)
+        info = client.revoke_seal(
+            args.seal_id, args.reason or RevocationReason.UNSPECIFIED, note=args.note or ""
+        )
     _print_seal(info)
     return 0
 
@@ -567,7 +583,8 @@ def add_seal_parsers(subparsers: Any) -> None:
             "       tongban seal FILE --seal-key KEY --seal-cert CERT [--ecert ID] [--pdf ...]\n"
             "       tongban seal register --profile ADMIN_DIR --seal-id ID --name NAME "
             "--uscc CODE [--image PNG] [--not-before T] [--not-after T]\n"
-            "       tongban seal revoke --profile ADMIN_DIR --seal-id ID --reason R"
+            "       tongban seal revoke --profile ADMIN_DIR --seal-id ID [--reason CODE] "
+            "[--note TEXT]"
         ),
         description="Seal FILE through the node with a registered seal (a hall or admin "
         "profile; the node issues the e-certificate identifier), or locally with a seal key. "
@@ -598,7 +615,16 @@ def add_seal_parsers(subparsers: Any) -> None:
     register.add_argument("--uscc", help="统一社会信用代码 of the organisation owning the seal")
     register.add_argument("--not-before", help="RFC 3339 (default: now)")
     register.add_argument("--not-after", help="RFC 3339 (default: three years after --not-before)")
-    register.add_argument("--reason", help="why the seal is revoked")
+    register.add_argument(
+        "--reason",
+        choices=[r.value for r in RevocationReason],
+        help="why the seal is revoked, an RFC 5280 reason code (default unspecified). "
+        "unspecified, keyCompromise and caCompromise mean the key may be in other hands: "
+        "documents sealed before then stay valid only where their time is proven. "
+        "superseded, cessationOfOperation and affiliationChanged retire the key in good "
+        "order: documents sealed before stay valid",
+    )
+    register.add_argument("--note", help="free text for the record, e.g. 印章钥匙泄露")
     seal.set_defaults(handler=_run_seal)
 
     image = subparsers.add_parser("seal-image", help="draw the round red seal image as PNG")

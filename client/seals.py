@@ -38,6 +38,7 @@ from tongban.keys.ecert import ECertStatus, ECertStatusEntry, load_status_list
 from tongban.keys.envelope import Envelope, EnvelopeSignature, parse_json_object
 from tongban.keys.errors import BadPeerData
 from tongban.keys.seal_registry import load_seal_registry
+from tongban.keys.seals import RevocationReason
 from tongban.keys.verification import Indication, SubIndication
 from tongban.proto import common_pb2, seal_pb2, seal_pb2_grpc
 
@@ -46,6 +47,7 @@ __all__ = [
     "ECertStatusInfo",
     "OnlineVerification",
     "PublishedFiles",
+    "RevocationReason",
     "SealClient",
     "SealInfo",
     "SealedDocument",
@@ -76,7 +78,8 @@ class SealInfo:
     not_before: datetime
     not_after: datetime
     revoked_at: datetime | None = None
-    revocation_reason: str = ""
+    revocation_reason: RevocationReason | None = None
+    revocation_note: str = ""
 
     @property
     def certificate(self) -> x509.Certificate:
@@ -130,6 +133,12 @@ def _time(text: str, what: str) -> datetime:
 
 
 def _seal_info(m: seal_pb2.SealInfo) -> SealInfo:
+    reason: RevocationReason | None = None
+    note = m.revocation_note
+    if m.revoked_at:
+        # A node from before reason codes sends free text; read it as a stored record is read.
+        reason, old_note = RevocationReason.from_recorded(m.revocation_reason)
+        note = note or old_note
     return SealInfo(
         seal_id=m.seal_id,
         name=m.name,
@@ -140,7 +149,8 @@ def _seal_info(m: seal_pb2.SealInfo) -> SealInfo:
         not_before=_time(m.not_before, "not_before"),
         not_after=_time(m.not_after, "not_after"),
         revoked_at=_time(m.revoked_at, "revoked_at") if m.revoked_at else None,
-        revocation_reason=m.revocation_reason,
+        revocation_reason=reason,
+        revocation_note=note,
     )
 
 
@@ -275,13 +285,26 @@ class SealClient:
         except grpc.RpcError as exc:
             raise _refused(exc) from None
 
-    def revoke_seal(self, seal_id: str, reason: str) -> SealInfo:
-        """Revoke a seal from now on (admin only); documents sealed before stay valid.
+    def revoke_seal(
+        self,
+        seal_id: str,
+        reason: RevocationReason | str = RevocationReason.UNSPECIFIED,
+        *,
+        note: str = "",
+    ) -> SealInfo:
+        """Revoke a seal from now on (admin only), for an RFC 5280 ``reason``.
+
+        ``unspecified`` (the default), ``keyCompromise`` and ``caCompromise`` say the key may
+        be in other hands: documents sealed before then stay VALID only where their time is
+        proven. ``superseded``, ``cessationOfOperation`` and ``affiliationChanged`` retire the
+        key in good order: documents sealed before stay VALID. ``note`` is free text for the
+        record.
 
         Raises:
-            RequestRefused: e.g. NOT_FOUND for an unknown seal id.
+            RequestRefused: e.g. NOT_FOUND for an unknown seal id, INVALID_ARGUMENT for a
+                reason that is not a code.
         """
-        request = seal_pb2.RevokeSealRequest(seal_id=seal_id, reason=reason)
+        request = seal_pb2.RevokeSealRequest(seal_id=seal_id, reason=str(reason), note=note)
         try:
             return _seal_info(self._stub.RevokeSeal(request, timeout=self.timeout))
         except grpc.RpcError as exc:

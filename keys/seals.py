@@ -28,6 +28,7 @@ Example:
 from __future__ import annotations
 
 import asyncio
+import enum
 import hashlib
 import io
 import math
@@ -70,6 +71,7 @@ __all__ = [
     "FONT_ENV_VAR",
     "DocumentSource",
     "NewSeal",
+    "RevocationReason",
     "SealFontMissingError",
     "SealRecord",
     "create_seal",
@@ -111,6 +113,65 @@ class SealFontMissingError(CallerError):
     code = "seal-font-missing"
 
 
+class RevocationReason(enum.StrEnum):
+    """Why a seal was revoked: the reason codes of RFC 5280 (section 5.3.1) that fit a seal.
+
+    The reason decides what a revocation does to seals whose time of sealing is not proven
+    (ADR 0006): after a compromise, or for no stated reason, the signing time a seal claims is
+    no evidence, since whoever holds the key can write any time; after an orderly retirement
+    (superseded, cessationOfOperation, affiliationChanged) it is believed.
+    """
+
+    UNSPECIFIED = "unspecified"
+    KEY_COMPROMISE = "keyCompromise"
+    CA_COMPROMISE = "caCompromise"
+    AFFILIATION_CHANGED = "affiliationChanged"
+    SUPERSEDED = "superseded"
+    CESSATION_OF_OPERATION = "cessationOfOperation"
+
+    @property
+    def key_possibly_compromised(self) -> bool:
+        """True unless the reason says the key was retired in good order.
+
+        ``unspecified`` counts as a possible compromise: a revocation that does not say why
+        must not leave a thief's backdated seals VALID.
+        """
+        return self in (
+            RevocationReason.UNSPECIFIED,
+            RevocationReason.KEY_COMPROMISE,
+            RevocationReason.CA_COMPROMISE,
+        )
+
+    @classmethod
+    def from_code(cls, code: str) -> RevocationReason:
+        """The reason for an RFC 5280 code such as ``keyCompromise``; ``""`` is unspecified.
+
+        Raises:
+            CallerError: not one of the codes.
+        """
+        if not code.strip():
+            return cls.UNSPECIFIED
+        try:
+            return cls(code.strip())
+        except ValueError:
+            raise CallerError(
+                f"unknown revocation reason {code!r}: one of {', '.join(cls)}"
+            ) from None
+
+    @classmethod
+    def from_recorded(cls, text: str) -> tuple[RevocationReason, str]:
+        """Read the reason field of a stored or published record, old ones included.
+
+        Records written before reasons were codes hold free text (``印章钥匙泄露``); such a
+        text becomes the note of an ``unspecified`` revocation, which counts as a possible
+        compromise. Returns the reason and the note that text leaves.
+        """
+        try:
+            return cls(text), ""
+        except ValueError:
+            return cls.UNSPECIFIED, text
+
+
 @dataclass(frozen=True)
 class SealRecord:
     """A registered seal as the federation directory publishes it."""
@@ -124,7 +185,8 @@ class SealRecord:
     not_before: datetime
     not_after: datetime
     revoked_at: datetime | None = None
-    revocation_reason: str = ""
+    revocation_reason: RevocationReason | None = None  # set exactly when revoked_at is
+    revocation_note: str = ""  # the admin's words, for people; the reason is what counts
 
     @property
     def certificate_fingerprint(self) -> str:
@@ -137,15 +199,37 @@ class SealRecord:
             return False
         return self.revoked_at is None or at < self.revoked_at
 
-    def revoked(self, at: datetime, reason: str) -> SealRecord:
-        """This record revoked from ``at`` on; seals made before ``at`` stay valid.
+    def revoked(
+        self,
+        at: datetime,
+        reason: RevocationReason | str = RevocationReason.UNSPECIFIED,
+        note: str = "",
+    ) -> SealRecord:
+        """This record revoked from ``at`` on, for ``reason``, with the admin's ``note``.
+
+        Seals made before ``at`` stay valid only where their time is proven, or where the
+        reason is an orderly retirement (see :class:`RevocationReason`).
 
         Raises:
-            CallerError: no reason given.
+            CallerError: ``reason`` is not a revocation reason code, or ``at`` is naive.
         """
-        if not reason.strip():
-            raise CallerError("revoking a seal needs a reason")
-        return replace(self, revoked_at=require_aware(at, "revoked_at"), revocation_reason=reason)
+        code = (
+            reason if isinstance(reason, RevocationReason) else RevocationReason.from_code(reason)
+        )
+        return replace(
+            self,
+            revoked_at=require_aware(at, "revoked_at"),
+            revocation_reason=code,
+            revocation_note=note.strip(),
+        )
+
+    @property
+    def revocation_text(self) -> str:
+        """The reason code and the note, as a report shows them: ``keyCompromise: 钥匙泄露``."""
+        if self.revocation_reason is None:
+            return ""
+        code = self.revocation_reason.value
+        return f"{code}: {self.revocation_note}" if self.revocation_note else code
 
     def to_json_dict(self) -> dict[str, Any]:
         return {
@@ -158,7 +242,8 @@ class SealRecord:
             "not_before": format_time(self.not_before),
             "not_after": format_time(self.not_after),
             "revoked_at": format_time(self.revoked_at) if self.revoked_at else None,
-            "revocation_reason": self.revocation_reason,
+            "revocation_reason": self.revocation_reason.value if self.revocation_reason else "",
+            "revocation_note": self.revocation_note,
         }
 
     @classmethod
@@ -170,6 +255,13 @@ class SealRecord:
         """
         try:
             revoked = data.get("revoked_at")
+            reason: RevocationReason | None = None
+            note = str(data.get("revocation_note") or "")
+            if revoked:
+                reason, old_note = RevocationReason.from_recorded(
+                    str(data.get("revocation_reason") or "")
+                )
+                note = note or old_note
             return cls(
                 seal_id=str(data["seal_id"]),
                 name=str(data["name"]),
@@ -180,7 +272,8 @@ class SealRecord:
                 not_before=parse_time(data["not_before"]),
                 not_after=parse_time(data["not_after"]),
                 revoked_at=parse_time(revoked) if revoked else None,
-                revocation_reason=str(data.get("revocation_reason") or ""),
+                revocation_reason=reason,
+                revocation_note=note if revoked else "",
             )
         except BadPeerData as exc:
             raise BadPeerData(f"malformed seal record: {exc.message}") from None

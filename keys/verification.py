@@ -11,7 +11,7 @@ one result per check:
 ``signature``             the signature over the signed attributes verifies
 ``certificate_chain``     the seal certificate chains to a trusted root and is a seal's
 ``seal_registered``       the certificate is that of a seal in the published records
-``key_validity``          certificates and seal valid, seal not revoked, at the signing time
+``key_validity``          certificates and seal valid, seal not revoked, when it was sealed
 ``ecert_identifier``      the e-certificate identifier is well formed (GB/T 36904)
 ``ecert_status``          the e-certificate is not revoked, cancelled or expired
 ========================  ===================================================================
@@ -19,9 +19,14 @@ one result per check:
 A definite failure (INVALID) outranks a check that could not be decided (INDETERMINATE);
 among equals the first check in the table decides.
 
-The signing time is the one the sealer signed (CMS signing-time, or the PDF's /M). It is
-trusted as the moment of sealing: a seal made at or after its revocation is INVALID, one
-made before stays VALID for ever.
+The signing time is the one the signer wrote (CMS signing-time, or the PDF's /M): a claim,
+not a proof (ADR 0006). A seal that claims a time at or after its key's revocation is
+INVALID/REVOKED. One that claims an earlier time stays VALID after an orderly revocation
+(superseded, cessationOfOperation, affiliationChanged), but not after a revocation that
+says the key may have been in other hands (keyCompromise, caCompromise, or unspecified):
+whoever holds a stolen key can write any signing time, so without a proof of the time the
+seal is INDETERMINATE/REVOKED_NO_POE. A proven time (a trusted time stamp, once seals carry
+one) decides before or after whatever the reason.
 
 Example:
     >>> from datetime import UTC, datetime
@@ -73,7 +78,12 @@ from tongban.keys.pki import (
     Role,
     identity_from_certificate,
 )
-from tongban.keys.seals import ECERT_IDENTIFIER_ATTRIBUTE, DocumentSource, SealRecord
+from tongban.keys.seals import (
+    ECERT_IDENTIFIER_ATTRIBUTE,
+    DocumentSource,
+    RevocationReason,
+    SealRecord,
+)
 
 __all__ = [
     "CheckOutcome",
@@ -865,7 +875,9 @@ class SealVerifier:
             self._check_signature(signed, leaf.cert, checks)
         chain = self._check_chain(leaf, signed, checks, context)
         record = self._check_registered(leaf, checks, context)
-        self._check_key_validity(leaf.cert, chain, record, checks, context)
+        self._check_key_validity(
+            leaf.cert, chain, record, checks, context, proven_time=context.proven_time
+        )
         self._check_ecert(
             signed, record, record.node_id if record else leaf.node_id, checks, context
         )
@@ -938,7 +950,7 @@ class SealVerifier:
     ) -> tuple[x509.Certificate, ...] | None:
         try:
             chain, problem = self._path(
-                leaf, signed.certificates, context.signing_time or context.at
+                leaf, signed.certificates, context.proven_time or context.signing_time or context.at
             )
         except ValueError as exc:  # an extra certificate in the seal is unreadable
             chain, problem = None, f"a certificate in the seal is malformed: {exc}"
@@ -1005,7 +1017,16 @@ class SealVerifier:
         record: SealRecord | None,
         checks: _Checks,
         context: _Context,
+        *,
+        proven_time: datetime | None,
     ) -> None:
+        """Certificates, seal window and revocation at the moment of sealing (ADR 0006).
+
+        ``proven_time`` is a time the seal is proven to have existed by (a trusted time
+        stamp); none is read yet, so it is None. The claimed signing time is the signer's
+        own word: it is believed for expiry and for an orderly revocation, never against a
+        revocation that says the key may have been in other hands.
+        """
         name = "key_validity"
         signing_time = context.signing_time
         if signing_time is not None and signing_time > context.at + _CLOCK_SKEW:
@@ -1016,12 +1037,13 @@ class SealVerifier:
                 f"time {format_time(context.at)}",
             )
             return
-        moment = signing_time or context.at
-        when = (
-            f"the signing time {format_time(moment)}"
-            if signing_time
-            else f"the verification time {format_time(moment)} (the seal states no signing time)"
-        )
+        moment = proven_time or signing_time or context.at
+        if proven_time is not None:
+            when = f"the proven time {format_time(moment)}"
+        elif signing_time is not None:
+            when = f"the signing time {format_time(moment)}"
+        else:
+            when = f"the verification time {format_time(moment)} (the seal states no signing time)"
         for each in chain or (cert,):
             if moment > each.not_valid_after_utc or moment < each.not_valid_before_utc:
                 late = moment > each.not_valid_after_utc
@@ -1029,7 +1051,7 @@ class SealVerifier:
                     f"certificate {each.subject.rfc4514_string()} (valid {_window(each)}) is "
                     f"{'expired' if late else 'not yet valid'} at {when}"
                 )
-                if signing_time is None:
+                if signing_time is None and proven_time is None:
                     checks.undecided(name, SubIndication.OUT_OF_BOUNDS_NO_POE, detail)
                 else:
                     sub = SubIndication.EXPIRED if late else SubIndication.NOT_YET_VALID
@@ -1043,15 +1065,34 @@ class SealVerifier:
                 "published records",
             )
             return
-        if record.revoked_at is not None and moment >= record.revoked_at:
+        revoked_at = record.revoked_at
+        if revoked_at is not None and moment >= revoked_at:
             detail = (
-                f"seal {record.seal_id} was revoked at {format_time(record.revoked_at)} "
-                f"({record.revocation_reason}), not later than {when}"
+                f"seal {record.seal_id} was revoked at {format_time(revoked_at)} "
+                f"({record.revocation_text}), not later than {when}"
             )
-            if signing_time is None:
+            if proven_time is None and signing_time is None:
                 checks.undecided(name, SubIndication.REVOKED_NO_POE, detail)
             else:
                 checks.failed(name, SubIndication.REVOKED, detail)
+            return
+        reason = record.revocation_reason or RevocationReason.UNSPECIFIED
+        if (
+            revoked_at is not None
+            and proven_time is None
+            and context.at >= revoked_at
+            and reason.key_possibly_compromised
+        ):
+            # Only the signer's word puts the seal before the revocation, and after a
+            # compromise whoever holds the key can write any time. The verification time
+            # proves nothing either: it is after the revocation.
+            checks.undecided(
+                name,
+                SubIndication.REVOKED_NO_POE,
+                f"the key of seal {record.seal_id} was revoked at {format_time(revoked_at)} "
+                f"{_COMPROMISE[reason]} ({record.revocation_text}); {when} is only the "
+                "signer's claim, and nothing proves the seal existed before the revocation",
+            )
             return
         if not record.not_before <= moment <= record.not_after:
             late = moment > record.not_after
@@ -1062,12 +1103,17 @@ class SealVerifier:
                 f"{format_time(record.not_after)}, not {when}",
             )
             return
-        later = (
-            f"; revoked later, at {format_time(record.revoked_at)}, which does not affect "
-            "seals made before"
-            if record.revoked_at is not None
-            else ""
-        )
+        later = ""
+        if revoked_at is not None and revoked_at > context.at:
+            later = (
+                f"; revoked at {format_time(revoked_at)} ({record.revocation_text}), after "
+                "the verification time"
+            )
+        elif revoked_at is not None:
+            later = (
+                f"; revoked later, at {format_time(revoked_at)} ({record.revocation_text}), "
+                "which does not affect seals made before"
+            )
         checks.passed(name, f"certificates and seal valid and not revoked at {when}{later}")
 
     def _check_ecert(
@@ -1184,11 +1230,20 @@ class _Context:
     at: datetime
     format: str = "unknown"
     signer: SealIdentity | None = None
-    signing_time: datetime | None = None
+    signing_time: datetime | None = None  # claimed by the sealer
+    # Proven by a trusted time stamp over the signature; set once time stamps are read
+    # (ADR 0006), None until then.
+    proven_time: datetime | None = None
     identifier: str | None = None
     ecert_status: ECertStatus | None = None
 
 
+_COMPROMISE = {
+    RevocationReason.KEY_COMPROMISE: "for key compromise",
+    RevocationReason.CA_COMPROMISE: "for compromise of its certificate authority",
+    RevocationReason.UNSPECIFIED: "for an unspecified reason, which counts as a possible "
+    "key compromise",
+}
 _STATUS_SUB = {
     ECertStatus.REVOKED: SubIndication.ECERT_REVOKED,
     ECertStatus.CANCELLED: SubIndication.ECERT_CANCELLED,

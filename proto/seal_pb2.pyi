@@ -68,6 +68,7 @@ class SealInfo(_message.Message):
     REVOKED_AT_FIELD_NUMBER: _builtins.int
     REVOCATION_REASON_FIELD_NUMBER: _builtins.int
     CERTIFICATE_FINGERPRINT_FIELD_NUMBER: _builtins.int
+    REVOCATION_NOTE_FIELD_NUMBER: _builtins.int
     seal_id: _builtins.str
     name: _builtins.str
     org_uscc: _builtins.str
@@ -77,7 +78,10 @@ class SealInfo(_message.Message):
     not_after: _builtins.str
     revoked_at: _builtins.str
     revocation_reason: _builtins.str
+    """An RFC 5280 reason code (keyCompromise, superseded, ...) when revoked_at is set."""
     certificate_fingerprint: _builtins.str
+    revocation_note: _builtins.str
+    """The admin's own words about the revocation, for people; the reason code is what counts."""
     def __init__(
         self,
         *,
@@ -91,10 +95,11 @@ class SealInfo(_message.Message):
         revoked_at: _builtins.str = ...,
         revocation_reason: _builtins.str = ...,
         certificate_fingerprint: _builtins.str = ...,
+        revocation_note: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["certificate_fingerprint", b"certificate_fingerprint", "certificate_pem", b"certificate_pem", "name", b"name", "node_id", b"node_id", "not_after", b"not_after", "not_before", b"not_before", "org_uscc", b"org_uscc", "revocation_reason", b"revocation_reason", "revoked_at", b"revoked_at", "seal_id", b"seal_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["certificate_fingerprint", b"certificate_fingerprint", "certificate_pem", b"certificate_pem", "name", b"name", "node_id", b"node_id", "not_after", b"not_after", "not_before", b"not_before", "org_uscc", b"org_uscc", "revocation_note", b"revocation_note", "revocation_reason", b"revocation_reason", "revoked_at", b"revoked_at", "seal_id", b"seal_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -106,17 +111,26 @@ class RevokeSealRequest(_message.Message):
 
     SEAL_ID_FIELD_NUMBER: _builtins.int
     REASON_FIELD_NUMBER: _builtins.int
+    NOTE_FIELD_NUMBER: _builtins.int
     seal_id: _builtins.str
     reason: _builtins.str
+    """An RFC 5280 reason code: unspecified, keyCompromise, caCompromise, affiliationChanged,
+    superseded or cessationOfOperation. Empty means unspecified, which counts as a possible
+    key compromise: the seal's earlier documents then stay VALID only where their time is
+    proven. Anything else is refused.
+    """
+    note: _builtins.str
+    """Free text for the record, e.g. 印章钥匙泄露."""
     def __init__(
         self,
         *,
         seal_id: _builtins.str = ...,
         reason: _builtins.str = ...,
+        note: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["reason", b"reason", "seal_id", b"seal_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["note", b"note", "reason", b"reason", "seal_id", b"seal_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

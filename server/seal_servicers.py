@@ -34,7 +34,8 @@ def _info(r: SealRecord) -> seal_pb2.SealInfo:
         not_before=format_time(r.not_before),
         not_after=format_time(r.not_after),
         revoked_at=format_time(r.revoked_at) if r.revoked_at else "",
-        revocation_reason=r.revocation_reason,
+        revocation_reason=r.revocation_reason.value if r.revocation_reason else "",
+        revocation_note=r.revocation_note,
         certificate_fingerprint=r.certificate_fingerprint,
     )
 
@@ -82,7 +83,11 @@ class SealServicer(seal_pb2_grpc.SealServiceServicer):
     ) -> seal_pb2.SealInfo:
         def call() -> seal_pb2.SealInfo:
             require_admin(self._rt, caller_identity(context, self._rt.directory.current))
-            return _info(seals.revoke_seal(self._rt, request.seal_id, reason=request.reason))
+            return _info(
+                seals.revoke_seal(
+                    self._rt, request.seal_id, reason=request.reason, note=request.note
+                )
+            )
 
         return guard(context, "RevokeSeal", call)
 

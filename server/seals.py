@@ -28,10 +28,11 @@ from tongban.keys.ecert import (
     sign_status_list,
 )
 from tongban.keys.envelope import Envelope
+from tongban.keys.errors import CallerError
 from tongban.keys.identifiers import validate_credit_code
 from tongban.keys.pki import load_certificate, load_private_key, private_key_pem
 from tongban.keys.seal_registry import SealRegistry, sign_seal_registry
-from tongban.keys.seals import SealRecord, create_seal, seal_digest, seal_pdf
+from tongban.keys.seals import RevocationReason, SealRecord, create_seal, seal_digest, seal_pdf
 from tongban.keys.signing import PrivateKeySigner
 from tongban.server.errors import Conflict, IllegalTransition, InvalidRequest, NotFound, TooLarge
 from tongban.server.runtime import NodeRuntime
@@ -180,17 +181,32 @@ def register_seal(
 
 
 def revoke_seal(
-    rt: NodeRuntime, seal_id: str, *, reason: str, at: datetime | None = None
+    rt: NodeRuntime,
+    seal_id: str,
+    *,
+    reason: str = "",
+    note: str = "",
+    at: datetime | None = None,
 ) -> SealRecord:
-    """Revoke a seal from ``at`` on (default now): seals made before stay valid."""
-    if not reason.strip():
-        raise InvalidRequest("revoking a seal needs a reason")
+    """Revoke a seal from ``at`` on (default now) for ``reason``, an RFC 5280 reason code.
+
+    An empty reason is ``unspecified``, which counts as a possible key compromise: the seal's
+    earlier documents then stay VALID only where their time is proven (ADR 0006).
+
+    Raises:
+        InvalidRequest: ``reason`` is not a revocation reason code.
+        NotFound / IllegalTransition: no such seal, or it was revoked already.
+    """
+    try:
+        code = RevocationReason.from_code(reason)
+    except CallerError as exc:
+        raise InvalidRequest(exc.message) from None
     at = at or rt.clock()
     with rt.metadata.transaction() as session:
         row = _seal_row(session, seal_id)
         if row.revoked_at is not None:
             raise IllegalTransition(f"seal {seal_id} was already revoked")
-        record = _record(row).revoked(at, reason.strip())
+        record = _record(row).revoked(at, code, note)
         row.record = json.dumps(record.to_json_dict()).encode()
         row.revoked_at = at
     return record

@@ -11,12 +11,14 @@ from pathlib import Path
 import grpc
 import pytest
 from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import ec
 
 from tests.fixtures_seal import EZHOU_USCC, SEAL_NAME, make_pdf, openssl_cms_verify
 from tests.harness import Cluster, snapshot
 from tongban.cli.main import main
 from tongban.client.errors import RequestRefused
 from tongban.client.seals import (
+    RevocationReason,
     SealClient,
     SealedDocument,
     VerificationClient,
@@ -33,9 +35,10 @@ from tongban.keys.ecert import (
 )
 from tongban.keys.envelope import Envelope
 from tongban.keys.errors import KeysError, SignatureError, UnknownKeyError
-from tongban.keys.pki import certificate_pem, load_certificates
+from tongban.keys.pki import certificate_pem, load_certificates, load_private_key
 from tongban.keys.seal_registry import load_seal_registry
-from tongban.keys.seals import SealRecord
+from tongban.keys.seals import SealRecord, seal_detached
+from tongban.keys.signing import PrivateKeySigner
 from tongban.proto import seal_pb2, seal_pb2_grpc
 
 NODE = "420700"
@@ -147,7 +150,7 @@ def test_an_admin_registers_a_seal_and_a_hall_may_not(
         EZHOU_USCC,
         NODE,
     )
-    assert (info.revoked_at, info.revocation_reason) == (None, "")
+    assert (info.revoked_at, info.revocation_reason, info.revocation_note) == (None, None, "")
     assert info.not_before == now.replace(microsecond=0)
     assert info.certificate.not_valid_after_utc <= info.not_after + timedelta(seconds=1)
     registry = load_seal_registry(
@@ -332,14 +335,18 @@ def test_a_revoked_seal_seals_no_more_and_earlier_seals_stay_valid(
 ) -> None:
     register(admin)
     sealed = hall.seal_document(DOCUMENT, seal_id=SEAL_ID)
-    info = admin.revoke_seal(SEAL_ID, "印章损毁")
-    assert info.revoked_at is not None and info.revocation_reason == "印章损毁"
+    info = admin.revoke_seal(SEAL_ID, RevocationReason.SUPERSEDED, note="印章损毁，已换新章")
+    assert info.revoked_at is not None
+    assert (info.revocation_reason, info.revocation_note) == (
+        RevocationReason.SUPERSEDED,
+        "印章损毁，已换新章",
+    )
     status, message = refused(hall.seal_document, DOCUMENT, seal_id=SEAL_ID)
     assert status is grpc.StatusCode.FAILED_PRECONDITION
     assert message == (
         f"illegal-transition: seal {SEAL_ID} is not valid now (revoked or outside its window)"
     )
-    status, message = refused(admin.revoke_seal, SEAL_ID, "again")
+    status, message = refused(admin.revoke_seal, SEAL_ID, "keyCompromise")
     assert (status, message) == (
         grpc.StatusCode.FAILED_PRECONDITION,
         f"illegal-transition: seal {SEAL_ID} was already revoked",
@@ -349,6 +356,58 @@ def test_a_revoked_seal_seals_no_more_and_earlier_seals_stay_valid(
     assert offline(cluster, published, DOCUMENT, sealed.data) == (Indication.VALID, None)
     registry = json.loads(_envelope(published / "seal-registry.json").payload)
     assert SealRecord.from_json_dict(registry["seals"][0]).revoked_at == info.revoked_at
+
+
+def test_after_a_key_compromise_no_seal_of_that_key_is_valid_on_its_claimed_time(
+    cluster: Cluster,
+    admin: SealClient,
+    hall: SealClient,
+    public: VerificationClient,
+    tmp_path: Path,
+) -> None:
+    register(admin)
+    honest = hall.seal_document(DOCUMENT, seal_id=SEAL_ID)
+    info = admin.revoke_seal(SEAL_ID, "keyCompromise", note="印章钥匙泄露")
+    assert info.revoked_at is not None
+    assert (info.revocation_reason, info.revocation_note) == (
+        RevocationReason.KEY_COMPROMISE,
+        "印章钥匙泄露",
+    )
+    # The thief holds the key file and writes a signing time before the revocation.
+    seals_folder = cluster.fed / NODE / "seals"
+    stolen = load_private_key((seals_folder / "keys" / f"{SEAL_ID}.pem").read_bytes())
+    assert isinstance(stolen, ec.EllipticCurvePrivateKey)
+    claimed = info.not_before
+    backdated = seal_detached(
+        DOCUMENT,
+        PrivateKeySigner(stolen),
+        info.certificate,
+        chain=load_certificates((seals_folder / "ca.pem").read_bytes()),
+        at=claimed,
+        ecert_identifier=None,
+    )
+    revoked = format_time(info.revoked_at)
+    published = tmp_path / "published"
+    fetch_published(public, published, roots=roots(cluster))
+    for seal, sealed_at in ((backdated, format_time(claimed)), (honest.data, None)):
+        # the node's verification service and an offline verifier say the same
+        online = public.verify(DOCUMENT, seal)
+        assert (online.indication, online.sub_indication) == (
+            Indication.INDETERMINATE,
+            SubIndication.REVOKED_NO_POE,
+        )
+        assert offline(cluster, published, DOCUMENT, seal) == (
+            Indication.INDETERMINATE,
+            SubIndication.REVOKED_NO_POE,
+        )
+        signing_time = online.report["signing_time"]
+        assert sealed_at in (None, signing_time)
+        (key_validity,) = [c for c in online.report["checks"] if c["name"] == "key_validity"]
+        assert key_validity["detail"] == (
+            f"the key of seal {SEAL_ID} was revoked at {revoked} for key compromise "
+            f"(keyCompromise: 印章钥匙泄露); the signing time {signing_time} is only the "
+            "signer's claim, and nothing proves the seal existed before the revocation"
+        )
 
 
 def test_bad_input_is_refused_with_a_precise_status_and_changes_nothing(
@@ -373,10 +432,17 @@ def test_bad_input_is_refused_with_a_precise_status_and_changes_nothing(
             "not-found: unknown seal id 'x'",
         ),
         (
-            (admin.revoke_seal, "x", "lost"),
+            (admin.revoke_seal, "x", "keyCompromise"),
             {},
             grpc.StatusCode.NOT_FOUND,
             "not-found: unknown seal id 'x'",
+        ),
+        (
+            (admin.revoke_seal, SEAL_ID, "lost"),
+            {},
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "invalid-request: unknown revocation reason 'lost': one of unspecified, "
+            "keyCompromise, caCompromise, affiliationChanged, superseded, cessationOfOperation",
         ),
         (
             (admin.register_seal, "other", SEAL_NAME, bad_uscc),
@@ -645,10 +711,44 @@ def test_cli_register_seal_fetch_verify_online_and_offline(
     assert cli(*offline_args, "--status-list", published / "status-list.json") == 1
     assert capsys.readouterr().out.startswith("INVALID (ECERT_REVOKED)")
 
-    assert (
-        cli("seal", "revoke", "--profile", admin_dir, "--seal-id", SEAL_ID, "--reason", "换章") == 0
+    # the seal key is reported stolen: its seals no longer count on their claimed time
+    code = cli(
+        "seal",
+        "revoke",
+        "--profile",
+        admin_dir,
+        "--seal-id",
+        SEAL_ID,
+        "--reason",
+        "keyCompromise",
+        "--note",
+        "印章钥匙泄露",
     )
-    assert "  revoked:       " in capsys.readouterr().out
+    assert code == 0
+    lines = capsys.readouterr().out.splitlines()
+    revoked_line = next(line for line in lines if line.startswith("  revoked:"))
+    assert revoked_line.endswith(" (keyCompromise: 印章钥匙泄露)")
+    assert lines[-1] == "  earlier seals: valid only where their time is proven"
+    assert (
+        cli(
+            "published",
+            "fetch",
+            "--node",
+            endpoint,
+            "--node-id",
+            NODE,
+            "--trust",
+            root,
+            "--out",
+            published,
+        )
+        == 0
+    )
+    capsys.readouterr()
+    assert cli(*offline_args) == 3
+    assert capsys.readouterr().out.startswith(
+        f"INDETERMINATE (REVOKED_NO_POE): the key of seal {SEAL_ID} was revoked at "
+    )
 
 
 def test_cli_seal_a_pdf_through_the_node_and_other_shapes_of_the_command(
@@ -768,8 +868,8 @@ WRONG_SHAPES = [
         "tongban seal register: error: --not-after 'soon': Invalid isoformat string: 'soon'\n",
     ),
     (
-        ("seal", "revoke", "--profile", "{admin}", "--seal-id", "s"),
-        "tongban seal revoke: error: revoking a seal needs --reason\n",
+        ("seal", "register", "--profile", "{admin}", "--seal-id", "s", "--note", "x"),
+        "tongban seal register: error: --note does not apply to registering a seal\n",
     ),
     (
         ("seal", "{doc}", "--profile", "{tmp}/nowhere", "--seal-id", "s"),

@@ -51,7 +51,7 @@ from tongban.keys.ecert import (
 from tongban.keys.envelope import Envelope
 from tongban.keys.errors import CallerError
 from tongban.keys.pki import CaKind, Role, generate_signing_key, issue_ca, issue_certificate
-from tongban.keys.seals import SealRecord, seal_detached, seal_pdf
+from tongban.keys.seals import RevocationReason, SealRecord, seal_detached, seal_pdf
 from tongban.keys.signing import PrivateKeySigner
 
 DOCUMENT = b"%PDF-like result document: permit 2026-0001\n" + bytes(range(256)) * 800
@@ -195,22 +195,226 @@ def test_the_wrong_root_given() -> None:
     )
 
 
-def test_a_seal_made_after_its_key_was_revoked_beside_one_made_before() -> None:
+# --- revocation: whether a claimed signing time counts depends on the reason -------------
+#
+# The seal key is revoked at NOW. A thief holding it writes any signing time, so after a
+# revocation that says the key may be in other hands the claimed time proves nothing; after
+# an orderly retirement it is believed (ADR 0006).
+
+BACKDATED = NOW - timedelta(minutes=1)
+
+
+def _backdated(signing_time: datetime = BACKDATED) -> bytes:
+    """A seal made with the seal key, claiming ``signing_time`` whenever it was really made."""
     world = seal_world()
-    revoked = world.record.revoked(NOW, "印章钥匙泄露")
-    before = _verify(_sealed(NOW - timedelta(minutes=1)), seals=[revoked])
-    after = _verify(_sealed(NOW + timedelta(minutes=1)), seals=[revoked])
-    assert (before.indication, before.sub_indication) == (Indication.VALID, None)
-    assert before.check("key_validity").detail == (
-        "certificates and seal valid and not revoked at the signing time "
-        "2026-03-02T09:29:00.000000Z; revoked later, at 2026-03-02T09:30:00.000000Z, which "
-        "does not affect seals made before"
+    return forge_detached(
+        DOCUMENT, world.signer, world.record.certificate, signing_time=signing_time
     )
-    assert (after.indication, after.sub_indication) == (Indication.INVALID, SubIndication.REVOKED)
-    assert after.check("key_validity").detail == (
-        "seal 420700-approval was revoked at 2026-03-02T09:30:00.000000Z (印章钥匙泄露), "
+
+
+def test_a_backdated_seal_of_a_key_revoked_for_compromise_is_revoked_no_poe() -> None:
+    revoked = seal_world().record.revoked(NOW, RevocationReason.KEY_COMPROMISE, "印章钥匙泄露")
+    report = _verify(_backdated(), seals=[revoked])
+    assert (report.indication, report.sub_indication) == (
+        Indication.INDETERMINATE,
+        SubIndication.REVOKED_NO_POE,
+    )
+    detail = (
+        "the key of seal 420700-approval was revoked at 2026-03-02T09:30:00.000000Z for key "
+        "compromise (keyCompromise: 印章钥匙泄露); the signing time "
+        "2026-03-02T09:29:00.000000Z is only the signer's claim, and nothing proves the seal "
+        "existed before the revocation"
+    )
+    assert report.check("key_validity").outcome is CheckOutcome.INDETERMINATE
+    assert report.check("key_validity").detail == detail
+    assert report.summary == f"INDETERMINATE (REVOKED_NO_POE): {detail}"
+    # everything else about the seal is sound: only its time is in doubt
+    assert {c.name for c in report.checks if c.outcome is CheckOutcome.PASSED} == set(CHECKS) - {
+        "key_validity",
+        "ecert_status",
+    }
+    with pytest.raises(SealIndeterminateError):
+        verify_seal(
+            DOCUMENT, seal=_backdated(), roots=[seal_world().root], seals=[revoked], at=LATER
+        )
+
+
+def test_a_backdated_pdf_seal_of_a_compromised_key_is_revoked_no_poe() -> None:
+    world = seal_world()
+    out = io.BytesIO()
+    seal_pdf(
+        make_pdf(),
+        out,
+        world.signer,
+        world.record.certificate,
+        at=BACKDATED,
+        ecert_identifier=ECERT,
+        verification_url=VERIFY_URL,
+        seal_image_png=seal_image(),
+    )
+    revoked = world.record.revoked(NOW, RevocationReason.KEY_COMPROMISE)
+    report = _verify(None, out.getvalue(), seals=[revoked])
+    assert (report.format, report.indication, report.sub_indication) == (
+        "pades",
+        Indication.INDETERMINATE,
+        SubIndication.REVOKED_NO_POE,
+    )
+    assert report.check("key_validity").detail == (
+        "the key of seal 420700-approval was revoked at 2026-03-02T09:30:00.000000Z for key "
+        "compromise (keyCompromise); the signing time "
+        "2026-03-02T09:29:00.000000Z is only the signer's claim, and nothing proves the seal "
+        "existed before the revocation"
+    )
+
+
+@pytest.mark.parametrize(
+    ("reason", "words"),
+    [
+        (RevocationReason.CA_COMPROMISE, "for compromise of its certificate authority"),
+        (
+            RevocationReason.UNSPECIFIED,
+            "for an unspecified reason, which counts as a possible key compromise",
+        ),
+    ],
+)
+def test_other_revocations_that_may_mean_a_stolen_key_count_as_compromise(
+    reason: RevocationReason, words: str
+) -> None:
+    revoked = seal_world().record.revoked(NOW, reason)
+    report = _verify(_backdated(), seals=[revoked])
+    assert (report.indication, report.sub_indication) == (
+        Indication.INDETERMINATE,
+        SubIndication.REVOKED_NO_POE,
+    )
+    assert report.check("key_validity").detail == (
+        f"the key of seal 420700-approval was revoked at 2026-03-02T09:30:00.000000Z {words} "
+        f"({reason.value}); the signing time 2026-03-02T09:29:00.000000Z is only the signer's "
+        "claim, and nothing proves the seal existed before the revocation"
+    )
+
+
+def test_a_record_revoked_with_a_free_text_reason_counts_as_unspecified() -> None:
+    # Records written before reasons were codes carry the admin's words only.
+    data = seal_world().record.to_json_dict() | {
+        "revoked_at": "2026-03-02T09:30:00Z",
+        "revocation_reason": "换章",
+    }
+    del data["revocation_note"]
+    old = SealRecord.from_json_dict(data)
+    assert (old.revocation_reason, old.revocation_note) == (RevocationReason.UNSPECIFIED, "换章")
+    report = _verify(_backdated(), seals=[old])
+    assert (report.indication, report.sub_indication) == (
+        Indication.INDETERMINATE,
+        SubIndication.REVOKED_NO_POE,
+    )
+    assert report.check("key_validity").detail == (
+        "the key of seal 420700-approval was revoked at 2026-03-02T09:30:00.000000Z for an "
+        "unspecified reason, which counts as a possible key compromise (unspecified: 换章); the "
+        "signing time 2026-03-02T09:29:00.000000Z is only the signer's claim, and nothing "
+        "proves the seal existed before the revocation"
+    )
+
+
+@pytest.mark.parametrize(
+    "reason",
+    [
+        RevocationReason.SUPERSEDED,
+        RevocationReason.CESSATION_OF_OPERATION,
+        RevocationReason.AFFILIATION_CHANGED,
+    ],
+)
+def test_a_seal_made_before_an_orderly_revocation_stays_valid(reason: RevocationReason) -> None:
+    revoked = seal_world().record.revoked(NOW, reason, "换章")
+    report = _verify(_backdated(), seals=[revoked])
+    assert (report.indication, report.sub_indication) == (Indication.VALID, None)
+    assert report.check("key_validity").detail == (
+        "certificates and seal valid and not revoked at the signing time "
+        "2026-03-02T09:29:00.000000Z; revoked later, at 2026-03-02T09:30:00.000000Z "
+        f"({reason.value}: 换章), which does not affect seals made before"
+    )
+
+
+@pytest.mark.parametrize("reason", [RevocationReason.KEY_COMPROMISE, RevocationReason.SUPERSEDED])
+def test_a_seal_claiming_a_time_after_the_revocation_is_revoked(reason: RevocationReason) -> None:
+    revoked = seal_world().record.revoked(NOW, reason)
+    report = _verify(_backdated(NOW + timedelta(minutes=1)), seals=[revoked])
+    assert (report.indication, report.sub_indication) == (Indication.INVALID, SubIndication.REVOKED)
+    assert report.check("key_validity").detail == (
+        f"seal 420700-approval was revoked at 2026-03-02T09:30:00.000000Z ({reason.value}), "
         "not later than the signing time 2026-03-02T09:31:00.000000Z"
     )
+    at_the_instant = _verify(_backdated(NOW), seals=[revoked])
+    assert at_the_instant.sub_indication is SubIndication.REVOKED
+
+
+def test_verified_before_a_compromise_revocation_takes_effect_the_seal_is_valid() -> None:
+    # Whoever verifies at a time holds the seal then: that time is itself a proof of
+    # existence, and here it precedes the revocation.
+    revoked = seal_world().record.revoked(NOW, RevocationReason.KEY_COMPROMISE)
+    report = _verify(_backdated(NOW - timedelta(hours=2)), seals=[revoked], at=BACKDATED)
+    assert (report.indication, report.sub_indication) == (Indication.VALID, None)
+    assert report.check("key_validity").detail == (
+        "certificates and seal valid and not revoked at the signing time "
+        "2026-03-02T07:30:00.000000Z; revoked at 2026-03-02T09:30:00.000000Z (keyCompromise), "
+        "after the verification time"
+    )
+    after = _verify(_backdated(NOW - timedelta(hours=2)), seals=[revoked], at=NOW)
+    assert after.sub_indication is SubIndication.REVOKED_NO_POE
+
+
+@pytest.mark.parametrize(
+    ("reason", "proven", "indication", "sub", "detail"),
+    [
+        (
+            RevocationReason.KEY_COMPROMISE,
+            BACKDATED,
+            CheckOutcome.PASSED,
+            None,
+            "certificates and seal valid and not revoked at the proven time "
+            "2026-03-02T09:29:00.000000Z; revoked later, at 2026-03-02T09:30:00.000000Z "
+            "(keyCompromise), which does not affect seals made before",
+        ),
+        (
+            RevocationReason.SUPERSEDED,
+            NOW + timedelta(hours=1),
+            CheckOutcome.FAILED,
+            SubIndication.REVOKED,
+            "seal 420700-approval was revoked at 2026-03-02T09:30:00.000000Z (superseded), "
+            "not later than the proven time 2026-03-02T10:30:00.000000Z",
+        ),
+        (
+            RevocationReason.KEY_COMPROMISE,
+            NOW + timedelta(hours=1),
+            CheckOutcome.FAILED,
+            SubIndication.REVOKED,
+            "seal 420700-approval was revoked at 2026-03-02T09:30:00.000000Z (keyCompromise), "
+            "not later than the proven time 2026-03-02T10:30:00.000000Z",
+        ),
+    ],
+    ids=["proven before a compromise", "proven after a retirement", "proven after a compromise"],
+)
+def test_a_proven_time_decides_before_or_after_whatever_the_reason(
+    reason: RevocationReason,
+    proven: datetime,
+    indication: CheckOutcome,
+    sub: SubIndication | None,
+    detail: str,
+) -> None:
+    # Seals carry no time stamp yet; this is the seam the time-stamp work fills (ADR 0006):
+    # the key-validity check given a proven time beside the claimed one.
+    from tongban.keys.verification import _Checks, _Context
+
+    world = seal_world()
+    record = world.record.revoked(NOW, reason)
+    checks = _Checks()
+    context = _Context(at=LATER, signing_time=BACKDATED)
+    verifier = SealVerifier([world.root], [record])
+    verifier._check_key_validity(
+        record.certificate, None, record, checks, context, proven_time=proven
+    )
+    (result,) = checks.results
+    assert (result.outcome, result.detail) == (indication, detail)
+    assert [v[1] for v in checks.verdicts] == ([sub] if sub else [])
 
 
 def test_a_certificate_expired_at_the_signing_time() -> None:
@@ -500,7 +704,7 @@ def test_validity_table(scenario: Scenario) -> None:
     world = seal_world()
     record = world.record
     if scenario.revoked_at is not None:
-        record = record.revoked(scenario.revoked_at, "key rotated")
+        record = record.revoked(scenario.revoked_at, RevocationReason.SUPERSEDED)
     p7s = forge_detached(
         DOCUMENT, world.signer, world.record.certificate, signing_time=scenario.signed_at
     )
@@ -516,7 +720,7 @@ def test_validity_table(scenario: Scenario) -> None:
 def test_key_rotation_keeps_history() -> None:
     world = seal_world()
     rotated_at = NOW + timedelta(days=10)
-    old = world.record.revoked(rotated_at, "scheduled rotation")
+    old = world.record.revoked(rotated_at, RevocationReason.SUPERSEDED, "scheduled rotation")
     successor = new_seal(world.root_key, world.root, not_before=rotated_at)
     assert successor.key is not None
     records = [old, successor.record]

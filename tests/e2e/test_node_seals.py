@@ -210,7 +210,7 @@ def test_result_with_a_revoked_configured_seal_is_refused(make_cluster, tmp_path
     c = make_cluster(("420700", "420100"), overrides={"seals": {"result_seal": "wh-approval"}})
     _register(c)
     _admin_stub(c, "420100").RevokeSeal(
-        seal_pb2.RevokeSealRequest(seal_id="wh-approval", reason="印章遗失")
+        seal_pb2.RevokeSealRequest(seal_id="wh-approval", reason="keyCompromise", note="印章遗失")
     )
     case_id, _ez, wh = _decided_case(c, tmp_path)
     (tmp_path / "p.pdf").write_bytes(b"x")

@@ -46,6 +46,7 @@ from tongban.keys.pki import (
 from tongban.keys.seals import (
     ECERT_IDENTIFIER_ATTRIBUTE,
     FONT_ENV_VAR,
+    RevocationReason,
     SealFontMissingError,
     SealRecord,
     create_seal,
@@ -76,14 +77,74 @@ def test_create_seal_issues_a_seal_certificate_for_the_window() -> None:
 def test_seal_record_json_round_trip_keeps_revocation() -> None:
     record = seal_world().record
     assert SealRecord.from_json_dict(record.to_json_dict()) == record
-    revoked = record.revoked(NOW, "印章遗失")
+    assert (record.revocation_reason, record.revocation_text) == (None, "")
+    revoked = record.revoked(NOW, RevocationReason.KEY_COMPROMISE, " 印章遗失 ")
     data = revoked.to_json_dict()
-    assert data["revocation_reason"] == "印章遗失"
+    assert (data["revocation_reason"], data["revocation_note"]) == ("keyCompromise", "印章遗失")
     assert SealRecord.from_json_dict(data) == revoked
+    assert revoked.revocation_text == "keyCompromise: 印章遗失"
     assert revoked.valid_at(NOW - timedelta(seconds=1))
     assert not revoked.valid_at(NOW)
-    with pytest.raises(CallerError, match="needs a reason"):
-        record.revoked(NOW, "")
+    assert record.revoked(NOW, "superseded").revocation_reason is RevocationReason.SUPERSEDED
+
+
+def test_a_revocation_without_a_reason_is_unspecified_and_an_unknown_code_is_refused() -> None:
+    record = seal_world().record
+    assert record.revoked(NOW).revocation_reason is RevocationReason.UNSPECIFIED
+    assert record.revoked(NOW, "  ").revocation_reason is RevocationReason.UNSPECIFIED
+    with pytest.raises(CallerError) as caught:
+        record.revoked(NOW, "印章遗失")
+    assert caught.value.message == (
+        "unknown revocation reason '印章遗失': one of unspecified, keyCompromise, caCompromise, "
+        "affiliationChanged, superseded, cessationOfOperation"
+    )
+
+
+@pytest.mark.parametrize(
+    ("recorded", "reason", "note"),
+    [
+        ({"revocation_reason": "印章钥匙泄露"}, RevocationReason.UNSPECIFIED, "印章钥匙泄露"),
+        ({"revocation_reason": ""}, RevocationReason.UNSPECIFIED, ""),
+        ({}, RevocationReason.UNSPECIFIED, ""),
+        ({"revocation_reason": "superseded"}, RevocationReason.SUPERSEDED, ""),
+        (
+            {"revocation_reason": "keyCompromise", "revocation_note": "被盗"},
+            RevocationReason.KEY_COMPROMISE,
+            "被盗",
+        ),
+    ],
+    ids=["free text", "empty", "absent", "a code", "a code and a note"],
+)
+def test_revoked_records_of_every_age_are_read(
+    recorded: dict[str, str], reason: RevocationReason, note: str
+) -> None:
+    data = seal_world().record.to_json_dict()
+    del data["revocation_reason"], data["revocation_note"]
+    record = SealRecord.from_json_dict(data | {"revoked_at": "2026-03-02T09:30:00Z"} | recorded)
+    assert (record.revoked_at, record.revocation_reason, record.revocation_note) == (
+        NOW,
+        reason,
+        note,
+    )
+    unrevoked = SealRecord.from_json_dict(data | recorded)
+    assert (unrevoked.revocation_reason, unrevoked.revocation_note) == (None, "")
+
+
+@pytest.mark.parametrize(
+    ("reason", "possibly_compromised"),
+    [
+        (RevocationReason.UNSPECIFIED, True),
+        (RevocationReason.KEY_COMPROMISE, True),
+        (RevocationReason.CA_COMPROMISE, True),
+        (RevocationReason.AFFILIATION_CHANGED, False),
+        (RevocationReason.SUPERSEDED, False),
+        (RevocationReason.CESSATION_OF_OPERATION, False),
+    ],
+)
+def test_which_revocation_reasons_mean_the_key_may_be_in_other_hands(
+    reason: RevocationReason, possibly_compromised: bool
+) -> None:
+    assert reason.key_possibly_compromised is possibly_compromised
 
 
 @pytest.mark.parametrize(
