@@ -1338,7 +1338,7 @@ def _store_checked(
                 digest = cipher.plaintext_digest
                 if digest.size != f.size or digest.hexdigest() != f.sha256:
                     raise IntegrityFailure(
-                        f"file {f.index} {f.name!r} does not match its signed SHA-256 digest",
+                        f"file {f.index} {echo(f.name)} does not match its signed SHA-256 digest",
                         code="manifest-digest-mismatch",
                     )
                 file_rows.append(
@@ -1676,7 +1676,7 @@ def _new_incoming_case(
     rt: NodeRuntime, st: PacketStatement, me: RecipientEntry, now: datetime
 ) -> tuple[CaseRow, LegRow]:
     if not rt.me().has_hall(me.hall):
-        raise InvalidRequest(f"node {rt.node_id} has no hall {me.hall!r}")
+        raise InvalidRequest(f"node {rt.node_id} has no hall {echo(me.hall)}")
     case = CaseRow(
         case_id=str(st.case_id),
         mode=st.mode,
@@ -1826,6 +1826,6 @@ def fetch_packet(rt: NodeRuntime, hall_id: str, packet_id: str) -> Iterator[Fetc
         digest = cipher.plaintext_digest.hexdigest()
         if digest != entry.sha256 or cipher.plaintext_digest.size != entry.size:
             raise IntegrityFailure(
-                f"stored file {entry.index} {entry.name!r} does not match its digest"
+                f"stored file {entry.index} {echo(entry.name)} does not match its digest"
             )
         yield FetchFileEnd(entry.index, digest, True)
