@@ -5,9 +5,11 @@ leaves the store as it was."""
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import uuid
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
 import grpc
@@ -561,3 +563,77 @@ def test_declared_file_size_below_minus_one_is_refused(cluster: Cluster) -> None
     )
     # -1 means "unknown" and is accepted.
     assert not _submit(cluster, _header(), _file("a.pdf", size=-1)).duplicate
+
+
+# ---- seal images ------------------------------------------------------------------------------
+
+
+def _png(width: int, height: int) -> bytes:
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.new("RGBA", (width, height), (230, 0, 18, 255)).save(out, format="PNG")
+    return out.getvalue()
+
+
+def _jpeg() -> bytes:
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.new("RGB", (100, 100), (230, 0, 18)).save(out, format="JPEG")
+    return out.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("image", "message"),
+    [
+        (b"not an image at all", "bad-seal-image: seal image is not a PNG"),
+        (_jpeg(), "bad-seal-image: seal image is not a PNG"),
+        (
+            _png(4000, 100),
+            "bad-seal-image: seal image is 4000x100 pixels; each side must be 32-2048",
+        ),
+        (_png(16, 16), "bad-seal-image: seal image is 16x16 pixels; each side must be 32-2048"),
+        (
+            _png(100, 100)[:-40],
+            "bad-seal-image: seal image does not decode as a PNG: image file is truncated",
+        ),
+        (
+            b"\x89PNG\r\n\x1a\n" + b"\0" * (1 << 20),
+            f"bad-seal-image: seal image is {(1 << 20) + 8} bytes; the limit is {1 << 20}",
+        ),
+    ],
+    ids=["garbage", "jpeg", "too-wide", "too-small", "truncated", "too-many-bytes"],
+)
+def test_register_seal_refuses_an_image_that_is_not_a_good_png(
+    cluster: Cluster, image: bytes, message: str
+) -> None:
+    from tongban.keys.clock import format_time, utcnow
+    from tongban.proto import seal_pb2, seal_pb2_grpc
+
+    d = cluster.fed / WH / "admins" / f"{WH}-admin"
+    creds = grpc.ssl_channel_credentials(
+        (d / "root.pem").read_bytes(), (d / "key.pem").read_bytes(), (d / "cert.pem").read_bytes()
+    )
+    now = utcnow()
+    request = seal_pb2.RegisterSealRequest(
+        seal_id="wh-approval",
+        name="武汉市行政审批局行政审批专用章",
+        org_uscc="91350100M000100Y43",
+        not_before=format_time(now - timedelta(minutes=1)),
+        not_after=format_time(now + timedelta(days=30)),
+        image_png=image,
+    )
+    keys = cluster.fed / WH / "seals" / "keys"
+    with grpc.secure_channel(
+        cluster.directory().node(WH).endpoint,
+        creds,
+        options=[("grpc.ssl_target_name_override", f"node-{WH}.tongban")],
+    ) as ch:
+        stub = seal_pb2_grpc.SealServiceStub(ch)
+        got = _refused(cluster, WH, lambda: stub.RegisterSeal(request, timeout=20))
+        assert got == (grpc.StatusCode.INVALID_ARGUMENT, message)
+        assert not (keys / "wh-approval.pem").exists()
+        # A good PNG registers.
+        request.image_png = _png(480, 480)
+        assert stub.RegisterSeal(request, timeout=20).seal_id == "wh-approval"
