@@ -6,9 +6,9 @@ a typo never silently falls back to a default. Relative paths are relative to th
 
 Limits (all in ``[limits]``):
     max_message_bytes   largest single gRPC message accepted (default 8 MiB)
-    max_form_bytes      largest form JSON (default 1 MiB)
-    max_file_bytes      largest material file (default 64 GiB)
-    max_files           most files in one packet (default 1000)
+    max_form_bytes      largest form JSON (default 1 MiB; at most 4 MiB - 16 KiB)
+    max_file_bytes      largest material file (default 64 GiB), at submit and on receipt
+    max_files           most files in one packet (default 1000), at submit and on receipt
     segment_size        plaintext bytes per encrypted segment (default 1 MiB)
 """
 
