@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import grpc
 
-__all__ = ["FetchVerificationError", "HallClientError", "RequestRefused"]
+__all__ = ["FetchVerificationError", "HallClientError", "RequestRefused", "UnsafeFileName"]
 
 
 class HallClientError(Exception):
@@ -33,3 +33,10 @@ class FetchVerificationError(HallClientError):
     """A fetched file did not match the signed manifest; it was not kept."""
 
     code = "fetch-unverified"
+
+
+class UnsafeFileName(FetchVerificationError):
+    """The node named a file that is not one plain name inside the output folder; nothing
+    of that file was written."""
+
+    code = "bad-file-name"

@@ -14,6 +14,7 @@ import hashlib
 import json
 import mimetypes
 import os
+import tempfile
 import tomllib
 import uuid
 from collections.abc import Callable, Iterator, Sequence
@@ -24,7 +25,9 @@ from typing import Any
 
 import grpc
 
-from tongban.client.errors import FetchVerificationError, RequestRefused
+from tongban.client.errors import FetchVerificationError, RequestRefused, UnsafeFileName
+from tongban.keys.errors import BadFileName, echo
+from tongban.keys.file_names import check_file_name, check_file_names
 from tongban.keys.identifiers import validate_citizen_id, validate_credit_code
 from tongban.proto import hall_pb2, hall_pb2_grpc
 
@@ -222,6 +225,74 @@ def _case(v: hall_pb2.CaseView) -> CaseInfo:
             for g in v.legs
         ),
     )
+
+
+def _check_names(names: Sequence[str]) -> None:
+    """The manifest's names, by the federation's file-name rule, before anything is written."""
+    try:
+        check_file_names(names)
+    except BadFileName as exc:
+        raise UnsafeFileName(f"the node sent an unsafe file name: {exc.message}") from None
+
+
+def _target_in(root: Path, name: str) -> Path:
+    """Where a fetched file goes: ``root / name``, refused unless it is a plain name that
+    resolves to a path directly inside ``root``.
+
+    Raises:
+        UnsafeFileName: whatever the node sent, nothing is written outside ``root``.
+    """
+    try:
+        check_file_name(name)
+    except BadFileName as exc:
+        raise UnsafeFileName(f"the node sent an unsafe file name: {exc.message}") from None
+    target = root / name
+    if target.parent != root or target.resolve().parent != root:
+        raise UnsafeFileName(f"file name {echo(name)} does not stay inside {root}")
+    return target
+
+
+@dataclass
+class _Incoming:
+    """A file being fetched: written to a temporary file in the output folder (named by
+    this SDK, never by the node), moved to its name once verified."""
+
+    info: hall_pb2.FileInfo
+    target: Path
+    part: Path
+    fh: Any
+    digest: Any
+
+    @classmethod
+    def begin(cls, info: hall_pb2.FileInfo, target: Path) -> _Incoming:
+        fd, part = tempfile.mkstemp(dir=target.parent, prefix=".tongban-", suffix=".part")
+        return cls(info, target, Path(part), os.fdopen(fd, "wb"), hashlib.sha256())
+
+    def write(self, data: bytes) -> None:
+        self.fh.write(data)
+        self.digest.update(data)
+
+    def finish(self, verified_by_node: bool) -> FetchedFile:
+        """Keep the file under its name if it matches the signed manifest.
+
+        Raises:
+            FetchVerificationError: it does not; the temporary file is removed.
+        """
+        self.fh.close()
+        info = self.info
+        if not (verified_by_node and self.digest.hexdigest() == info.sha256):
+            self.part.unlink(missing_ok=True)
+            raise FetchVerificationError(
+                f"file {info.index} {echo(info.name)} does not match the signed manifest"
+            )
+        self.part.replace(self.target)
+        return FetchedFile(
+            info.index, info.name, info.media_type, info.size, info.sha256, self.target, True
+        )
+
+    def discard(self) -> None:
+        self.fh.close()
+        self.part.unlink(missing_ok=True)
 
 
 def check_applicant(applicant: Applicant, today: date | None = None) -> Applicant:
@@ -456,52 +527,43 @@ class HallClient:
             FetchVerificationError: a file failed verification; no partial file is left.
         """
         out_dir.mkdir(parents=True, exist_ok=True)
+        root = out_dir.resolve()
         opening: hall_pb2.FetchOpening | None = None
         fetched: list[FetchedFile] = []
-        current: tuple[hall_pb2.FileInfo, Path, Any, Any] | None = None
+        begun: set[int] = set()
+        current: _Incoming | None = None
         try:
             for msg in self._stub.Fetch(hall_pb2.FetchRequest(packet_id=packet_id)):
                 which = msg.WhichOneof("part")
                 if which == "opening":
                     opening = msg.opening
+                    _check_names([f.name for f in opening.files])
                 elif which == "file_begin":
                     info = msg.file_begin
-                    part = out_dir / f".{info.index}.{info.name}.part"
-                    current = (info, part, part.open("wb"), hashlib.sha256())
+                    listed = opening.files if opening is not None else []
+                    if (
+                        current is not None
+                        or info.index in begun
+                        or not 0 <= info.index < len(listed)
+                        or listed[info.index].name != info.name
+                    ):
+                        raise FetchVerificationError(
+                            f"file {info.index} {echo(info.name)} is not in the packet's manifest"
+                        )
+                    begun.add(info.index)
+                    current = _Incoming.begin(info, _target_in(root, info.name))
                 elif which == "data" and current is not None:
-                    current[2].write(msg.data)
-                    current[3].update(msg.data)
+                    current.write(msg.data)
                     if progress is not None:
                         progress(len(msg.data))
                 elif which == "file_end" and current is not None:
-                    info, part, fh, digest = current
-                    fh.close()
-                    current = None
-                    ok = msg.file_end.verified and digest.hexdigest() == info.sha256
-                    if not ok:
-                        part.unlink(missing_ok=True)
-                        raise FetchVerificationError(
-                            f"file {info.index} {info.name!r} does not match the signed manifest"
-                        )
-                    final = out_dir / info.name
-                    part.replace(final)
-                    fetched.append(
-                        FetchedFile(
-                            info.index,
-                            info.name,
-                            info.media_type,
-                            info.size,
-                            info.sha256,
-                            final,
-                            True,
-                        )
-                    )
+                    done, current = current, None
+                    fetched.append(done.finish(msg.file_end.verified))
         except grpc.RpcError as exc:
             raise self._refused(exc) from None
         finally:
             if current is not None:
-                current[2].close()
-                current[1].unlink(missing_ok=True)
+                current.discard()
         if opening is None:
             raise FetchVerificationError("the node sent no packet opening")
         a = opening.applicant if opening.HasField("applicant") else None

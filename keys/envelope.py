@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
+import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -26,6 +28,7 @@ from tongban.keys.pki import CertificatePublicKey
 from tongban.keys.signing import Signer, verify_signature
 
 __all__ = [
+    "MAX_JSON_DEPTH",
     "Envelope",
     "EnvelopeSignature",
     "VerifiedSignature",
@@ -44,18 +47,79 @@ def canonical_json(value: Any) -> bytes:
     ).encode()
 
 
-def parse_json_object(data: bytes, what: str) -> dict[str, Any]:
-    """Parse bytes that must hold one JSON object.
+# Deepest nesting any JSON the project reads may have (the top-level object is level 1).
+MAX_JSON_DEPTH = 32
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _json_fault(value: Any, max_depth: int) -> str | None:
+    """Why a parsed value is not plain JSON: too deep, a non-finite number, or text that is
+    not Unicode; None when it is fine."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict | list):
+            if depth > max_depth:
+                return f"nests deeper than {max_depth} levels"
+            if isinstance(item, dict):
+                for key, child in item.items():
+                    if not key.isascii() and not _is_unicode(key):
+                        return "holds a lone surrogate, which is not Unicode text"
+                    stack.append((child, depth + 1))
+            else:
+                stack.extend((child, depth + 1) for child in item)
+        elif isinstance(item, str):
+            if not item.isascii() and not _is_unicode(item):
+                return "holds a lone surrogate, which is not Unicode text"
+        elif isinstance(item, float) and not math.isfinite(item):
+            return "holds a number too large for a float (Infinity)"
+    return None
+
+
+def _is_unicode(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def parse_json_object(data: bytes, what: str, *, max_depth: int = MAX_JSON_DEPTH) -> dict[str, Any]:
+    """Parse bytes that must hold one plain JSON object.
+
+    Plain means: UTF-8, no ``NaN``/``Infinity`` (nor a number that overflows to it), no
+    integer longer than Python converts (4300 digits), no lone surrogate, and at most
+    ``max_depth`` levels of nesting.
 
     Raises:
-        BadPeerData: not UTF-8 JSON, or not an object.
+        BadPeerData: not plain UTF-8 JSON, or not an object; the message says why.
     """
     try:
-        value = json.loads(data.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        value = json.loads(data.decode("utf-8"), parse_constant=_reject_constant)
+    except UnicodeDecodeError as exc:
         raise BadPeerData(f"{what} is not UTF-8 JSON: {exc}") from None
+    except RecursionError:
+        raise BadPeerData(f"{what} nests deeper than {max_depth} levels") from None
+    except json.JSONDecodeError as exc:
+        raise BadPeerData(f"{what} is not UTF-8 JSON: {exc}") from None
+    except ValueError as exc:
+        # NaN/Infinity (from _reject_constant) or an integer beyond the conversion limit.
+        text = str(exc)
+        if "is not a JSON number" in text:
+            raise BadPeerData(
+                f"{what} holds {text.split(maxsplit=1)[0]}, which JSON does not allow"
+            ) from None
+        raise BadPeerData(
+            f"{what} holds an integer longer than {sys.get_int_max_str_digits()} digits"
+        ) from None
     if not isinstance(value, dict):
         raise BadPeerData(f"{what} must be a JSON object, got {type(value).__name__}")
+    fault = _json_fault(value, max_depth)
+    if fault is not None:
+        raise BadPeerData(f"{what} {fault}")
     return value
 
 

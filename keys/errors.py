@@ -8,13 +8,26 @@ them to statuses in one place: :class:`BadPeerData` (what a peer sent is wrong),
 from __future__ import annotations
 
 __all__ = [
+    "ECHO_LIMIT",
+    "BadFileName",
     "BadPeerData",
     "CallerError",
     "DecryptionError",
     "KeysError",
     "SignatureError",
     "UnknownKeyError",
+    "echo",
 ]
+
+# Longest piece of a caller's value an error message repeats (gRPC trailers are small).
+ECHO_LIMIT = 80
+
+
+def echo(value: object, limit: int = ECHO_LIMIT) -> str:
+    """``repr(value)`` cut to ``limit`` characters with an ellipsis: how a message shows a
+    value it was given, so that no caller can make an error message arbitrarily long."""
+    shown = repr(value)
+    return shown if len(shown) <= limit else shown[: limit - 1] + "…"
 
 
 class KeysError(Exception):
@@ -49,6 +62,12 @@ class DecryptionError(BadPeerData):
     """Ciphertext failed authentication. Deliberately says nothing about why."""
 
     code = "decryption-failed"
+
+
+class BadFileName(KeysError):
+    """A file name fails the file-name rule, whether a hall or a peer node sent it."""
+
+    code = "bad-file-name"
 
 
 class CallerError(KeysError):

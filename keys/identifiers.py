@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from datetime import date
 
-from tongban.keys.errors import KeysError
+from tongban.keys.errors import KeysError, echo
 
 __all__ = [
     "InvalidIdentifier",
@@ -264,7 +264,7 @@ def validate_division_code(text: str) -> str:
     """
     code = text.strip()
     if len(code) != 6 or not (code.isascii() and code.isdigit()):
-        raise InvalidIdentifier(f"division code must be 6 digits, got {code!r}")
+        raise InvalidIdentifier(f"division code must be 6 digits, got {echo(code)}")
     if code[:2] not in _PROVINCES:
         raise InvalidIdentifier(f"division code {code} has no province-level division {code[:2]}")
     return code

@@ -69,11 +69,15 @@ from tongban.keys.signing import Signer
 __all__ = [
     "ECERT_IDENTIFIER_ATTRIBUTE",
     "FONT_ENV_VAR",
+    "MAX_SEAL_IMAGE_BYTES",
+    "SEAL_IMAGE_SIDES",
+    "BadSealImage",
     "DocumentSource",
     "NewSeal",
     "RevocationReason",
     "SealFontMissingError",
     "SealRecord",
+    "check_seal_image",
     "create_seal",
     "digest_document",
     "find_cjk_font",
@@ -105,6 +109,46 @@ _FONT_CANDIDATES = (
     "C:/Windows/Fonts/simsun.ttc",
     "C:/Windows/Fonts/simhei.ttf",
 )
+
+
+# A seal image to register: a PNG of at most this many bytes, each side within this range
+# of pixels (the drawn seal is 480 px; a stamp is printed about 4 cm wide).
+MAX_SEAL_IMAGE_BYTES = 1 << 20
+SEAL_IMAGE_SIDES = (32, 2048)
+
+
+class BadSealImage(CallerError):
+    """A seal image that is not a PNG within the size limits, or does not decode."""
+
+    code = "bad-seal-image"
+
+
+def check_seal_image(png: bytes) -> tuple[int, int]:
+    """Decode a seal image as a PNG within the limits; return its width and height.
+
+    The header is read (and its size checked) before any pixel is decoded.
+
+    Raises:
+        BadSealImage: too many bytes, not a PNG, a side out of range, or undecodable.
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    if len(png) > MAX_SEAL_IMAGE_BYTES:
+        raise BadSealImage(f"seal image is {len(png)} bytes; the limit is {MAX_SEAL_IMAGE_BYTES}")
+    try:
+        with Image.open(io.BytesIO(png), formats=["PNG"]) as image:
+            width, height = image.size
+            low, high = SEAL_IMAGE_SIDES
+            if not (low <= width <= high and low <= height <= high):
+                raise BadSealImage(
+                    f"seal image is {width}x{height} pixels; each side must be {low}-{high}"
+                )
+            image.load()
+    except UnidentifiedImageError:
+        raise BadSealImage("seal image is not a PNG") from None
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+        raise BadSealImage(f"seal image does not decode as a PNG: {exc}") from None
+    return width, height
 
 
 class SealFontMissingError(CallerError):

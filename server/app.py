@@ -31,6 +31,7 @@ from tongban.server.config import NodeConfig
 from tongban.server.delivery import DeliveryDispatcher
 from tongban.server.jobs import NodeJobs
 from tongban.server.matters import MatterCatalog
+from tongban.server.request_decoding import add_checked_service
 from tongban.server.retention import sweep_orphan_blobs
 from tongban.server.runtime import DirectoryHolder, NodeRuntime, PeerChannels
 from tongban.server.seal_servicers import SealServicer, VerifyServicer
@@ -100,9 +101,15 @@ class RelayNode:
                 ("grpc.so_reuseport", 0),
             ],
         )
-        hall_pb2_grpc.add_HallServiceServicer_to_server(HallServicer(self.runtime), server)
-        relay_pb2_grpc.add_RelayServiceServicer_to_server(RelayServicer(self.runtime), server)
-        seal_pb2_grpc.add_SealServiceServicer_to_server(SealServicer(self.runtime), server)
+        add_checked_service(
+            hall_pb2_grpc.add_HallServiceServicer_to_server, HallServicer(self.runtime), server
+        )
+        add_checked_service(
+            relay_pb2_grpc.add_RelayServiceServicer_to_server, RelayServicer(self.runtime), server
+        )
+        add_checked_service(
+            seal_pb2_grpc.add_SealServiceServicer_to_server, SealServicer(self.runtime), server
+        )
         health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
         reflection.enable_server_reflection(
             (*_SERVICES, health.SERVICE_NAME, reflection.SERVICE_NAME), server
@@ -140,7 +147,9 @@ class RelayNode:
             futures.ThreadPoolExecutor(max_workers=8, thread_name_prefix="verify"),
             options=[("grpc.max_receive_message_length", self.config.limits.max_message_bytes)],
         )
-        seal_pb2_grpc.add_VerifyServiceServicer_to_server(VerifyServicer(self.runtime), public)
+        add_checked_service(
+            seal_pb2_grpc.add_VerifyServiceServicer_to_server, VerifyServicer(self.runtime), public
+        )
         health_pb2_grpc.add_HealthServicer_to_server(self.health, public)
         reflection.enable_server_reflection(
             (_VERIFY, health.SERVICE_NAME, reflection.SERVICE_NAME), public

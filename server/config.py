@@ -6,9 +6,9 @@ a typo never silently falls back to a default. Relative paths are relative to th
 
 Limits (all in ``[limits]``):
     max_message_bytes   largest single gRPC message accepted (default 8 MiB)
-    max_form_bytes      largest form JSON (default 1 MiB)
-    max_file_bytes      largest material file (default 64 GiB)
-    max_files           most files in one packet (default 1000)
+    max_form_bytes      largest form JSON (default 1 MiB; at most 4 MiB - 16 KiB)
+    max_file_bytes      largest material file (default 64 GiB), at submit and on receipt
+    max_files           most files in one packet (default 1000), at submit and on receipt
     segment_size        plaintext bytes per encrypted segment (default 1 MiB)
 """
 
@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 __all__ = [
+    "FORM_HEADROOM",
     "MAX_DELIVERY_BATCH",
     "MAX_INLINE_FILE_BYTES",
     "ConfigError",
@@ -31,6 +32,9 @@ __all__ = [
     "load_config",
 ]
 
+# Bytes the sealed form may take beyond max_form_bytes: the applicant, and what canonical
+# JSON adds to the hall's form ("1e5" becomes 100000.0).
+FORM_HEADROOM = 16 << 10
 # Most packets one DeliverBatch call may carry (the receiver refuses more).
 MAX_DELIVERY_BATCH = 256
 # A packet whose files hold at most this many bytes in all (and a quarter of the message
@@ -212,6 +216,13 @@ def load_config(
     limits = Limits(**values.get("limits", {}))
     if not 0 < limits.segment_size <= 4 << 20:
         raise ConfigError("[limits] segment_size must be between 1 byte and 4 MiB")
+    if not 0 < limits.max_form_bytes <= (4 << 20) - FORM_HEADROOM:
+        # The sealed form is one segment of at most 4 MiB.
+        raise ConfigError(
+            f"[limits] max_form_bytes must be between 1 and {(4 << 20) - FORM_HEADROOM}"
+        )
+    if limits.max_files < 1 or limits.max_file_bytes < 0:
+        raise ConfigError("[limits] max_files must be at least 1 and max_file_bytes not negative")
     if limits.max_message_bytes < limits.segment_size + (64 << 10):
         raise ConfigError("[limits] max_message_bytes must exceed segment_size by 64 KiB")
     delivery = DeliveryPolicy(**values.get("delivery", {}))

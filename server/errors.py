@@ -27,6 +27,7 @@ from tongban.server.matters import MatterError
 from tongban.storage.objects import ObjectNotFound, ObjectStoreError
 
 __all__ = [
+    "MAX_STATUS_MESSAGE",
     "Conflict",
     "IllegalTransition",
     "IntegrityFailure",
@@ -134,6 +135,11 @@ def status_of(exc: BaseException) -> tuple[grpc.StatusCode, str] | None:
     return None
 
 
+# Longest status message a refusal carries: the message travels percent-encoded in the
+# trailers, whose whole size gRPC limits to 8 KiB.
+MAX_STATUS_MESSAGE = 400
+
+
 def refusal_of(exc: BaseException, *, who: str) -> tuple[grpc.StatusCode, str]:
     """Log a refused or failed request and return the status and message it ends with."""
     mapped = status_of(exc)
@@ -141,6 +147,8 @@ def refusal_of(exc: BaseException, *, who: str) -> tuple[grpc.StatusCode, str]:
         _log.error("internal error serving %s", who, exc_info=exc)
         return grpc.StatusCode.INTERNAL, "internal: the node failed; see its log"
     code, message = mapped
+    if len(message) > MAX_STATUS_MESSAGE:
+        message = message[: MAX_STATUS_MESSAGE - 1] + "…"
     _log.warning("refused %s: %s %s", who, code.name, message)
     return code, message
 

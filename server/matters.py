@@ -27,6 +27,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from tongban.keys.errors import echo
+
 __all__ = [
     "Matter",
     "MatterCatalog",
@@ -53,7 +55,7 @@ class UnknownMatter(MatterError):
     code = "unknown-matter"
 
     def __init__(self, matter_code: str) -> None:
-        super().__init__(f"unknown matter code {matter_code!r}")
+        super().__init__(f"unknown matter code {echo(matter_code)}")
         self.matter_code = matter_code
 
 
@@ -63,7 +65,7 @@ class MatterNameMismatch(MatterError):
     code = "matter-name-mismatch"
 
     def __init__(self, matter: Matter, given_name: str) -> None:
-        super().__init__(f"matter {matter.code} is named {matter.name!r}, not {given_name!r}")
+        super().__init__(f"matter {matter.code} is named {matter.name!r}, not {echo(given_name)}")
         self.matter = matter
         self.given_name = given_name
 

@@ -36,13 +36,15 @@ from tongban.keys.content import (
     wrap_data_key,
 )
 from tongban.keys.envelope import (
+    MAX_JSON_DEPTH,
     Envelope,
     canonical_json,
     parse_json_object,
     sign_envelope,
     verify_envelope,
 )
-from tongban.keys.errors import BadPeerData
+from tongban.keys.errors import BadPeerData, echo
+from tongban.keys.file_names import DistinctFileNames, check_file_names
 from tongban.keys.identifiers import validate_citizen_id, validate_credit_code
 from tongban.keys.records import KeyRecord
 from tongban.keys.seals import SealRecord
@@ -59,7 +61,7 @@ from tongban.server.cases import (
     outbox_row,
     remote_event,
 )
-from tongban.server.config import MAX_DELIVERY_BATCH
+from tongban.server.config import FORM_HEADROOM, MAX_DELIVERY_BATCH, Limits
 from tongban.server.errors import (
     Conflict,
     IllegalTransition,
@@ -79,6 +81,8 @@ from tongban.server.statements import (
     PacketStatement,
     Receipt,
     RecipientEntry,
+    check_statement_bounds,
+    check_text,
 )
 from tongban.storage.sql import (
     Base,
@@ -92,6 +96,8 @@ from tongban.storage.sql import (
 )
 
 __all__ = [
+    "DEFAULT_INBOX_PAGE",
+    "MAX_INBOX_PAGE",
     "Applicant",
     "DeliverOpening",
     "DeliverOutcome",
@@ -116,7 +122,9 @@ __all__ = [
 ]
 
 _log = logging.getLogger("tongban.server.packets")
-_MAX_NAME = 255
+# Entries one ListInbox call returns when it names no limit, and at most.
+DEFAULT_INBOX_PAGE = 100
+MAX_INBOX_PAGE = 1000
 _CHINA = ZoneInfo("Asia/Shanghai")
 
 
@@ -291,6 +299,8 @@ class _Plan:
 def _check_applicant(applicant: Applicant | None, today: datetime) -> dict[str, str] | None:
     if applicant is None:
         return None
+    check_text("applicant name", applicant.name)
+    check_text("applicant id number", applicant.id_number)
     name = applicant.name.strip()
     if not name:
         raise InvalidRequest("applicant name is empty")
@@ -315,6 +325,41 @@ def _parse_form(form_json: bytes, limit: int) -> dict[str, Any]:
         raise InvalidRequest(exc.message, code="malformed-form") from None
 
 
+def _form_plain(rt: NodeRuntime, header: SubmitHeader) -> bytes:
+    """The form and applicant as sealed into the packet (canonical JSON), checked."""
+    limit = rt.config.limits.max_form_bytes
+    form = _parse_form(header.form_json, limit)
+    applicant = _check_applicant(header.applicant, rt.clock())
+    plain = canonical_json({"applicant": applicant, "form": form})
+    if len(plain) > limit + FORM_HEADROOM:
+        # Canonical JSON may be longer than what the hall sent ("1e5" is 100000.0).
+        raise TooLarge(f"form is {len(plain)} bytes once encoded; the limit is {limit}")
+    return plain
+
+
+def _packet_id(header: SubmitHeader) -> uuid.UUID:
+    try:
+        return uuid.UUID(header.packet_id) if header.packet_id else uuid.uuid4()
+    except ValueError:
+        raise InvalidRequest(f"packet id {echo(header.packet_id)} is not a UUID") from None
+
+
+def _case_id(header: SubmitHeader) -> uuid.UUID:
+    try:
+        return uuid.UUID(header.case_id)
+    except ValueError:
+        raise InvalidRequest(f"case id {echo(header.case_id)} is not a UUID") from None
+
+
+def _check_header_text(header: SubmitHeader) -> None:
+    check_text("matter code", header.matter_code)
+    check_text("matter name", header.matter_name)
+    for r in header.recipients:
+        check_text("node id", r.node)
+        check_text("hall id", r.hall)
+        check_text("department", r.department)
+
+
 def _resolve_recipients(rt: NodeRuntime, header: SubmitHeader) -> tuple[RecipientEntry, ...]:
     directory = rt.directory.current
     out: list[RecipientEntry] = []
@@ -322,11 +367,13 @@ def _resolve_recipients(rt: NodeRuntime, header: SubmitHeader) -> tuple[Recipien
         if r.node == rt.node_id:
             raise InvalidRequest(f"a packet cannot be addressed to this node {rt.node_id} itself")
         if not directory.has_node(r.node):
-            raise InvalidRequest(f"recipient node {r.node!r} is not in the federation directory")
+            raise InvalidRequest(
+                f"recipient node {echo(r.node)} is not in the federation directory"
+            )
         node = directory.node(r.node)
         hall = r.hall or node.default_hall
         if not node.has_hall(hall):
-            raise InvalidRequest(f"node {r.node} has no hall {hall!r}")
+            raise InvalidRequest(f"node {r.node} has no hall {echo(hall)}")
         out.append(RecipientEntry(r.node, hall, r.department))
     if len({r.node for r in out}) != len(out):
         raise InvalidRequest("a recipient node is named twice")
@@ -334,12 +381,10 @@ def _resolve_recipients(rt: NodeRuntime, header: SubmitHeader) -> tuple[Recipien
 
 
 def _plan(rt: NodeRuntime, hall_id: str, header: SubmitHeader) -> _Plan:
-    try:
-        packet_id = uuid.UUID(header.packet_id) if header.packet_id else uuid.uuid4()
-    except ValueError:
-        raise InvalidRequest(f"packet id {header.packet_id!r} is not a UUID") from None
-    form = _parse_form(header.form_json, rt.config.limits.max_form_bytes)
+    packet_id = _packet_id(header)
+    _check_header_text(header)
     if header.kind == "application":
+        form_plain = _form_plain(rt, header)
         rt.matters.check(header.matter_code, header.matter_name or None)
         recipients = _resolve_recipients(rt, header)
         if header.mode == "on_behalf" and len(recipients) != 1:
@@ -350,20 +395,15 @@ def _plan(rt: NodeRuntime, hall_id: str, header: SubmitHeader) -> _Plan:
             raise InvalidRequest("handling mode must be on_behalf (代收代办) or joint (联办)")
         if header.applicant is None:
             raise InvalidRequest("an application needs an applicant")
-        applicant = _check_applicant(header.applicant, rt.clock())
         case_id = uuid.uuid4()
     elif header.kind in ("supplement", "result"):
-        try:
-            case_id = uuid.UUID(header.case_id)
-        except ValueError:
-            raise InvalidRequest(f"case id {header.case_id!r} is not a UUID") from None
-        applicant = _check_applicant(header.applicant, rt.clock())
+        case_id = _case_id(header)
+        form_plain = _form_plain(rt, header)
         with rt.metadata.read() as session:
             recipients = (_leg_for_packet(session, rt, hall_id, header, str(case_id))[2],)
     else:
-        raise InvalidRequest(f"unknown packet kind {header.kind!r}")
-    plain = canonical_json({"applicant": applicant, "form": form})
-    return _Plan(packet_id, case_id, recipients, plain)
+        raise InvalidRequest(f"unknown packet kind {echo(header.kind)}")
+    return _Plan(packet_id, case_id, recipients, form_plain)
 
 
 def _leg_for_packet(
@@ -380,7 +420,7 @@ def _leg_for_packet(
             raise InvalidRequest("a supplement goes to exactly one leg")
         leg = session.get(LegRow, (case_id, header.recipients[0].node))
         if leg is None:
-            raise NotFound(f"case {case_id} has no leg {header.recipients[0].node}")
+            raise NotFound(f"case {case_id} has no leg {echo(header.recipients[0].node)}")
         if leg.status != "supplement_requested":
             raise IllegalTransition(
                 f"leg {leg.node_id} is {leg.status}; no supplement was requested"
@@ -394,16 +434,25 @@ def _leg_for_packet(
     return case, leg, RecipientEntry(case.accepting_node, case.accepting_hall, leg.department)
 
 
-def _check_file_name(name: str, media_type: str) -> None:
-    if (
-        not name
-        or len(name) > _MAX_NAME
-        or any(c in name for c in "/\\\x00")
-        or name in (".", "..")
-    ):
-        raise InvalidRequest(f"file name {name!r} is not a plain name of 1..{_MAX_NAME} characters")
-    if not media_type or "/" not in media_type:
-        raise InvalidRequest(f"file {name!r} needs a media type such as application/pdf")
+def _check_file_begin(
+    part: FileBegin, index: int, names: DistinctFileNames, limits: Limits
+) -> None:
+    """Refuse a file before any of its bytes are read: its name, media type and size."""
+    what = f"file {index}"
+    names.add(part.name, what=what)
+    check_text("media type", part.media_type)
+    if not part.media_type or "/" not in part.media_type:
+        raise InvalidRequest(f"{what} {echo(part.name)} needs a media type such as application/pdf")
+    if part.size < -1:
+        raise InvalidRequest(
+            f"{what} {echo(part.name)} declares size {part.size}; a size is -1 (unknown) "
+            "or 0 and up"
+        )
+    if part.size > limits.max_file_bytes:
+        raise TooLarge(
+            f"{what} {echo(part.name)} declares {part.size} bytes; the limit is "
+            f"{limits.max_file_bytes}"
+        )
 
 
 def _file_chunks(
@@ -414,42 +463,46 @@ def _file_chunks(
         if isinstance(part, bytes):
             size += len(part)
             if size > limit:
-                raise TooLarge(f"file {name!r} exceeds the limit of {limit} bytes")
+                raise TooLarge(f"file {echo(name)} exceeds the limit of {limit} bytes")
             yield part
         elif isinstance(part, FileEnd):
             end.append(part)
             return
         else:
-            raise InvalidRequest(f"file {name!r} was not ended before the next part")
+            raise InvalidRequest(f"file {echo(name)} was not ended before the next part")
     raise InvalidRequest(
-        f"the stream ended inside file {name!r} (no file end)", code="truncated-stream"
+        f"the stream ended inside file {echo(name)} (no file end)", code="truncated-stream"
     )
 
 
 def submit_packet(rt: NodeRuntime, hall_id: str, parts: Iterator[SubmitPart]) -> SubmitResult:
     """Seal, store and queue a hall's packet; return once it is durable.
 
+    A packet id already used is answered without storing anything: by the original
+    answer (``duplicate``) when this hall sent this very packet before, else by
+    :class:`Conflict`, the same whoever holds the id.
+
     Raises:
-        InvalidRequest, TooLarge, NotFound, IllegalTransition, MatterError, InvalidIdentifier:
-            the packet is refused and nothing is stored.
+        InvalidRequest, TooLarge, NotFound, IllegalTransition, MatterError, InvalidIdentifier,
+        BadFileName: the packet is refused and nothing is stored.
+        Conflict: the packet id is already used for a different packet.
     """
     first = next(parts, None)
     if not isinstance(first, SubmitHeader):
         raise InvalidRequest("the first message of a submit must be the header")
     header = first
-    plan = _plan(rt, hall_id, header)
+    packet_id = _packet_id(header)
     first_file = next(parts, None)
+    if first_file is not None:
+        parts = itertools.chain([first_file], parts)
     if first_file is not None or header.kind != "application":
         # A retry is answered before any file is stored again. A new application without
         # files skips this read: its insert would collide with a held one, which is then
         # looked up (below, in _commit_outgoing).
-        dup = _existing_outgoing(rt, hall_id, plan.packet_id)
-        if dup is not None:
-            for _ in parts:
-                pass
-            return dup
-    if first_file is not None:
-        parts = itertools.chain([first_file], parts)
+        held = _held_outgoing(rt, packet_id)
+        if held is not None:
+            return _answer_resend(rt, hall_id, header, held, _resent_files(parts, held))
+    plan = _plan(rt, hall_id, header)
     limits = rt.config.limits
     # An attempt's files share the packet's directory, named after the attempt: a directory
     # of their own would cost every packet another directory to create and sync.
@@ -457,6 +510,7 @@ def submit_packet(rt: NodeRuntime, hall_id: str, parts: Iterator[SubmitPart]) ->
     data_key = new_data_key()
     entries: list[FileEntry] = []
     file_rows: list[PacketFileRow] = []
+    names = DistinctFileNames()
     with rt.transfers.hold(prefix):
         try:
             for part in parts:
@@ -465,7 +519,7 @@ def submit_packet(rt: NodeRuntime, hall_id: str, parts: Iterator[SubmitPart]) ->
                 index = len(entries)
                 if index >= limits.max_files:
                     raise TooLarge(f"a packet holds at most {limits.max_files} files")
-                _check_file_name(part.name, part.media_type)
+                _check_file_begin(part, index, names, limits)
                 cipher = FileCipher(
                     data_key, plan.packet_id, index, segment_size=limits.segment_size
                 )
@@ -488,13 +542,13 @@ def submit_packet(rt: NodeRuntime, hall_id: str, parts: Iterator[SubmitPart]) ->
                 digest = cipher.plaintext_digest
                 if part.size >= 0 and digest.size != part.size:
                     raise InvalidRequest(
-                        f"file {index} {part.name!r} declared {part.size} bytes "
+                        f"file {index} {echo(part.name)} declared {part.size} bytes "
                         f"but {digest.size} arrived"
                     )
                 if end[0].sha256.lower() != digest.hexdigest():
                     raise InvalidRequest(
-                        f"file {index} {part.name!r}: the SHA-256 the hall declared does not match "
-                        "the bytes received",
+                        f"file {index} {echo(part.name)}: the SHA-256 the hall declared does "
+                        "not match the bytes received",
                         code="manifest-digest-mismatch",
                     )
                 entries.append(
@@ -527,14 +581,137 @@ def submit_packet(rt: NodeRuntime, hall_id: str, parts: Iterator[SubmitPart]) ->
             raise
 
 
-def _existing_outgoing(rt: NodeRuntime, hall_id: str, packet_id: uuid.UUID) -> SubmitResult | None:
+# ---- a packet id used before ----------------------------------------------------------------
+
+# What a hall's file is compared by when a packet is sent again: name, media type, size, SHA-256.
+_FileFacts = tuple[str, str, int, str]
+
+
+@dataclass(frozen=True)
+class _HeldOutgoing:
+    """What is held under a packet id a hall sends: the packet row and its files' facts."""
+
+    row: PacketRow
+    files: tuple[_FileFacts, ...]
+    deliveries: tuple[DeliveryInfo, ...]
+
+
+def _held_outgoing(rt: NodeRuntime, packet_id: uuid.UUID) -> _HeldOutgoing | None:
     with rt.metadata.read() as session:
         row = session.scalar(select(PacketRow).where(PacketRow.packet_id == str(packet_id)))
         if row is None:
             return None
-        if row.direction != "out" or row.local_hall != hall_id:
-            raise Conflict(f"packet id {packet_id} is already in use")
-        return SubmitResult(str(packet_id), row.case_id, True, _deliveries(session, row.packet_id))
+        files = tuple(
+            (f.name, f.media_type, f.size, f.sha256)
+            for f in session.scalars(
+                select(PacketFileRow)
+                .where(PacketFileRow.packet_id == row.packet_id)
+                .order_by(PacketFileRow.file_index)
+            )
+        )
+        return _HeldOutgoing(row, files, _deliveries(session, row.packet_id))
+
+
+def _hall_files(kind: str, files: Sequence[_FileFacts]) -> Sequence[_FileFacts]:
+    """The files the hall sent, without the ``FILE.p7s`` seals the node added to a result."""
+    half = len(files) // 2
+    if (
+        kind == "result"
+        and half
+        and len(files) == 2 * half
+        and all(
+            s[0] == f"{f[0]}.p7s" and s[1] == "application/pkcs7-signature"
+            for f, s in zip(files[:half], files[half:], strict=True)
+        )
+    ):
+        return files[:half]
+    return files
+
+
+def _reused(packet_id: uuid.UUID | str) -> Conflict:
+    # One answer whoever holds the id (this hall, another hall, a peer's packet), so that a
+    # hall learns nothing about packets that are not its own.
+    return Conflict(
+        f"packet id {packet_id} is already used for a different packet; "
+        "send this one under a new packet id"
+    )
+
+
+def _same_header(rt: NodeRuntime, header: SubmitHeader, st: PacketStatement) -> bool:
+    """Whether ``header`` asks for exactly what the held statement ``st`` says (the header
+    is checked as for a new packet; its errors are the caller's to see)."""
+    _check_header_text(header)
+    if header.kind not in ("application", "supplement", "result"):
+        raise InvalidRequest(f"unknown packet kind {echo(header.kind)}")
+    plain = _form_plain(rt, header)
+    if header.kind != st.kind or hashlib.sha256(plain).hexdigest() != st.form_sha256:
+        return False
+    if header.kind == "application":
+        asked = (header.mode, header.matter_code, header.matter_name)
+        return asked == (st.mode, st.matter_code, st.matter_name) and (
+            _resolve_recipients(rt, header) == st.recipients
+        )
+    if _case_id(header) != st.case_id:
+        return False
+    if header.kind == "supplement":
+        return [r.node for r in header.recipients] == [r.node for r in st.recipients]
+    return True
+
+
+def _resent_files(parts: Iterator[SubmitPart], held: _HeldOutgoing) -> Iterator[_FileFacts]:
+    """The facts of each file a hall sends again, read (and hashed) without being stored;
+    a file that cannot match the held one ends the stream early."""
+    st_kind = held.row.kind
+    expected = _hall_files(st_kind, held.files)
+    for index, part in enumerate(parts):
+        if not isinstance(part, FileBegin):
+            raise InvalidRequest("file data must follow a file begin")
+        if index >= len(expected) or (part.name, part.media_type) != expected[index][:2]:
+            yield (part.name, part.media_type, -1, "")
+            return
+        digest = hashlib.sha256()
+        size = 0
+        end: list[FileEnd] = []
+        for chunk in _file_chunks(parts, part.name, expected[index][2], end):
+            size += len(chunk)
+            digest.update(chunk)
+        if end[0].sha256.lower() != digest.hexdigest():
+            raise InvalidRequest(
+                f"file {index} {echo(part.name)}: the SHA-256 the hall declared does not "
+                "match the bytes received",
+                code="manifest-digest-mismatch",
+            )
+        yield (part.name, part.media_type, size, digest.hexdigest())
+
+
+def _answer_resend(
+    rt: NodeRuntime,
+    hall_id: str,
+    header: SubmitHeader,
+    held: _HeldOutgoing,
+    files: Iterable[_FileFacts],
+) -> SubmitResult:
+    """The answer to a packet id already held: the original answer if this hall sent
+    exactly this packet before, else the conflict.
+
+    Raises:
+        Conflict: the id is held for another hall, for a received packet, or for other
+            content; the message is the same in each case.
+    """
+    row = held.row
+    st = PacketStatement.from_payload(row.statement)
+    same = _same_header(rt, header, st)
+    if row.direction != "out" or row.local_hall != hall_id or not same:
+        raise _reused(row.packet_id)
+    expected = _hall_files(row.kind, held.files)
+    sent: list[_FileFacts] = []
+    for facts in files:
+        sent.append(facts)
+        if len(sent) > len(expected) or facts != expected[len(sent) - 1]:
+            raise _reused(row.packet_id)
+    if len(sent) != len(expected):
+        raise _reused(row.packet_id)
+    return SubmitResult(row.packet_id, row.case_id, True, held.deliveries)
 
 
 def _deliveries(session: Session, packet_id: str) -> tuple[DeliveryInfo, ...]:
@@ -575,16 +752,18 @@ def _commit_outgoing(
         form_sha256=hashlib.sha256(plan.form_plain).hexdigest(),
         files=tuple(entries),
     )
+    sent = [(e.name, e.media_type, e.size, e.sha256) for e in entries]
     try:
         return _store_outgoing(
             rt, hall_id, header, plan, data_key, entries, file_rows, st, form_ct, prefix
         )
     except IntegrityError:
-        # A concurrent submit of the same packet id won; answer as for a retry.
-        dup = _existing_outgoing(rt, hall_id, plan.packet_id)
-        if dup is None:
+        # The id is held: sent before (a new application without files is not looked up
+        # first), or a concurrent submit of the same packet id won. Answer as for a retry.
+        held = _held_outgoing(rt, plan.packet_id)
+        if held is None:
             raise
-        return dup
+        return _answer_resend(rt, hall_id, header, held, sent)
 
 
 def _store_outgoing(
@@ -625,6 +804,8 @@ def _store_outgoing(
         ecerts: list[str] = []
         if header.kind == "result":
             ecerts = _seal_results(rt, session, plan, data_key, entries, file_rows, prefix)
+            # The seals' names ("FILE.p7s") must not collide with the hall's files.
+            check_file_names(e.name for e in entries)
             st = dataclasses.replace(st, files=tuple(entries))
         env = sign_envelope(st.to_payload(), PACKET_TYPE, [signer])
         session.add(_packet_row(rt, hall_id, st, env, form_ct, self_wrap, self_key))
@@ -1037,6 +1218,7 @@ def _check_opening(
         opening.statement, sender.signing_keys(now), payload_type=PACKET_TYPE
     )
     st = PacketStatement.from_payload(opening.statement.payload)
+    _check_received_bounds(st, rt.config.limits)
     if st.sender_node != peer_node:
         raise PermissionDenied(
             f"packet names sender {st.sender_node} but came from node {peer_node}"
@@ -1064,10 +1246,55 @@ def _check_opening(
         raise IntegrityFailure(
             "the form does not match its signed digest", code="manifest-digest-mismatch"
         )
-    content = parse_json_object(form_plain, "packet form")
-    if not isinstance(content.get("form"), dict):
-        raise InvalidRequest("packet form content is malformed", code="malformed-form")
+    _check_received_form(form_plain)
     return _Incoming(st, opening, verified.key_id, me, form_plain, data_key)
+
+
+def _check_received_bounds(st: PacketStatement, limits: Limits) -> None:
+    """A peer's packet within this node's limits, checked before any of its data is read.
+
+    Raises:
+        TooLarge: more files, a larger file or a larger form than this node takes.
+        InvalidRequest, BadFileName: a field, file name or count the statement gets wrong.
+    """
+    check_statement_bounds(st)
+    if len(st.files) > limits.max_files:
+        raise TooLarge(f"the packet holds {len(st.files)} files; the limit is {limits.max_files}")
+    for f in st.files:
+        if f.size > limits.max_file_bytes:
+            raise TooLarge(
+                f"file {f.index} {echo(f.name)} is {f.size} bytes; the limit is "
+                f"{limits.max_file_bytes}"
+            )
+    form_limit = limits.max_form_bytes + FORM_HEADROOM
+    if st.form_size > form_limit:
+        raise TooLarge(f"the form is {st.form_size} bytes; the limit is {form_limit}")
+
+
+def _check_received_form(form_plain: bytes) -> None:
+    """The decrypted form of a peer's packet: plain JSON with a form object and an
+    applicant whose fields are within their limits.
+
+    Raises:
+        InvalidRequest (``malformed-form``, ``field-too-long``).
+    """
+    try:
+        # The hall's form sits one level down, under "form".
+        content = parse_json_object(form_plain, "packet form", max_depth=MAX_JSON_DEPTH + 1)
+    except BadPeerData as exc:
+        raise InvalidRequest(exc.message, code="malformed-form") from None
+    applicant = content.get("applicant")
+    if not isinstance(content.get("form"), dict) or not (
+        applicant is None or isinstance(applicant, dict)
+    ):
+        raise InvalidRequest("packet form content is malformed", code="malformed-form")
+    if applicant is not None:
+        fields = {"applicant name": "name", "applicant id number": "id_number"}
+        for field, key in fields.items():
+            value = applicant.get(key)
+            if not isinstance(value, str):
+                raise InvalidRequest(f"packet form has no {field}", code="malformed-form")
+            check_text(field, value)
 
 
 def receive_packet(
@@ -1111,7 +1338,7 @@ def _store_checked(
                 digest = cipher.plaintext_digest
                 if digest.size != f.size or digest.hexdigest() != f.sha256:
                     raise IntegrityFailure(
-                        f"file {f.index} {f.name!r} does not match its signed SHA-256 digest",
+                        f"file {f.index} {echo(f.name)} does not match its signed SHA-256 digest",
                         code="manifest-digest-mismatch",
                     )
                 file_rows.append(
@@ -1449,7 +1676,7 @@ def _new_incoming_case(
     rt: NodeRuntime, st: PacketStatement, me: RecipientEntry, now: datetime
 ) -> tuple[CaseRow, LegRow]:
     if not rt.me().has_hall(me.hall):
-        raise InvalidRequest(f"node {rt.node_id} has no hall {me.hall!r}")
+        raise InvalidRequest(f"node {rt.node_id} has no hall {echo(me.hall)}")
     case = CaseRow(
         case_id=str(st.case_id),
         mode=st.mode,
@@ -1525,15 +1752,22 @@ def _item(session: Session, row: PacketRow) -> InboxItem:
 
 
 def list_inbox(
-    rt: NodeRuntime, hall_id: str, *, direction: str = "", after_row: int = 0, limit: int = 100
+    rt: NodeRuntime, hall_id: str, *, direction: str = "", after_row: int = 0, limit: int = 0
 ) -> list[InboxItem]:
-    """Packets this hall sent or received, oldest first, after ``after_row``."""
+    """Packets this hall sent or received, oldest first, after ``after_row``: ``limit``
+    of them (0 for :data:`DEFAULT_INBOX_PAGE`), never more than :data:`MAX_INBOX_PAGE`.
+
+    Raises:
+        InvalidRequest: an unknown direction or a negative limit.
+    """
     if direction not in ("", "in", "out"):
         raise InvalidRequest("direction must be 'in', 'out' or empty")
     query = select(PacketRow).where(PacketRow.local_hall == hall_id, PacketRow.row_id > after_row)
     if direction:
         query = query.where(PacketRow.direction == direction)
-    limit = max(1, min(limit or 100, 1000))
+    if limit < 0:
+        raise InvalidRequest(f"limit {limit} is negative; use 0 for {DEFAULT_INBOX_PAGE} entries")
+    limit = min(limit or DEFAULT_INBOX_PAGE, MAX_INBOX_PAGE)
     with rt.metadata.read() as session:
         rows = list(session.scalars(query.order_by(PacketRow.row_id).limit(limit)))
         return [_item(session, r) for r in rows]
@@ -1592,6 +1826,6 @@ def fetch_packet(rt: NodeRuntime, hall_id: str, packet_id: str) -> Iterator[Fetc
         digest = cipher.plaintext_digest.hexdigest()
         if digest != entry.sha256 or cipher.plaintext_digest.size != entry.size:
             raise IntegrityFailure(
-                f"stored file {entry.index} {entry.name!r} does not match its digest"
+                f"stored file {entry.index} {echo(entry.name)} does not match its digest"
             )
         yield FetchFileEnd(entry.index, digest, True)

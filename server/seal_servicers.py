@@ -9,6 +9,7 @@ import grpc
 
 from tongban.keys.clock import format_time, parse_time
 from tongban.keys.ecert import ECertStatusEntry
+from tongban.keys.errors import echo
 from tongban.keys.pki import Role, certificate_pem, load_certificates
 from tongban.keys.seals import SealRecord
 from tongban.keys.verification import seal_verification_result
@@ -53,7 +54,9 @@ def _time(text: str, what: str) -> object:
     try:
         return parse_time(text)
     except ValueError:
-        raise InvalidRequest(f"{what} {text!r} is not an RFC 3339 time with a timezone") from None
+        raise InvalidRequest(
+            f"{what} {echo(text)} is not an RFC 3339 time with a timezone"
+        ) from None
 
 
 class SealServicer(seal_pb2_grpc.SealServiceServicer):

@@ -28,11 +28,18 @@ from tongban.keys.ecert import (
     sign_status_list,
 )
 from tongban.keys.envelope import Envelope
-from tongban.keys.errors import CallerError
+from tongban.keys.errors import CallerError, echo
 from tongban.keys.identifiers import validate_credit_code
 from tongban.keys.pki import load_certificate, load_private_key, private_key_pem
 from tongban.keys.seal_registry import SealRegistry, sign_seal_registry
-from tongban.keys.seals import RevocationReason, SealRecord, create_seal, seal_digest, seal_pdf
+from tongban.keys.seals import (
+    RevocationReason,
+    SealRecord,
+    check_seal_image,
+    create_seal,
+    seal_digest,
+    seal_pdf,
+)
 from tongban.keys.signing import PrivateKeySigner
 from tongban.server.errors import Conflict, IllegalTransition, InvalidRequest, NotFound, TooLarge
 from tongban.server.runtime import NodeRuntime
@@ -111,7 +118,7 @@ def _record(row: SealRow) -> SealRecord:
 def _seal_row(session: Session, seal_id: str) -> SealRow:
     row = session.get(SealRow, seal_id)
     if row is None:
-        raise NotFound(f"unknown seal id {seal_id!r}")
+        raise NotFound(f"unknown seal id {echo(seal_id)}")
     return row
 
 
@@ -129,11 +136,12 @@ def register_seal(
 
     Raises:
         InvalidRequest: bad seal id, name, credit code or window.
+        BadSealImage: the image is not a PNG within the limits.
         Conflict: the seal id is taken.
     """
     book = _book(rt)
     if not _SEAL_ID.fullmatch(seal_id):
-        raise InvalidRequest(f"seal id {seal_id!r} must be 1-64 of A-Z a-z 0-9 . _ -")
+        raise InvalidRequest(f"seal id {echo(seal_id)} must be 1-64 of A-Z a-z 0-9 . _ -")
     if not name.strip():
         raise InvalidRequest("a seal needs its registered name")
     uscc = validate_credit_code(org_uscc)
@@ -141,6 +149,9 @@ def register_seal(
         raise InvalidRequest("the seal's validity window is empty")
     if not_after > book.ca_certificate.not_valid_after_utc:
         raise InvalidRequest("the seal cannot outlive the node's seal CA certificate")
+    if image_png is not None:
+        # Every PDF stamp draws it: an image that does not decode would fail each of them.
+        check_seal_image(image_png)
     now = rt.clock()
     with rt.metadata.transaction() as session:
         if session.get(SealRow, seal_id) is not None:
@@ -385,7 +396,7 @@ def change_ecert_status(
     try:
         new = ECertStatus(status)
     except ValueError:
-        raise InvalidRequest(f"unknown e-certificate status {status!r}") from None
+        raise InvalidRequest(f"unknown e-certificate status {echo(status)}") from None
     if new is ECertStatus.VALID:
         raise InvalidRequest("an e-certificate cannot be made valid again; issue a new one")
     if new in (ECertStatus.REVOKED, ECertStatus.CANCELLED) and not reason.strip():

@@ -242,7 +242,7 @@ class HallServicer(hall_pb2_grpc.HallServiceServicer):
                 self._rt,
                 self._hall(context),
                 direction=request.direction,
-                limit=request.limit or 100,
+                limit=request.limit,
             )
             return hall_pb2.InboxResponse(entries=[_entry(i) for i in items])
 
@@ -256,17 +256,25 @@ class HallServicer(hall_pb2_grpc.HallServiceServicer):
             after = 0
             if not request.include_existing:
                 existing = packets.list_inbox(
-                    self._rt, hall, direction=request.direction, limit=1000
+                    self._rt, hall, direction=request.direction, limit=packets.MAX_INBOX_PAGE
                 )
                 while existing:
                     after = existing[-1].row_id
                     existing = packets.list_inbox(
-                        self._rt, hall, direction=request.direction, after_row=after, limit=1000
+                        self._rt,
+                        hall,
+                        direction=request.direction,
+                        after_row=after,
+                        limit=packets.MAX_INBOX_PAGE,
                     )
             generation = self._rt.inbox.generation
             while context.is_active():
                 for item in packets.list_inbox(
-                    self._rt, hall, direction=request.direction, after_row=after, limit=1000
+                    self._rt,
+                    hall,
+                    direction=request.direction,
+                    after_row=after,
+                    limit=packets.MAX_INBOX_PAGE,
                 ):
                     after = item.row_id
                     yield _entry(item)

@@ -6,6 +6,7 @@ the payload bytes that were signed and keeps them; nothing is re-serialized to v
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -13,7 +14,10 @@ from datetime import datetime
 from typing import Any
 
 from tongban.keys.clock import format_time, parse_time
+from tongban.keys.content import MAX_SEGMENT_SIZE
 from tongban.keys.envelope import canonical_json, parse_json_object
+from tongban.keys.errors import BadPeerData, echo
+from tongban.keys.file_names import check_file_names
 from tongban.server.errors import InvalidRequest
 
 __all__ = [
@@ -21,12 +25,15 @@ __all__ = [
     "EVENT_TYPE",
     "PACKET_TYPE",
     "RECEIPT_TYPE",
+    "TEXT_LIMITS",
     "EventAck",
     "EventStatement",
     "FileEntry",
     "PacketStatement",
     "Receipt",
     "RecipientEntry",
+    "check_statement_bounds",
+    "check_text",
 ]
 
 PACKET_TYPE = "application/vnd.tongban.packet.v1+json"
@@ -35,11 +42,46 @@ RECEIPT_TYPE = "application/vnd.tongban.receipt.v1+json"
 ACK_TYPE = "application/vnd.tongban.event-ack.v1+json"
 CIPHER = "aes-256-gcm-stream-v1"
 KINDS = ("application", "supplement", "result")
+_SHA256 = re.compile(r"[0-9a-f]{64}")
 MODES = ("on_behalf", "joint")
 
 
+# Most characters each text field of a packet header may hold (the SQL columns hold these).
+TEXT_LIMITS: Mapping[str, int] = {
+    "matter code": 64,
+    "matter name": 256,
+    "node id": 16,
+    "hall id": 128,
+    "department": 128,
+    "media type": 128,
+    "applicant name": 128,
+    "applicant id number": 32,
+}
+
+
+def check_text(field: str, value: str) -> None:
+    """Refuse a header text field longer than its limit in :data:`TEXT_LIMITS`.
+
+    Raises:
+        InvalidRequest (``field-too-long``): the message names the field and its limit.
+    """
+    limit = TEXT_LIMITS[field]
+    if len(value) > limit:
+        raise InvalidRequest(
+            f"{field} is {len(value)} characters; the limit is {limit}", code="field-too-long"
+        )
+
+
 def _bad(what: str, exc: BaseException) -> InvalidRequest:
-    return InvalidRequest(f"malformed {what}: {exc!r}", code="malformed-statement")
+    return InvalidRequest(f"malformed {what}: {echo(exc)}", code="malformed-statement")
+
+
+def _parse(payload: bytes, what: str) -> dict[str, Any]:
+    """A statement's JSON object; anything but plain JSON is a malformed statement."""
+    try:
+        return parse_json_object(payload, what)
+    except BadPeerData as exc:
+        raise InvalidRequest(exc.message, code="malformed-statement") from None
 
 
 @dataclass(frozen=True)
@@ -115,7 +157,7 @@ class PacketStatement:
     @classmethod
     def from_payload(cls, payload: bytes) -> PacketStatement:
         """Raises: InvalidRequest if the payload is not a well-formed packet statement."""
-        data = parse_json_object(payload, "packet statement")
+        data = _parse(payload, "packet statement")
         try:
             content = data["content"]
             if data["type"] != "tongban-packet" or content["cipher"] != CIPHER:
@@ -152,7 +194,7 @@ class PacketStatement:
         except (KeyError, TypeError, ValueError) as exc:
             raise _bad("packet statement", exc) from None
         if st.kind not in KINDS or st.mode not in MODES:
-            raise InvalidRequest(f"unknown packet kind {st.kind!r} or mode {st.mode!r}")
+            raise InvalidRequest(f"unknown packet kind {echo(st.kind)} or mode {echo(st.mode)}")
         if [f.index for f in st.files] != list(range(len(st.files))):
             raise InvalidRequest("packet manifest file indexes must be 0..n-1 in order")
         if not st.recipients:
@@ -161,6 +203,51 @@ class PacketStatement:
 
     def recipient(self, node_id: str) -> RecipientEntry | None:
         return next((r for r in self.recipients if r.node == node_id), None)
+
+
+def check_statement_bounds(st: PacketStatement) -> None:
+    """Check what a peer's packet statement says before anything of it is stored: every
+    text field within its limit, every file name good and distinct, and sizes, segment
+    size and segment counts that agree.
+
+    Raises:
+        InvalidRequest (``field-too-long``, ``malformed-statement``), BadFileName.
+    """
+    check_text("matter code", st.matter_code)
+    check_text("matter name", st.matter_name)
+    check_text("node id", st.sender_node)
+    check_text("hall id", st.sender_hall)
+    for r in st.recipients:
+        check_text("node id", r.node)
+        check_text("hall id", r.hall)
+        check_text("department", r.department)
+    if not 0 < st.segment_size <= MAX_SEGMENT_SIZE:
+        raise InvalidRequest(
+            f"segment size {st.segment_size} is not between 1 and {MAX_SEGMENT_SIZE}",
+            code="malformed-statement",
+        )
+    if st.form_size < 0:
+        raise InvalidRequest(f"form size {st.form_size} is negative", code="malformed-statement")
+    if not _SHA256.fullmatch(st.form_sha256):
+        raise InvalidRequest("the form digest is not a SHA-256", code="malformed-statement")
+    for f in st.files:
+        check_text("media type", f.media_type)
+        if not _SHA256.fullmatch(f.sha256):
+            raise InvalidRequest(
+                f"file {f.index} digest is not a SHA-256", code="malformed-statement"
+            )
+        if f.size < 0:
+            raise InvalidRequest(
+                f"file {f.index} declares size {f.size}", code="malformed-statement"
+            )
+        expected = max(1, -(-f.size // st.segment_size))
+        if f.segments != expected:
+            raise InvalidRequest(
+                f"file {f.index} of {f.size} bytes in segments of {st.segment_size} has "
+                f"{expected} segments, not {f.segments}",
+                code="malformed-statement",
+            )
+    check_file_names(f.name for f in st.files)
 
 
 @dataclass(frozen=True)
@@ -196,7 +283,7 @@ class EventStatement:
 
     @classmethod
     def from_payload(cls, payload: bytes) -> EventStatement:
-        data = parse_json_object(payload, "event statement")
+        data = _parse(payload, "event statement")
         try:
             if data["type"] != "tongban-event":
                 raise ValueError("not a tongban event")
@@ -243,7 +330,7 @@ class Receipt:
 
     @classmethod
     def from_payload(cls, payload: bytes) -> Receipt:
-        data = parse_json_object(payload, "receipt")
+        data = _parse(payload, "receipt")
         try:
             if data["type"] != "tongban-receipt":
                 raise ValueError("not a tongban receipt")
@@ -276,7 +363,7 @@ class EventAck:
 
     @classmethod
     def from_payload(cls, payload: bytes) -> EventAck:
-        data = parse_json_object(payload, "event ack")
+        data = _parse(payload, "event ack")
         try:
             if data["type"] != "tongban-event-ack":
                 raise ValueError("not a tongban event ack")

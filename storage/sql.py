@@ -8,9 +8,10 @@ default; PostgreSQL is the production path. The schema is owned by Alembic migra
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cache
@@ -471,11 +472,23 @@ class MetadataStore:
         self.engine.dispose()
 
 
+def _owner_only_database(path: Path) -> None:
+    """Create the SQLite file (and tighten an existing one and its -wal/-shm files) to
+    owner read/write only: it holds applicants' case metadata. SQLite gives the -wal and
+    -shm files it creates later the mode of the database file."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+    for file in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        with suppress(FileNotFoundError):
+            if file.stat().st_mode & 0o077:
+                file.chmod(0o600)
+
+
 def _make_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
-        path = url.partition(":///")[2]
+        path = url.partition(":///")[2].partition("?")[0]
         if path and not path.startswith(":memory:"):
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            _owner_only_database(Path(path))
         engine = create_engine(
             url,
             connect_args={"check_same_thread": False, "timeout": 30},

@@ -213,11 +213,13 @@ def test_sender_killed_mid_submit_then_resubmit_stores_once(procs, tmp_path: Pat
     )
     assert not r.duplicate  # nothing of the killed attempt was committed
     wait_until("delivery", delivered(ez, pid), timeout=120)
+    # The very same packet again (its file too: a packet without it would be other content).
     again = ez.submit(
         matter=ODA,
         to=["420100"],
         applicant=Applicant("张三", "citizen", citizen_id()),
         form={},
+        files=[material],
         packet_id=pid,
     )
     assert again.duplicate and again.case_id == r.case_id
