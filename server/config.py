@@ -10,6 +10,24 @@ Limits (all in ``[limits]``):
     max_file_bytes      largest material file (default 64 GiB), at submit and on receipt
     max_files           most files in one packet (default 1000), at submit and on receipt
     segment_size        plaintext bytes per encrypted segment (default 1 MiB)
+    max_anonymous_verify_bytes
+                        largest document the public VerifyService reads from an anonymous
+                        caller (default 64 MiB)
+
+Admission (all in ``[admission]``; see ``tongban.server.admission`` and ADR 0005):
+    idle_timeout_seconds    a call that waits this long on its caller for the next message
+                            (or for a sent one to be taken) is ended (default 60)
+    <lane>_calls            calls a lane admits at once
+    <lane>_calls_per_caller calls one caller may hold in a lane at once
+    spare_threads           threads beyond every lane's calls, for refusals (default 8)
+
+    lane     who enters it                                   calls  per caller
+    hall     mTLS callers that are not nodes or admins       64     16
+    peer     peer nodes (RelayService)                       48     16
+    admin    this node's admins                              8      4
+    health   grpc.health.v1 Check, either port               8      2
+    ops      health Watch and reflection, either port        8      2
+    verify   VerifyService on the public port, per address   16     4
 """
 
 from __future__ import annotations
@@ -25,6 +43,7 @@ __all__ = [
     "FORM_HEADROOM",
     "MAX_DELIVERY_BATCH",
     "MAX_INLINE_FILE_BYTES",
+    "AdmissionPolicy",
     "ConfigError",
     "DeliveryPolicy",
     "Limits",
@@ -54,6 +73,7 @@ class Limits:
     max_file_bytes: int = 64 << 30
     max_files: int = 1000
     segment_size: int = 1 << 20
+    max_anonymous_verify_bytes: int = 64 << 20
 
     def travels_inline(self, file_bytes: int) -> bool:
         """Whether a packet whose files hold ``file_bytes`` in all goes to a peer in a
@@ -82,6 +102,44 @@ class DeliveryPolicy:
 
 
 @dataclass(frozen=True)
+class AdmissionPolicy:
+    """How many calls each lane of a server admits, and how long a call may wait on its caller.
+
+    A lane's ``calls`` bound what it may hold of the server's threads; ``calls_per_caller``
+    bound one caller's share of it (a caller is the certificate's holder on the mutual-TLS
+    port and the peer address on the public port).
+    """
+
+    idle_timeout_seconds: float = 60.0
+    hall_calls: int = 64
+    hall_calls_per_caller: int = 16
+    peer_calls: int = 48
+    peer_calls_per_caller: int = 16
+    admin_calls: int = 8
+    admin_calls_per_caller: int = 4
+    health_calls: int = 8
+    health_calls_per_caller: int = 2
+    ops_calls: int = 8
+    ops_calls_per_caller: int = 2
+    verify_calls: int = 16
+    verify_calls_per_caller: int = 4
+    spare_threads: int = 8
+
+    def check(self) -> None:
+        """Raises ConfigError for a limit that cannot work."""
+        if not self.idle_timeout_seconds > 0:
+            raise ConfigError("[admission] idle_timeout_seconds must be above 0")
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name != "idle_timeout_seconds" and value < 1:
+                raise ConfigError(f"[admission] {f.name} must be at least 1")
+            if f.name.endswith("_per_caller"):
+                lane_cap = f.name.removesuffix("_per_caller")
+                if value > getattr(self, lane_cap):
+                    raise ConfigError(f"[admission] {f.name} must not exceed {lane_cap}")
+
+
+@dataclass(frozen=True)
 class NodeConfig:
     node_id: str
     tls_cert: Path
@@ -105,6 +163,7 @@ class NodeConfig:
     orphan_sweep_seconds: float = 3600.0
     limits: Limits = field(default_factory=Limits)
     delivery: DeliveryPolicy = field(default_factory=DeliveryPolicy)
+    admission: AdmissionPolicy = field(default_factory=AdmissionPolicy)
 
 
 _SCHEMA: dict[str, dict[str, type]] = {
@@ -130,6 +189,10 @@ _SCHEMA: dict[str, dict[str, type]] = {
     "delivery": {
         f.name: (int if f.name in ("workers", "batch_size") else float)
         for f in fields(DeliveryPolicy)
+    },
+    "admission": {
+        f.name: (float if f.name == "idle_timeout_seconds" else int)
+        for f in fields(AdmissionPolicy)
     },
 }
 
@@ -230,6 +293,10 @@ def load_config(
         raise ConfigError(f"[delivery] batch_size must be between 1 and {MAX_DELIVERY_BATCH}")
     if delivery.workers < 1:
         raise ConfigError("[delivery] workers must be at least 1")
+    if limits.max_anonymous_verify_bytes < 1:
+        raise ConfigError("[limits] max_anonymous_verify_bytes must be at least 1")
+    admission = AdmissionPolicy(**values.get("admission", {}))
+    admission.check()
     return NodeConfig(
         node_id=need("node", "id"),
         listen=get("node", "listen", "127.0.0.1:50051"),
@@ -253,4 +320,5 @@ def load_config(
         matters=get("matters", "catalog", None),
         limits=limits,
         delivery=delivery,
+        admission=admission,
     )

@@ -28,7 +28,9 @@ from tongban.storage.objects import ObjectNotFound, ObjectStoreError
 
 __all__ = [
     "MAX_STATUS_MESSAGE",
+    "Busy",
     "Conflict",
+    "IdleTimeout",
     "IllegalTransition",
     "IntegrityFailure",
     "InvalidRequest",
@@ -103,6 +105,22 @@ class IllegalTransition(RelayError):
 class TooLarge(RelayError):
     code = "too-large"
     status = grpc.StatusCode.RESOURCE_EXHAUSTED
+
+
+class Busy(RelayError):
+    """A lane of the server, or the caller's share of it, is full; nothing was read."""
+
+    code = "busy"
+    status = grpc.StatusCode.RESOURCE_EXHAUSTED
+    retryable = True
+
+
+class IdleTimeout(RelayError):
+    """The caller sent no message (or took none) for longer than the idle timeout."""
+
+    code = "idle-timeout"
+    status = grpc.StatusCode.DEADLINE_EXCEEDED
+    retryable = True
 
 
 class Unavailable(RelayError):
