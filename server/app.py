@@ -27,6 +27,14 @@ from tongban.proto import (
     seal_pb2,
     seal_pb2_grpc,
 )
+from tongban.server.admission import (
+    Admission,
+    IdleWatchdog,
+    address_caller,
+    certificate_caller,
+    mtls_lanes,
+    public_lanes,
+)
 from tongban.server.config import NodeConfig
 from tongban.server.delivery import DeliveryDispatcher
 from tongban.server.jobs import NodeJobs
@@ -84,6 +92,13 @@ class RelayNode:
         self.runtime.offer_delivery = self.dispatcher.offer
         self.jobs = NodeJobs(config.node_id, self.runtime.metadata.engine)
         self.health = health.HealthServicer()
+        self.idle_watchdog = IdleWatchdog(config.admission.idle_timeout_seconds)
+        self.admission = Admission(
+            mtls_lanes(config.admission), certificate_caller, self.idle_watchdog
+        )
+        self.public_admission = Admission(
+            public_lanes(config.admission), address_caller, self.idle_watchdog
+        )
         self._server: grpc.Server | None = None
         self._public: grpc.Server | None = None
         self.port = 0
@@ -93,8 +108,12 @@ class RelayNode:
         """Start serving; returns the bound port (useful with port 0)."""
         cfg = self.config
         limit = cfg.limits.max_message_bytes
+        self.idle_watchdog.start()
+        # A thread for every call the lanes admit: a full lane never waits for another's.
+        threads = self.admission.threads(cfg.admission.spare_threads)
         server = grpc.server(
-            futures.ThreadPoolExecutor(max_workers=32, thread_name_prefix="rpc"),
+            futures.ThreadPoolExecutor(max_workers=threads, thread_name_prefix="rpc"),
+            interceptors=[self.admission],
             options=[
                 ("grpc.max_receive_message_length", limit),
                 ("grpc.max_send_message_length", limit),
@@ -143,8 +162,10 @@ class RelayNode:
 
     def _start_public(self, address: str) -> None:
         """VerifyService for anyone: server-authenticated TLS, no client certificate."""
+        threads = self.public_admission.threads(self.config.admission.spare_threads)
         public = grpc.server(
-            futures.ThreadPoolExecutor(max_workers=8, thread_name_prefix="verify"),
+            futures.ThreadPoolExecutor(max_workers=threads, thread_name_prefix="verify"),
+            interceptors=[self.public_admission],
             options=[("grpc.max_receive_message_length", self.config.limits.max_message_bytes)],
         )
         add_checked_service(
@@ -172,6 +193,7 @@ class RelayNode:
         stopping = [s.stop(grace) for s in (self._server, self._public) if s is not None]
         for done in stopping:
             done.wait()
+        self.idle_watchdog.stop()
         self.jobs.stop()
         self.dispatcher.stop()
         self.runtime.peers.close()
