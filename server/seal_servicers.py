@@ -158,7 +158,8 @@ class VerifyServicer(seal_pb2_grpc.VerifyServiceServicer):
             first = next(request_iterator, None)
             if first is None or first.WhichOneof("part") != "header":
                 raise InvalidRequest("the first message of a verify request must be the header")
-            limit = rt.config.limits.max_file_bytes
+            # Anyone may call: the document is read only up to this limit, never to its end.
+            limit = rt.config.limits.max_anonymous_verify_bytes
             seal = bytearray()
             with tempfile.SpooledTemporaryFile(max_size=8 << 20) as document:
                 size = 0
@@ -167,7 +168,10 @@ class VerifyServicer(seal_pb2_grpc.VerifyServiceServicer):
                     if which == "document_data":
                         size += len(req.document_data)
                         if size > limit:
-                            raise TooLarge(f"the document exceeds {limit} bytes")
+                            raise TooLarge(
+                                "the document exceeds what anonymous verification accepts: "
+                                f"limit {limit} bytes"
+                            )
                         document.write(req.document_data)
                     elif which == "seal_data":
                         seal += req.seal_data
