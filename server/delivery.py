@@ -81,6 +81,12 @@ _DRAINERS = 2
 _MAX_HELD_BYTES = 64 << 20
 
 
+def _busy(exc: grpc.RpcError) -> bool:
+    """The peer had no room for the call (``busy:``), rather than refusing its size."""
+    details = exc.details() if hasattr(exc, "details") else ""
+    return str(details or "").startswith("busy:")
+
+
 class _OutcomeError(grpc.RpcError):
     """A packet of a batch the peer refused, with the status Deliver would have ended with."""
 
@@ -479,7 +485,7 @@ class DeliveryDispatcher:
                     f"{len(response.outcomes)} outcomes came back for {len(rows)} packets"
                 )
         except grpc.RpcError as exc:
-            if exc.code() == grpc.StatusCode.RESOURCE_EXHAUSTED:
+            if exc.code() == grpc.StatusCode.RESOURCE_EXHAUSTED and not _busy(exc):
                 # Too large for the peer's message limit: each packet on its own, streamed.
                 for row in rows:
                     self._try(row)
