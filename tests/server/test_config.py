@@ -78,6 +78,27 @@ def test_environment_overrides_the_file(tmp_path: Path) -> None:
             {},
             "[limits] max_message_bytes must exceed segment_size by 64 KiB",
         ),
+        (
+            "[admission]\nidle_timeout_seconds = 0\n",
+            {},
+            "[admission] idle_timeout_seconds must be above 0",
+        ),
+        ("[admission]\npeer_calls = 0\n", {}, "[admission] peer_calls must be at least 1"),
+        (
+            "[admission]\nhall_calls = 8\nhall_calls_per_caller = 9\n",
+            {},
+            "[admission] hall_calls_per_caller must not exceed hall_calls",
+        ),
+        (
+            "[admission]\nverify_calls_per_address = 1\n",
+            {},
+            "unknown config key [admission] verify_calls_per_address",
+        ),
+        (
+            "[limits]\nmax_anonymous_verify_bytes = 0\n",
+            {},
+            "[limits] max_anonymous_verify_bytes must be at least 1",
+        ),
     ],
 )
 def test_bad_configuration_is_refused(
@@ -86,6 +107,30 @@ def test_bad_configuration_is_refused(
     with pytest.raises(ConfigError) as exc:
         load_config(_write(tmp_path, MINIMAL + extra), environ=environ)
     assert str(exc.value) == message
+
+
+def test_admission_defaults_and_overrides(tmp_path: Path) -> None:
+    cfg = load_config(
+        _write(tmp_path, MINIMAL + "[admission]\nidle_timeout_seconds = 5\n"),
+        environ={"TONGBAN_ADMISSION_HALL_CALLS_PER_CALLER": "3"},
+    )
+    a = cfg.admission
+    assert (a.idle_timeout_seconds, a.hall_calls, a.hall_calls_per_caller) == (5.0, 64, 3)
+    assert (a.peer_calls, a.peer_calls_per_caller, a.admin_calls, a.admin_calls_per_caller) == (
+        48,
+        16,
+        8,
+        4,
+    )
+    assert (a.health_calls, a.health_calls_per_caller, a.ops_calls, a.ops_calls_per_caller) == (
+        8,
+        2,
+        8,
+        2,
+    )
+    assert (a.verify_calls, a.verify_calls_per_caller, a.spare_threads) == (16, 4, 8)
+    assert cfg.limits.max_anonymous_verify_bytes == 64 << 20
+    assert load_config(_write(tmp_path, MINIMAL), environ={}).admission.idle_timeout_seconds == 60
 
 
 def test_missing_key_is_named(tmp_path: Path) -> None:
