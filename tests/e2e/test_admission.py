@@ -28,7 +28,7 @@ from tests.harness import (
     snapshot,
     wait_until,
 )
-from tongban.client.hall import Applicant
+from tongban.client.hall import Applicant, Material
 from tongban.proto import hall_pb2, hall_pb2_grpc, relay_pb2_grpc, seal_pb2, seal_pb2_grpc
 
 ODA = ("HB-ODA-01", "异地办理营业执照变更登记")
@@ -129,7 +129,6 @@ def _timed(what: str, call: Callable[[], Any], within: float) -> Any:
     return result
 
 
-@pytest.mark.slow
 def test_stalled_hall_streams_leave_other_halls_health_and_peers_served(make_cluster) -> None:  # type: ignore[no-untyped-def]
     cluster: Cluster = make_cluster(overrides={"admission": SMALL_LANES})
     node = cluster.nodes["420700"]
@@ -227,7 +226,6 @@ def _bind_ipv6_loopback() -> bool:
     return True
 
 
-@pytest.mark.slow
 def test_stalled_anonymous_verify_streams_leave_the_public_port_served(make_cluster) -> None:  # type: ignore[no-untyped-def]
     if not _bind_ipv6_loopback():
         pytest.skip("needs the IPv6 loopback ::1 for a second anonymous address")
@@ -432,3 +430,40 @@ def test_anonymous_verification_stops_reading_at_its_size_limit(make_cluster) ->
     # An endless document ended the call: the node stopped reading once past the limit
     # (what the client sent beyond 17 chunks sat in transport buffers).
     assert 17 <= sent[0] < 1024
+
+
+def test_fetch_whose_caller_stops_reading_is_ended(make_cluster) -> None:  # type: ignore[no-untyped-def]
+    cluster: Cluster = make_cluster(
+        ("420700", "420100"), overrides={"admission": {"idle_timeout_seconds": 1.0}}
+    )
+    hall = cluster.hall("420700")
+    size = 48 << 20  # far more than flow control lets the node send unread
+    sent = hall.submit(
+        matter=ODA,
+        to=["420100"],
+        applicant=Applicant("张三", "citizen", citizen_id()),
+        form={},
+        files=[
+            Material(
+                "scan.bin",
+                None,
+                "application/octet-stream",
+                lambda: (b"\x5a" * (1 << 20) for _ in range(48)),
+                size,
+            )
+        ],
+    )
+    stub = hall_pb2_grpc.HallServiceStub(_hall_channel(cluster, "420700", 1))
+    responses = stub.Fetch(hall_pb2.FetchRequest(packet_id=sent.packet_id), timeout=30)
+    assert next(responses).HasField("opening")
+    node = cluster.nodes["420700"]
+    wait_until("the fetch waits on its caller", lambda: node.admission.held("hall") == 1)
+    # The caller takes nothing: the node's send waits, then the call ends.
+    wait_until("the fetch ended", lambda: node.admission.held("hall") == 0, timeout=5)
+    with pytest.raises(grpc.RpcError) as exc:
+        for _ in responses:
+            pass
+    assert (exc.value.code(), exc.value.details()) == (
+        grpc.StatusCode.DEADLINE_EXCEEDED,
+        "idle-timeout: no message for 1 s",
+    )
