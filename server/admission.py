@@ -266,7 +266,12 @@ class IdleWatchdog:
                 if call.expire_if_idle(now):
                     timeout = call.timeout()
                     _log.warning("ending %s: %s: %s", call.who, timeout.code, timeout.message)
-                    _end_call(call.context, timeout.status, f"{timeout.code}: {timeout.message}")
+                    try:
+                        _end_call(
+                            call.context, timeout.status, f"{timeout.code}: {timeout.message}"
+                        )
+                    except Exception:  # one call's failure must not stop the watchdog
+                        _log.exception("could not end %s", call.who)
 
 
 def _end_call(context: grpc.ServicerContext, code: grpc.StatusCode, details: str) -> None:
