@@ -67,6 +67,7 @@ class Target:
 @dataclass(frozen=True)
 class Equivalent:
     module: str
+    scope: str
     operator: str
     original: str
     mutated: str
@@ -75,6 +76,7 @@ class Equivalent:
 
 @dataclass
 class Mutant:
+    scope: str
     operator: str
     line: int
     original: str
@@ -98,7 +100,7 @@ class ModuleRun:
         return sum(m.outcome in outcomes for m in self.mutants)
 
     def summary(self) -> dict[str, Any]:
-        total = len(self.mutants)
+        total = len(self.mutants) - self.count("not made")
         equivalent = self.count("equivalent")
         killed = self.count("killed", "timeout")
         scored = total - equivalent
@@ -112,6 +114,7 @@ class ModuleRun:
             "survived": self.count("survived"),
             "equivalent": equivalent,
             "errors": self.count("incompetent", "error"),
+            "not_made": self.count("not made"),
             "in_annotations": self.in_annotations,
             "score": round(100 * killed / scored, 1) if scored else 100.0,
         }
@@ -135,6 +138,28 @@ def load_targets() -> list[Target]:
 def load_equivalents() -> list[Equivalent]:
     data = tomllib.loads((HERE / "equivalent.toml").read_text(encoding="utf-8"))
     return [Equivalent(**e) for e in data.get("equivalent", [])]
+
+
+def _scopes(source: str) -> list[tuple[int, int, str]]:
+    """(first line, last line, qualified name) of every def and class, decorators included;
+    innermost last."""
+    found: list[tuple[int, int, str]] = []
+
+    def walk(node: ast.AST, prefix: str) -> None:
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+                start = min([child.lineno, *(d.lineno for d in child.decorator_list)])
+                name = f"{prefix}{child.name}"
+                found.append((start, child.end_lineno or child.lineno, name))
+                walk(child, f"{name}.")
+
+    walk(ast.parse(source), "")
+    return found
+
+
+def _scope_of(scopes: list[tuple[int, int, str]], line: int) -> str:
+    inner = [(b - a, name) for a, b, name in scopes if a <= line <= b]
+    return min(inner)[1] if inner else "<module>"
 
 
 def _function_ranges(source: str, names: tuple[str, ...]) -> list[tuple[int, int]]:
@@ -208,7 +233,8 @@ def _diff_lines(diff: str | None) -> tuple[str, str]:
 
 def _outcome(result: WorkResult) -> str:
     if result.worker_outcome is WorkerOutcome.EXCEPTION:
-        return "error"
+        # No diff: cosmic-ray failed to write this mutant, so no test ever saw it.
+        return "error" if result.diff else "not made"
     if result.test_outcome is TestOutcome.INCOMPETENT:
         return "incompetent"
     if result.test_outcome is TestOutcome.SURVIVED:
@@ -259,8 +285,8 @@ class _SourceGuard:
 def _progress(db_path: Path, total: int, stop: threading.Event, module: str) -> None:
     while not stop.wait(30):
         with use_db(str(db_path), WorkDB.Mode.open) as db:
-            done = db.num_results
-        print(f"  {module}: {done}/{total}", flush=True)
+            left = len(db.pending_work_items)
+        print(f"  {module}: {total - left}/{total}", flush=True)
 
 
 def _pending_ids(db: WorkDB) -> Iterator[str]:
@@ -334,6 +360,7 @@ def run_target(target: Target, equivalents: list[Equivalent]) -> ModuleRun:
         time.monotonic() - clock,
     )
     lines = guard.original.decode().splitlines()
+    scopes = _scopes(guard.original.decode())
     with use_db(str(db_path), WorkDB.Mode.open) as db:
         for item, result in db.completed_work_items:
             if result.worker_outcome is WorkerOutcome.SKIPPED:
@@ -343,14 +370,15 @@ def run_target(target: Target, equivalents: list[Equivalent]) -> ModuleRun:
             line = spec.start_pos[0]
             original, mutated = _diff_lines(result.diff)
             original = original or lines[line - 1].strip()
-            mutant = Mutant(spec.operator_name, line, original, mutated, _outcome(result))
+            scope = _scope_of(scopes, line)
+            mutant = Mutant(scope, spec.operator_name, line, original, mutated, _outcome(result))
             if mutant.outcome == "survived":
                 match = next(
                     (
                         e
                         for e in equivalents
-                        if (e.module, e.operator, e.original, e.mutated)
-                        == (target.module, mutant.operator, original, mutated)
+                        if (e.module, e.scope, e.operator, e.original, e.mutated)
+                        == (target.module, scope, mutant.operator, original, mutated)
                     ),
                     None,
                 )
@@ -412,11 +440,22 @@ def write_report(results: dict[str, Any], targets: list[Target]) -> None:
         if entry["functions"]:
             out.append("Mutated functions: " + ", ".join(f"`{f}`" for f in entry["functions"]))
         out.append("")
+        not_made = [m for m in entry["mutants"] if m["outcome"] == "not made"]
+        if not_made:
+            out += ["cosmic-ray could not write these mutants (no test ran on them):", ""]
+            out += [f"- line {m['line']}, {m['operator']}: `{m['original']}`" for m in not_made]
+            out.append("")
+        errors = [m for m in entry["mutants"] if m["outcome"] in ("error", "incompetent")]
+        if errors:
+            out += ["Mutants whose test run broke down (counted in neither column):", ""]
+            out += [f"- line {m['line']}, {m['operator']}: `{m['original']}`" for m in errors]
+            out.append("")
         survivors = [m for m in entry["mutants"] if m["outcome"] == "survived"]
         if survivors:
             out += ["Surviving mutants (not yet killed):", ""]
             out += [
-                f"- line {m['line']}, {m['operator']}: `{m['original']}` → `{m['mutated']}`"
+                f"- `{m.get('scope', '')}` line {m['line']}, {m['operator']}: `{m['original']}` → "
+                f"`{m['mutated']}`"
                 for m in survivors
             ]
             out.append("")
@@ -427,8 +466,8 @@ def write_report(results: dict[str, Any], targets: list[Target]) -> None:
             if m["outcome"] == "equivalent":
                 any_equivalent = True
                 out.append(
-                    f"- `{module}` line {m['line']}, {m['operator']}: `{m['original']}` → "
-                    f"`{m['mutated']}` — {m['reason']}"
+                    f"- `{module}` `{m.get('scope', '')}` line {m['line']}, {m['operator']}: "
+                    f"`{m['original']}` → `{m['mutated']}` — {m['reason']}"
                 )
     if not any_equivalent:
         out.append("None.")
@@ -485,11 +524,15 @@ def main() -> int:
             f"{target.module}: {s['mutants']} mutants, {s['killed']} killed "
             f"({s['timeouts']} timeouts), {s['survived']} survived, "
             f"{s['equivalent']} equivalent, {s['errors']} errors, {s['seconds']} s"
+            + (f" ({s['not_made']} mutants cosmic-ray could not write)" if s["not_made"] else "")
         )
         for m in run.mutants:
             if m.outcome in ("survived", "incompetent", "error"):
                 failed = True
-                print(f"  {m.outcome}: line {m.line} {m.operator}: {m.original} -> {m.mutated}")
+                print(
+                    f"  {m.outcome}: {m.scope} line {m.line} {m.operator}: "
+                    f"{m.original} -> {m.mutated}"
+                )
         if not (args.fast or args.no_report):
             record(run)
     if not (args.fast or args.no_report):
