@@ -86,13 +86,31 @@ def _wrong_type(facts: ReceiptFacts, signer: Signer) -> Envelope:
     return _signed(facts, signer, payload_type="application/vnd.tongban.event-ack.v1+json")
 
 
-class ReceiptForgingPeer(relay_pb2_grpc.RelayServiceServicer):
-    """Stands in for the peer node: takes every delivery and answers with ``answer``."""
+# How a peer answers DeliverBatch instead of with one receipt per packet: it may abort the
+# call (context.abort) or return outcomes of its own. It gets the honest outcomes to reuse.
+BatchAnswer = Callable[
+    [relay_pb2.DeliverBatchRequest, grpc.ServicerContext, list[relay_pb2.DeliverOutcome]],
+    relay_pb2.DeliverBatchResponse,
+]
 
-    def __init__(self, signer: Signer, answer: Answer) -> None:
+
+class ReceiptForgingPeer(relay_pb2_grpc.RelayServiceServicer):
+    """Stands in for the peer node: takes every delivery and answers with ``answer`` (or,
+    for DeliverBatch, with ``batch`` when given)."""
+
+    def __init__(
+        self,
+        signer: Signer,
+        answer: Answer,
+        batch: BatchAnswer | None = None,
+        duplicate: bool = False,
+    ) -> None:
         self._signer = signer
         self._answer = answer
+        self._batch = batch
+        self._duplicate = duplicate
         self.deliveries = 0
+        self.calls: list[str] = []
 
     def _receipt(self, opening: relay_pb2.PacketOpening) -> relay_pb2.DeliverOutcome:
         statement = envelope_from_proto(opening.statement)
@@ -103,20 +121,26 @@ class ReceiptForgingPeer(relay_pb2_grpc.RelayServiceServicer):
         )
         self.deliveries += 1
         return relay_pb2.DeliverOutcome(
-            receipt=envelope_to_proto(self._answer(facts, self._signer))
+            receipt=envelope_to_proto(self._answer(facts, self._signer)),
+            duplicate=self._duplicate,
         )
 
     def Deliver(
         self, request_iterator: Iterator[relay_pb2.DeliverRequest], context: grpc.ServicerContext
     ) -> relay_pb2.DeliverResponse:
+        self.calls.append("Deliver")
         requests = list(request_iterator)
         outcome = self._receipt(requests[0].opening)
-        return relay_pb2.DeliverResponse(receipt=outcome.receipt)
+        return relay_pb2.DeliverResponse(receipt=outcome.receipt, duplicate=outcome.duplicate)
 
     def DeliverBatch(
         self, request: relay_pb2.DeliverBatchRequest, context: grpc.ServicerContext
     ) -> relay_pb2.DeliverBatchResponse:
-        return relay_pb2.DeliverBatchResponse(outcomes=[self._receipt(p) for p in request.packets])
+        self.calls.append("DeliverBatch")
+        outcomes = [self._receipt(p) for p in request.packets]
+        if self._batch is not None:
+            return self._batch(request, context, outcomes)
+        return relay_pb2.DeliverBatchResponse(outcomes=outcomes)
 
 
 @dataclass
@@ -160,7 +184,13 @@ def sending_node(tmp_path: Path) -> Iterator[Callable[..., SendingNode]]:
     delivery with the receipt a given ``Answer`` makes (with 420100's TLS identity and key)."""
     started: list[tuple[Cluster, grpc.Server]] = []
 
-    def start(answer: Answer, *, batch_size: int) -> SendingNode:
+    def start(
+        answer: Answer,
+        *,
+        batch_size: int,
+        batch: BatchAnswer | None = None,
+        duplicate: bool = False,
+    ) -> SendingNode:
         cluster = start_cluster(
             tmp_path / f"c{len(started)}",
             (SENDER, PEER, OTHER),
@@ -170,7 +200,7 @@ def sending_node(tmp_path: Path) -> Iterator[Callable[..., SendingNode]]:
         cfg = cluster.config(PEER)
         server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
         started.append((cluster, server))
-        peer = ReceiptForgingPeer(cluster.signer_of(PEER), answer)
+        peer = ReceiptForgingPeer(cluster.signer_of(PEER), answer, batch, duplicate)
         relay_pb2_grpc.add_RelayServiceServicer_to_server(peer, server)
         creds = grpc.ssl_server_credentials(
             [(cfg.tls_key.read_bytes(), cfg.tls_cert.read_bytes())],
@@ -255,3 +285,167 @@ def test_a_bad_receipt_leaves_the_packet_undelivered_and_retried(
     ]
     warning = f"delivery of packet {pid} to {PEER} failed (will retry): {error}"
     assert warning in [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+
+
+# ---- what else a peer may answer to a batch ------------------------------------------------
+
+FORM_ONLY: list[Material] = []
+SMALL_FILE = [Material("id-card.pdf", open=lambda: iter([b"%PDF-1.7 card"]))]
+
+
+def _refuse_each(code: int, message: str) -> BatchAnswer:
+    def batch(
+        request: relay_pb2.DeliverBatchRequest,
+        context: grpc.ServicerContext,
+        outcomes: list[relay_pb2.DeliverOutcome],
+    ) -> relay_pb2.DeliverBatchResponse:
+        refused = relay_pb2.DeliverOutcome(code=code, message=message)
+        return relay_pb2.DeliverBatchResponse(outcomes=[refused for _ in request.packets])
+
+    return batch
+
+
+def _abort(code: grpc.StatusCode, message: str) -> BatchAnswer:
+    def batch(
+        request: relay_pb2.DeliverBatchRequest,
+        context: grpc.ServicerContext,
+        outcomes: list[relay_pb2.DeliverOutcome],
+    ) -> relay_pb2.DeliverBatchResponse:
+        context.abort(code, message)
+        raise AssertionError("abort raises")
+
+    return batch
+
+
+def _no_outcomes(
+    request: relay_pb2.DeliverBatchRequest,
+    context: grpc.ServicerContext,
+    outcomes: list[relay_pb2.DeliverOutcome],
+) -> relay_pb2.DeliverBatchResponse:
+    return relay_pb2.DeliverBatchResponse()
+
+
+def _settle(node: SendingNode, pid: str) -> tuple[OutboxRow, DeliveryRow]:
+    outbox, delivery = wait_until("the delivery to settle", node.settled(pid))
+    return outbox, delivery
+
+
+@pytest.mark.parametrize(
+    ("code", "name"),
+    [
+        (grpc.StatusCode.INVALID_ARGUMENT, "INVALID_ARGUMENT"),
+        (grpc.StatusCode.PERMISSION_DENIED, "PERMISSION_DENIED"),
+        (grpc.StatusCode.DATA_LOSS, "DATA_LOSS"),
+        (grpc.StatusCode.ALREADY_EXISTS, "ALREADY_EXISTS"),
+    ],
+)
+def test_a_packet_the_peer_refuses_in_a_batch_is_parked(
+    sending_node: Callable[..., SendingNode],
+    caplog: pytest.LogCaptureFixture,
+    code: grpc.StatusCode,
+    name: str,
+) -> None:
+    """The peer judged the content itself: sending the same bytes again cannot help."""
+    caplog.set_level(logging.WARNING, logger="tongban.server.delivery")
+    number = code.value[0]
+    node = sending_node(_honest, batch_size=64, batch=_refuse_each(number, "judged: no"))
+    pid = node.submit(FORM_ONLY)
+    outbox, delivery = _settle(node, pid)
+    error = f"{name}: judged: no"
+    assert (outbox.state, outbox.attempts, outbox.last_error) == ("failed", 1, error)
+    assert (delivery.state, delivery.receipt, delivery.last_error) == ("failed", None, error)
+    warning = f"delivery of packet {pid} to {PEER} failed (parked): {error}"
+    assert warning in [r.getMessage() for r in caplog.records]
+
+
+@pytest.mark.parametrize(
+    ("number", "name"),
+    [(grpc.StatusCode.UNAVAILABLE.value[0], "UNAVAILABLE"), (99, "UNKNOWN")],
+    ids=["unavailable", "unknown-code"],
+)
+def test_a_packet_the_peer_could_not_take_now_is_retried(
+    sending_node: Callable[..., SendingNode], number: int, name: str
+) -> None:
+    node = sending_node(_honest, batch_size=64, batch=_refuse_each(number, "later"))
+    pid = node.submit(FORM_ONLY)
+    outbox, delivery = _settle(node, pid)
+    assert (outbox.state, outbox.last_error) == ("pending", f"{name}: later")
+    assert outbox.attempts >= 2
+    assert (delivery.state, delivery.receipt) == ("pending", None)
+
+
+def test_a_batch_answer_with_the_wrong_number_of_outcomes_is_retried(
+    sending_node: Callable[..., SendingNode],
+) -> None:
+    node = sending_node(_honest, batch_size=64, batch=_no_outcomes)
+    pid = node.submit(FORM_ONLY)
+    outbox, delivery = _settle(node, pid)
+    error = f"bad answer from node {PEER}: 0 outcomes came back for 1 packets"
+    assert (outbox.state, outbox.last_error, delivery.state) == ("pending", error, "pending")
+    assert outbox.attempts >= 2
+
+
+@pytest.mark.parametrize(
+    ("code", "state", "error"),
+    [
+        (grpc.StatusCode.PERMISSION_DENIED, "failed", "PERMISSION_DENIED: not you"),
+        (grpc.StatusCode.UNAVAILABLE, "pending", "UNAVAILABLE: not you"),
+    ],
+    ids=["permanent", "transient"],
+)
+def test_a_refused_batch_call_is_parked_or_retried_by_its_status(
+    sending_node: Callable[..., SendingNode], code: grpc.StatusCode, state: str, error: str
+) -> None:
+    node = sending_node(_honest, batch_size=64, batch=_abort(code, "not you"))
+    pid = node.submit(FORM_ONLY)
+    outbox, delivery = _settle(node, pid)
+    assert (outbox.state, outbox.last_error) == (state, error)
+    assert (delivery.state, delivery.receipt) == (state, None)
+    assert "Deliver" not in node.peer.calls
+
+
+def test_a_batch_too_large_for_the_peer_goes_one_packet_at_a_time(
+    sending_node: Callable[..., SendingNode],
+) -> None:
+    node = sending_node(
+        _honest, batch_size=64, batch=_abort(grpc.StatusCode.RESOURCE_EXHAUSTED, "too big")
+    )
+    pid = node.submit(FORM_ONLY)
+    outbox, delivery = _settle(node, pid)
+    assert (outbox.state, delivery.state) == ("done", "delivered")
+    assert node.peer.calls == ["DeliverBatch", "Deliver"]
+
+
+def test_a_packet_with_files_refused_in_a_batch_gets_the_stream_last_word(
+    sending_node: Callable[..., SendingNode],
+) -> None:
+    """A peer of an older version takes packets with files only as a stream."""
+    refuse = _refuse_each(grpc.StatusCode.INVALID_ARGUMENT.value[0], "files by stream")
+    node = sending_node(_honest, batch_size=64, batch=refuse)
+    pid = node.submit(SMALL_FILE)
+    outbox, delivery = _settle(node, pid)
+    assert (outbox.state, delivery.state) == ("done", "delivered")
+    assert node.peer.calls == ["DeliverBatch", "Deliver"]
+
+
+@pytest.mark.parametrize(
+    ("batch_size", "files", "logged"),
+    [
+        (64, FORM_ONLY, "delivered 1 packets to 420100 in one call (1 already held)"),
+        (1, SMALL_FILE, "delivered packet {pid} to 420100 (already held)"),
+    ],
+    ids=["batch", "stream"],
+)
+def test_a_packet_the_peer_already_held_is_delivered_and_said_so(
+    sending_node: Callable[..., SendingNode],
+    caplog: pytest.LogCaptureFixture,
+    batch_size: int,
+    files: list[Material],
+    logged: str,
+) -> None:
+    caplog.set_level(logging.INFO, logger="tongban.server.delivery")
+    node = sending_node(_honest, batch_size=batch_size, duplicate=True)
+    pid = node.submit(files)
+    outbox, delivery = _settle(node, pid)
+    assert (outbox.state, delivery.state) == ("done", "delivered")
+    assert logged.format(pid=pid) in [r.getMessage() for r in caplog.records]
