@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Mutation testing of the trust code (cosmic-ray); regenerates docs/mutation.md.
-# Usage: scripts/mutation.sh [--fast] [--no-report] [MODULE_PATH ...]
+# Usage: scripts/mutation.sh [--fast] [--no-report | --report-only] [MODULE_PATH ...]
 #   no MODULE_PATH: every module in scripts/mutation/targets.toml
 #   --fast: the small modules marked fast; exits 1 if a mutant survives that is not
 #           listed as equivalent (for CI; does not touch the report)

@@ -501,7 +501,13 @@ def main() -> int:
     parser.add_argument(
         "--no-report", action="store_true", help="do not update results.json and the report"
     )
+    parser.add_argument(
+        "--report-only", action="store_true", help="only rewrite the report from results.json"
+    )
     args = parser.parse_args()
+    if args.report_only:
+        write_report(json.loads(RESULTS.read_text(encoding="utf-8")), load_targets())
+        return 0
     if shutil.which("git") is None:
         raise SystemExit("git is needed")
     targets = load_targets()
