@@ -392,6 +392,10 @@ def run_target(target: Target, equivalents: list[Equivalent]) -> ModuleRun:
 # ---- the report ---------------------------------------------------------------------------
 
 
+def _code(text: str) -> str:
+    return f"`{text}`" if text else "(removed)"
+
+
 def _row(label: str, s: dict[str, Any]) -> str:
     return (
         f"| {label} | {s['mutants']} | {s['killed']} ({s['timeouts']}) | {s['survived']} "
@@ -433,9 +437,11 @@ def write_report(results: dict[str, Any], targets: list[Target]) -> None:
             "| in annotations, not run | time | when, commit |",
             "|---|---|---|---|---|---|---|---|---|",
             _row("before", entry["before"]),
-            _row("after", entry["after"]),
+            _row("after", entry["after"])
+            if entry.get("after")
+            else "| after | not run yet since the new tests were added |",
             "",
-            "Tests: " + ", ".join(f"`{t}`" for t in entry["tests"]) + ".",
+            "Tests: " + ", ".join(f"`{t}`" for t in entry["tests"] if not t.startswith("-")) + ".",
         ]
         if entry["functions"]:
             out.append("Mutated functions: " + ", ".join(f"`{f}`" for f in entry["functions"]))
@@ -452,10 +458,13 @@ def write_report(results: dict[str, Any], targets: list[Target]) -> None:
             out.append("")
         survivors = [m for m in entry["mutants"] if m["outcome"] == "survived"]
         if survivors:
-            out += ["Surviving mutants (not yet killed):", ""]
+            out += [
+                "Surviving mutants of the latest run (neither killed nor judged equivalent):",
+                "",
+            ]
             out += [
                 f"- `{m.get('scope', '')}` line {m['line']}, {m['operator']}: `{m['original']}` → "
-                f"`{m['mutated']}`"
+                f"{_code(m['mutated'])}"
                 for m in survivors
             ]
             out.append("")
@@ -467,7 +476,7 @@ def write_report(results: dict[str, Any], targets: list[Target]) -> None:
                 any_equivalent = True
                 out.append(
                     f"- `{module}` `{m.get('scope', '')}` line {m['line']}, {m['operator']}: "
-                    f"`{m['original']}` → `{m['mutated']}` — {m['reason']}"
+                    f"`{m['original']}` → {_code(m['mutated'])} — {m['reason']}"
                 )
     if not any_equivalent:
         out.append("None.")
@@ -484,7 +493,7 @@ def record(run: ModuleRun) -> None:
         "tests": run.tests,
         "functions": run.functions,
         "before": previous.get("before", summary),
-        "after": summary,
+        "after": summary if "before" in previous else None,
         "mutants": [m.__dict__ for m in run.mutants if m.outcome != "killed"],
     }
     RESULTS.write_text(json.dumps(results, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
