@@ -71,7 +71,7 @@ from tongban.keys.clock import utcnow
 from tongban.keys.content import new_data_key, wrap_data_key
 from tongban.keys.identifiers import citizen_id_check_char
 from tongban.keys.pki import load_certificates
-from tongban.server.runtime import read_directory_file
+from tongban.server.usecases.runtime import read_directory_file
 from tongban.storage.objects import FilesystemObjectStore
 
 A, B = "420700", "420100"

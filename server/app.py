@@ -27,7 +27,9 @@ from tongban.proto import (
     seal_pb2,
     seal_pb2_grpc,
 )
-from tongban.server.admission import (
+from tongban.server.config import NodeConfig
+from tongban.server.domain.matters import MatterCatalog
+from tongban.server.grpc.admission import (
     Admission,
     IdleWatchdog,
     address_caller,
@@ -35,16 +37,14 @@ from tongban.server.admission import (
     mtls_lanes,
     public_lanes,
 )
-from tongban.server.config import NodeConfig
-from tongban.server.delivery import DeliveryDispatcher
+from tongban.server.grpc.request_decoding import add_checked_service
+from tongban.server.grpc.seal_servicers import SealServicer, VerifyServicer
+from tongban.server.grpc.servicers import HallServicer, RelayServicer
 from tongban.server.jobs import NodeJobs
-from tongban.server.matters import MatterCatalog
-from tongban.server.request_decoding import add_checked_service
-from tongban.server.retention import sweep_orphan_blobs
-from tongban.server.runtime import DirectoryHolder, NodeRuntime, PeerChannels
-from tongban.server.seal_servicers import SealServicer, VerifyServicer
-from tongban.server.seals import SealBook
-from tongban.server.servicers import HallServicer, RelayServicer
+from tongban.server.usecases.delivery import DeliveryDispatcher
+from tongban.server.usecases.retention import sweep_orphan_blobs
+from tongban.server.usecases.runtime import DirectoryHolder, NodeRuntime, PeerChannels
+from tongban.server.usecases.seals import SealBook
 from tongban.storage.objects import open_object_store
 from tongban.storage.sql import open_metadata_store
 

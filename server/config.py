@@ -14,7 +14,7 @@ Limits (all in ``[limits]``):
                         largest document the public VerifyService reads from an anonymous
                         caller (default 64 MiB)
 
-Admission (all in ``[admission]``; see ``tongban.server.admission`` and ADR 0005):
+Admission (all in ``[admission]``; see ``tongban.server.grpc.admission`` and ADR 0005):
     idle_timeout_seconds    a call that waits this long on its caller for the next message
                             (or for a sent one to be taken) is ended (default 60)
     <lane>_calls            calls a lane admits at once

@@ -30,8 +30,7 @@ from tongban.keys.signing import PrivateKeySigner, Signer
 from tongban.proto import relay_pb2, relay_pb2_grpc
 from tongban.server.app import RelayNode
 from tongban.server.config import load_config
-from tongban.server.delivery import envelope_to_proto
-from tongban.server.statements import (
+from tongban.server.domain.statements import (
     EVENT_TYPE,
     PACKET_TYPE,
     EventStatement,
@@ -39,6 +38,7 @@ from tongban.server.statements import (
     PacketStatement,
     RecipientEntry,
 )
+from tongban.server.usecases.delivery import envelope_to_proto
 from tongban.storage.sql import Base
 
 NODES = ("420700", "420100", "440300")

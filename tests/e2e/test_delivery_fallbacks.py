@@ -15,9 +15,9 @@ from sqlalchemy import select
 from tests.harness import Cluster, citizen_id, delivered, wait_until
 from tongban.client.hall import Applicant
 from tongban.proto import hall_pb2_grpc
-from tongban.server import packets
-from tongban.server.errors import InvalidRequest
-from tongban.server.servicers import HallServicer
+from tongban.server.domain.errors import InvalidRequest
+from tongban.server.grpc.servicers import HallServicer
+from tongban.server.usecases import packets
 from tongban.storage.sql import DeliveryRow
 
 A, B = "420700", "420100"
@@ -115,7 +115,7 @@ def test_the_hall_sdk_submits_to_a_node_without_submit_form(
 def test_packets_beyond_what_the_dispatcher_keeps_in_memory_are_read_back(
     two_nodes: Cluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from tongban.server import delivery
+    from tongban.server.usecases import delivery
 
     monkeypatch.setattr(delivery, "_MAX_HELD_BYTES", 0)  # every packet is read from the store
     cluster = two_nodes

@@ -96,7 +96,7 @@ def procs(tmp_path: Path) -> Iterator[tuple[Cluster, dict[str, NodeProcess]]]:
     # The harness reads the directory through a running node; load it from the folder instead.
     from tongban.keys.clock import utcnow
     from tongban.keys.pki import load_certificates
-    from tongban.server.runtime import read_directory_file
+    from tongban.server.usecases.runtime import read_directory_file
 
     roots = load_certificates((cluster.fed / "public" / "root.pem").read_bytes())
     directory = read_directory_file(cluster.fed / "public" / "directory.json", roots, at=utcnow())

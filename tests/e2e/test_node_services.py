@@ -97,7 +97,7 @@ def test_health_reports_serving(cluster: Cluster, tmp_path: Path) -> None:
 
 
 def test_orphan_sweep_removes_only_unreferenced_idle_blobs(cluster: Cluster) -> None:
-    from tongban.server.retention import sweep_orphan_blobs
+    from tongban.server.usecases.retention import sweep_orphan_blobs
 
     ez = cluster.hall("420700")
     r = ez.submit(

@@ -22,8 +22,8 @@ from tongban.client.hall import Applicant, HallClient, Material
 from tongban.keys.envelope import Envelope, sign_envelope
 from tongban.keys.signing import PrivateKeySigner, Signer
 from tongban.proto import relay_pb2, relay_pb2_grpc
-from tongban.server.delivery import envelope_from_proto, envelope_to_proto
-from tongban.server.statements import RECEIPT_TYPE, PacketStatement, Receipt
+from tongban.server.domain.statements import RECEIPT_TYPE, PacketStatement, Receipt
+from tongban.server.usecases.delivery import envelope_from_proto, envelope_to_proto
 from tongban.storage.sql import DeliveryRow, OutboxRow
 
 SENDER, PEER, OTHER = "420700", "420100", "440300"
@@ -272,7 +272,7 @@ def test_a_bad_receipt_leaves_the_packet_undelivered_and_retried(
     batch_size: int,
     files: list[Material],
 ) -> None:
-    caplog.set_level(logging.WARNING, logger="tongban.server.delivery")
+    caplog.set_level(logging.WARNING, logger="tongban.server.usecases.delivery")
     node = sending_node(answer, batch_size=batch_size)
     pid = node.submit(files)
     outbox, delivery = wait_until("a second attempt after the bad receipt", node.settled(pid))
@@ -346,7 +346,7 @@ def test_a_packet_the_peer_refuses_in_a_batch_is_parked(
     name: str,
 ) -> None:
     """The peer judged the content itself: sending the same bytes again cannot help."""
-    caplog.set_level(logging.WARNING, logger="tongban.server.delivery")
+    caplog.set_level(logging.WARNING, logger="tongban.server.usecases.delivery")
     number = code.value[0]
     node = sending_node(_honest, batch_size=64, batch=_refuse_each(number, "judged: no"))
     pid = node.submit(FORM_ONLY)
@@ -443,7 +443,7 @@ def test_a_packet_the_peer_already_held_is_delivered_and_said_so(
     files: list[Material],
     logged: str,
 ) -> None:
-    caplog.set_level(logging.INFO, logger="tongban.server.delivery")
+    caplog.set_level(logging.INFO, logger="tongban.server.usecases.delivery")
     node = sending_node(_honest, batch_size=batch_size, duplicate=True)
     pid = node.submit(files)
     outbox, delivery = _settle(node, pid)

@@ -1,4 +1,4 @@
-"""Tests of tongban.server.matters: the bundled catalogue, lookups and file validation."""
+"""Tests of tongban.server.domain.matters: the bundled catalogue, lookups and file validation."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from tongban.server import matters as matters_module
-from tongban.server.matters import (
+from tongban.server.domain import matters as matters_module
+from tongban.server.domain.matters import (
     Matter,
     MatterCatalog,
     MatterCatalogInvalid,

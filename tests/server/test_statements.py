@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 
 from tongban.keys.envelope import canonical_json
-from tongban.server.errors import InvalidRequest
-from tongban.server.statements import (
+from tongban.server.domain.errors import InvalidRequest
+from tongban.server.domain.statements import (
     EventAck,
     EventStatement,
     FileEntry,

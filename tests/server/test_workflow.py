@@ -6,8 +6,8 @@ import itertools
 
 import pytest
 
-from tongban.server.errors import IllegalTransition
-from tongban.server.workflow import LegStatus, Party, aggregate_status, check_transition
+from tongban.server.domain.errors import IllegalTransition
+from tongban.server.domain.workflow import LegStatus, Party, aggregate_status, check_transition
 
 H, A = Party.HANDLING, Party.ACCEPTING
 ALLOWED = {

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import grpc
 
-from tongban.server.errors import InvalidRequest
+from tongban.server.domain.errors import InvalidRequest
 
 __all__ = ["MALFORMED_REQUEST", "add_checked_service"]
 

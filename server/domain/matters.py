@@ -13,7 +13,7 @@ Example::
     >>> catalog.get("HB-9999-99")
     Traceback (most recent call last):
         ...
-    tongban.server.matters.UnknownMatter: unknown matter code 'HB-9999-99'
+    tongban.server.domain.matters.UnknownMatter: unknown matter code 'HB-9999-99'
 """
 
 from __future__ import annotations
@@ -225,7 +225,7 @@ class MatterCatalog:
     @classmethod
     def load_default(cls) -> MatterCatalog:
         """The catalogue bundled with the package."""
-        data = resources.files("tongban.server").joinpath("matters.json").read_bytes()
+        data = resources.files("tongban.server.domain").joinpath("matters.json").read_bytes()
         return cls.from_json(data, source="bundled matters.json")
 
     def get(self, code: str) -> Matter:

@@ -22,14 +22,14 @@ from tongban.keys.pki import Identity, Role, certificate_pem, load_certificate, 
 from tongban.keys.trust import CLIENT_AUTH, authenticate_certificate
 from tongban.proto import relay_pb2_grpc
 from tongban.server.config import NodeConfig
-from tongban.server.errors import PermissionDenied, Unauthenticated
-from tongban.server.matters import MatterCatalog
+from tongban.server.domain.errors import PermissionDenied, Unauthenticated
+from tongban.server.domain.matters import MatterCatalog
 from tongban.storage.objects import ObjectStore
 from tongban.storage.sql import MetadataStore
 
 if TYPE_CHECKING:
-    from tongban.server.cases import OutboxItem
-    from tongban.server.seals import SealBook
+    from tongban.server.usecases.cases import OutboxItem
+    from tongban.server.usecases.seals import SealBook
 
 __all__ = ["DirectoryHolder", "InboxNotifier", "NodeRuntime", "PeerChannels", "caller_identity"]
 

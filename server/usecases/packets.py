@@ -48,7 +48,28 @@ from tongban.keys.file_names import DistinctFileNames, check_file_names
 from tongban.keys.identifiers import validate_citizen_id, validate_credit_code
 from tongban.keys.records import KeyRecord
 from tongban.keys.seals import SealRecord
-from tongban.server.cases import (
+from tongban.server.config import FORM_HEADROOM, MAX_DELIVERY_BATCH, Limits
+from tongban.server.domain.errors import (
+    Conflict,
+    IllegalTransition,
+    IntegrityFailure,
+    InvalidRequest,
+    NotFound,
+    PermissionDenied,
+    TooLarge,
+)
+from tongban.server.domain.statements import (
+    PACKET_TYPE,
+    RECEIPT_TYPE,
+    EventStatement,
+    FileEntry,
+    PacketStatement,
+    Receipt,
+    RecipientEntry,
+    check_statement_bounds,
+    check_text,
+)
+from tongban.server.usecases.cases import (
     OutboxItem,
     append_local_event,
     apply_remote_event,
@@ -61,29 +82,8 @@ from tongban.server.cases import (
     outbox_row,
     remote_event,
 )
-from tongban.server.config import FORM_HEADROOM, MAX_DELIVERY_BATCH, Limits
-from tongban.server.errors import (
-    Conflict,
-    IllegalTransition,
-    IntegrityFailure,
-    InvalidRequest,
-    NotFound,
-    PermissionDenied,
-    TooLarge,
-)
-from tongban.server.runtime import NodeRuntime
-from tongban.server.seals import seal_result_digest
-from tongban.server.statements import (
-    PACKET_TYPE,
-    RECEIPT_TYPE,
-    EventStatement,
-    FileEntry,
-    PacketStatement,
-    Receipt,
-    RecipientEntry,
-    check_statement_bounds,
-    check_text,
-)
+from tongban.server.usecases.runtime import NodeRuntime
+from tongban.server.usecases.seals import seal_result_digest
 from tongban.storage.sql import (
     Base,
     CaseRow,
@@ -121,7 +121,7 @@ __all__ = [
     "submit_packet",
 ]
 
-_log = logging.getLogger("tongban.server.packets")
+_log = logging.getLogger("tongban.server.usecases.packets")
 # Entries one ListInbox call returns when it names no limit, and at most.
 DEFAULT_INBOX_PAGE = 100
 MAX_INBOX_PAGE = 1000

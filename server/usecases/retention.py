@@ -12,12 +12,12 @@ import logging
 
 from sqlalchemy import select
 
-from tongban.server.runtime import NodeRuntime
+from tongban.server.usecases.runtime import NodeRuntime
 from tongban.storage.sql import PacketFileRow
 
 __all__ = ["sweep_orphan_blobs"]
 
-_log = logging.getLogger("tongban.server.retention")
+_log = logging.getLogger("tongban.server.usecases.retention")
 _PREFIXES = ("out/", "in/")
 
 

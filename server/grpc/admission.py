@@ -49,7 +49,8 @@ import grpc
 from tongban.keys.errors import KeysError
 from tongban.keys.pki import Role, identity_from_certificate, load_certificate
 from tongban.server.config import AdmissionPolicy
-from tongban.server.errors import Busy, IdleTimeout, InvalidRequest, abort_with
+from tongban.server.domain.errors import Busy, IdleTimeout, InvalidRequest
+from tongban.server.grpc.status import abort_with, status_code_of
 
 __all__ = [
     "Admission",
@@ -62,7 +63,7 @@ __all__ = [
     "public_lanes",
 ]
 
-_log = logging.getLogger("tongban.server.admission")
+_log = logging.getLogger("tongban.server.grpc.admission")
 
 # Methods whose lane does not depend on who calls: health checks must be answered whatever
 # halls do, and long-lived tooling streams must not take the health checks' threads.
@@ -268,7 +269,9 @@ class IdleWatchdog:
                     _log.warning("ending %s: %s: %s", call.who, timeout.code, timeout.message)
                     try:
                         _end_call(
-                            call.context, timeout.status, f"{timeout.code}: {timeout.message}"
+                            call.context,
+                            status_code_of(timeout),
+                            f"{timeout.code}: {timeout.message}",
                         )
                     except Exception:  # one call's failure must not stop the watchdog
                         _log.exception("could not end %s", call.who)

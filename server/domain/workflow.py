@@ -16,7 +16,7 @@ import enum
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from tongban.server.errors import IllegalTransition
+from tongban.server.domain.errors import IllegalTransition
 
 __all__ = [
     "DECIDED_STATUSES",

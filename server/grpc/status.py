@@ -1,8 +1,10 @@
-"""Errors of the relay node, and the one place where every error becomes a gRPC status.
+"""The one place where an error becomes a gRPC status, and where a refusal is logged.
 
-Each error has a stable ``code`` (the first word of the status message) and says whether
-retrying could help. Errors from ``tongban.keys`` and ``tongban.storage`` are mapped here
-too, so servicers never choose status codes themselves.
+Every error the node can end a call with is mapped here: its own (``tongban.server.domain
+.errors``), those of ``tongban.keys`` and of ``tongban.storage``. Anything else is a bug:
+``INTERNAL`` with a generic message, logged with its traceback. Whether a call may be
+retried travels with the status as the trailing metadata ``tongban-retryable``, so the hall
+SDK and a sending node decide from the same flag the error carries.
 """
 
 from __future__ import annotations
@@ -23,116 +25,73 @@ from tongban.keys.errors import (
     UnknownKeyError,
 )
 from tongban.keys.identifiers import InvalidIdentifier
-from tongban.server.matters import MatterError
+from tongban.server.domain.errors import (
+    Busy,
+    Conflict,
+    IdleTimeout,
+    IllegalTransition,
+    IntegrityFailure,
+    InvalidRequest,
+    NotFound,
+    PermissionDenied,
+    RelayError,
+    TooLarge,
+    Unauthenticated,
+    Unavailable,
+)
+from tongban.server.domain.matters import MatterError
 from tongban.storage.objects import ObjectNotFound, ObjectStoreError
 
 __all__ = [
     "MAX_STATUS_MESSAGE",
-    "Busy",
-    "Conflict",
-    "IdleTimeout",
-    "IllegalTransition",
-    "IntegrityFailure",
-    "InvalidRequest",
-    "NotFound",
-    "PermissionDenied",
-    "RelayError",
-    "TooLarge",
-    "Unauthenticated",
-    "Unavailable",
+    "RETRYABLE_KEY",
     "abort_with",
     "guard",
     "guard_stream",
     "refusal_of",
+    "retryable_of",
+    "status_code_of",
     "status_of",
 ]
 
 _log = logging.getLogger("tongban.server")
 T = TypeVar("T")
 
+# Trailing metadata that says whether the same call may succeed later.
+RETRYABLE_KEY = "tongban-retryable"
 
-class RelayError(Exception):
-    """Base of the node's own errors."""
-
-    code = "relay-error"
-    status = grpc.StatusCode.INTERNAL
-    retryable = False
-
-    def __init__(self, message: str, *, code: str | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        if code is not None:
-            self.code = code
-
-
-class InvalidRequest(RelayError):
-    code = "invalid-request"
-    status = grpc.StatusCode.INVALID_ARGUMENT
+_STATUS: dict[type[RelayError], grpc.StatusCode] = {
+    InvalidRequest: grpc.StatusCode.INVALID_ARGUMENT,
+    NotFound: grpc.StatusCode.NOT_FOUND,
+    PermissionDenied: grpc.StatusCode.PERMISSION_DENIED,
+    Unauthenticated: grpc.StatusCode.UNAUTHENTICATED,
+    IntegrityFailure: grpc.StatusCode.DATA_LOSS,
+    Conflict: grpc.StatusCode.ALREADY_EXISTS,
+    IllegalTransition: grpc.StatusCode.FAILED_PRECONDITION,
+    TooLarge: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    Busy: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    IdleTimeout: grpc.StatusCode.DEADLINE_EXCEEDED,
+    Unavailable: grpc.StatusCode.UNAVAILABLE,
+}
 
 
-class NotFound(RelayError):
-    code = "not-found"
-    status = grpc.StatusCode.NOT_FOUND
+def status_code_of(exc: RelayError) -> grpc.StatusCode:
+    """The status of one of the node's own errors (its nearest mapped class)."""
+    for cls in type(exc).__mro__:
+        if cls in _STATUS:
+            return _STATUS[cls]
+    return grpc.StatusCode.INTERNAL
 
 
-class PermissionDenied(RelayError):
-    code = "permission-denied"
-    status = grpc.StatusCode.PERMISSION_DENIED
-
-
-class Unauthenticated(RelayError):
-    code = "unauthenticated"
-    status = grpc.StatusCode.UNAUTHENTICATED
-
-
-class IntegrityFailure(RelayError):
-    """Content does not match what was signed, or ciphertext failed authentication."""
-
-    code = "integrity-failure"
-    status = grpc.StatusCode.DATA_LOSS
-
-
-class Conflict(RelayError):
-    code = "conflict"
-    status = grpc.StatusCode.ALREADY_EXISTS
-
-
-class IllegalTransition(RelayError):
-    code = "illegal-transition"
-    status = grpc.StatusCode.FAILED_PRECONDITION
-
-
-class TooLarge(RelayError):
-    code = "too-large"
-    status = grpc.StatusCode.RESOURCE_EXHAUSTED
-
-
-class Busy(RelayError):
-    """A lane of the server, or the caller's share of it, is full; nothing was read."""
-
-    code = "busy"
-    status = grpc.StatusCode.RESOURCE_EXHAUSTED
-    retryable = True
-
-
-class IdleTimeout(RelayError):
-    """The caller sent no message (or took none) for longer than the idle timeout."""
-
-    code = "idle-timeout"
-    status = grpc.StatusCode.DEADLINE_EXCEEDED
-    retryable = True
-
-
-class Unavailable(RelayError):
-    code = "unavailable"
-    status = grpc.StatusCode.UNAVAILABLE
-    retryable = True
+def retryable_of(exc: BaseException) -> bool:
+    """Whether the same call could succeed later: the error says so itself."""
+    return bool(getattr(exc, "retryable", False))
 
 
 def status_of(exc: BaseException) -> tuple[grpc.StatusCode, str] | None:
     """The gRPC status and message for a known error, or None for a bug."""
     if isinstance(exc, RelayError):
-        return exc.status, f"{exc.code}: {exc.message}"
+        return status_code_of(exc), f"{exc.code}: {exc.message}"
     if isinstance(exc, DecryptionError | TruncatedStreamError):
         return grpc.StatusCode.DATA_LOSS, f"{exc.code}: {exc.message}"
     if isinstance(exc, SignatureError | UnknownKeyError):
@@ -172,8 +131,9 @@ def refusal_of(exc: BaseException, *, who: str) -> tuple[grpc.StatusCode, str]:
 
 
 def abort_with(context: grpc.ServicerContext, exc: BaseException, *, who: str) -> NoReturn:
-    """Log a refused or failed call and end it with the mapped status."""
+    """Log a refused or failed call and end it with the mapped status and retry flag."""
     code, message = refusal_of(exc, who=who)
+    context.set_trailing_metadata(((RETRYABLE_KEY, "true" if retryable_of(exc) else "false"),))
     context.abort(code, message)
 
 

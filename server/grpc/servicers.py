@@ -12,16 +12,17 @@ import grpc
 from tongban.keys.clock import format_time
 from tongban.keys.envelope import sign_envelope
 from tongban.proto import hall_pb2, hall_pb2_grpc, relay_pb2, relay_pb2_grpc
-from tongban.server import cases, packets
-from tongban.server.delivery import (
+from tongban.server.domain.errors import InvalidRequest
+from tongban.server.domain.statements import ACK_TYPE, EventAck, FileEntry, RecipientEntry
+from tongban.server.grpc.status import guard, guard_stream, refusal_of
+from tongban.server.usecases import cases, packets
+from tongban.server.usecases.delivery import (
     envelope_from_proto,
     envelope_to_proto,
     opening_from_proto,
     segment_from_proto,
 )
-from tongban.server.errors import InvalidRequest, guard, guard_stream, refusal_of
-from tongban.server.runtime import NodeRuntime, caller_identity, require_hall, require_node
-from tongban.server.statements import ACK_TYPE, EventAck, FileEntry, RecipientEntry
+from tongban.server.usecases.runtime import NodeRuntime, caller_identity, require_hall, require_node
 
 __all__ = ["HallServicer", "RelayServicer"]
 

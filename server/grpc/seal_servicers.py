@@ -14,10 +14,11 @@ from tongban.keys.pki import Role, certificate_pem, load_certificates
 from tongban.keys.seals import SealRecord
 from tongban.keys.verification import seal_verification_result
 from tongban.proto import common_pb2, seal_pb2, seal_pb2_grpc
-from tongban.server import seals
-from tongban.server.delivery import envelope_to_proto
-from tongban.server.errors import InvalidRequest, PermissionDenied, TooLarge, guard, guard_stream
-from tongban.server.runtime import NodeRuntime, caller_identity, require_admin
+from tongban.server.domain.errors import InvalidRequest, PermissionDenied, TooLarge
+from tongban.server.grpc.status import guard, guard_stream
+from tongban.server.usecases import seals
+from tongban.server.usecases.delivery import envelope_to_proto
+from tongban.server.usecases.runtime import NodeRuntime, caller_identity, require_admin
 
 __all__ = ["SealServicer", "VerifyServicer"]
 

@@ -41,8 +41,14 @@ from tongban.keys.seals import (
     seal_pdf,
 )
 from tongban.keys.signing import PrivateKeySigner
-from tongban.server.errors import Conflict, IllegalTransition, InvalidRequest, NotFound, TooLarge
-from tongban.server.runtime import NodeRuntime
+from tongban.server.domain.errors import (
+    Conflict,
+    IllegalTransition,
+    InvalidRequest,
+    NotFound,
+    TooLarge,
+)
+from tongban.server.usecases.runtime import NodeRuntime
 from tongban.storage.sql import ECertRow, SealRow
 
 __all__ = [

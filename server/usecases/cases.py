@@ -17,19 +17,19 @@ from sqlalchemy.orm import Session
 
 from tongban.keys.envelope import Envelope, EnvelopeSignature, sign_envelope, verify_envelope
 from tongban.keys.errors import KeysError
-from tongban.server.errors import (
+from tongban.server.domain.errors import (
     IllegalTransition,
     InvalidRequest,
     NotFound,
     PermissionDenied,
 )
-from tongban.server.runtime import NodeRuntime
-from tongban.server.statements import EVENT_TYPE, EventStatement
-from tongban.server.workflow import Party, aggregate_status, check_transition
+from tongban.server.domain.statements import EVENT_TYPE, EventStatement
+from tongban.server.domain.workflow import Party, aggregate_status, check_transition
+from tongban.server.usecases.runtime import NodeRuntime
 from tongban.storage.sql import CaseRow, EventRow, LegRow, OutboxRow
 
 if TYPE_CHECKING:
-    from tongban.server.packets import OutgoingPacket
+    from tongban.server.usecases.packets import OutgoingPacket
 
 __all__ = [
     "CaseAction",

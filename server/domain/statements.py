@@ -18,7 +18,7 @@ from tongban.keys.content import MAX_SEGMENT_SIZE
 from tongban.keys.envelope import canonical_json, parse_json_object
 from tongban.keys.errors import BadPeerData, echo
 from tongban.keys.file_names import check_file_names
-from tongban.server.errors import InvalidRequest
+from tongban.server.domain.errors import InvalidRequest
 
 __all__ = [
     "ACK_TYPE",

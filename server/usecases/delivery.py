@@ -29,9 +29,10 @@ from sqlalchemy.sql.dml import Update
 from tongban.keys.envelope import Envelope, EnvelopeSignature, verify_envelope
 from tongban.keys.errors import KeysError
 from tongban.proto import common_pb2, relay_pb2
-from tongban.server.cases import OutboxItem, event_envelope
 from tongban.server.config import DeliveryPolicy
-from tongban.server.packets import (
+from tongban.server.domain.statements import ACK_TYPE, RECEIPT_TYPE, EventAck, Receipt
+from tongban.server.usecases.cases import OutboxItem, event_envelope
+from tongban.server.usecases.packets import (
     DeliverOpening,
     DeliverPart,
     DeliverSegment,
@@ -41,8 +42,7 @@ from tongban.server.packets import (
     inline_opening,
     read_outgoing,
 )
-from tongban.server.runtime import NodeRuntime
-from tongban.server.statements import ACK_TYPE, RECEIPT_TYPE, EventAck, Receipt
+from tongban.server.usecases.runtime import NodeRuntime
 from tongban.storage.sql import DeliveryRow, EventRow, OutboxRow, PacketRow, UTCDateTime
 
 __all__ = [
@@ -54,7 +54,7 @@ __all__ = [
     "segment_from_proto",
 ]
 
-_log = logging.getLogger("tongban.server.delivery")
+_log = logging.getLogger("tongban.server.usecases.delivery")
 
 # The peer judged the content itself; sending the same bytes again cannot succeed.
 _PERMANENT = frozenset(
