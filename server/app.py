@@ -37,14 +37,15 @@ from tongban.server.grpc.admission import (
     mtls_lanes,
     public_lanes,
 )
+from tongban.server.grpc.peers import GrpcPeerTransport, PeerChannels
 from tongban.server.grpc.request_decoding import add_checked_service
 from tongban.server.grpc.seal_servicers import SealServicer, VerifyServicer
 from tongban.server.grpc.servicers import HallServicer, RelayServicer
 from tongban.server.jobs import NodeJobs
 from tongban.server.usecases.delivery import DeliveryDispatcher
 from tongban.server.usecases.retention import sweep_orphan_blobs
-from tongban.server.usecases.runtime import DirectoryHolder, NodeRuntime, PeerChannels
-from tongban.server.usecases.seals import SealBook
+from tongban.server.usecases.runtime import DirectoryHolder, NodeRuntime
+from tongban.server.usecases.seal_keys import SealBook
 from tongban.storage.objects import open_object_store
 from tongban.storage.sql import open_metadata_store
 
@@ -83,12 +84,14 @@ class RelayNode:
             matters=MatterCatalog.from_file(config.matters)
             if config.matters
             else MatterCatalog.load_default(),
-            peers=PeerChannels(self._tls_chain, self._tls_key, config.limits.max_message_bytes),
             clock=clock,
         )
         if config.seals_dir is not None and (config.seals_dir / "ca.pem").exists():
             self.runtime.seals = SealBook.load(config.seals_dir)
-        self.dispatcher = DeliveryDispatcher(self.runtime, config.delivery)
+        self.peers = GrpcPeerTransport(
+            PeerChannels(self._tls_chain, self._tls_key, config.limits.max_message_bytes)
+        )
+        self.dispatcher = DeliveryDispatcher(self.runtime, config.delivery, self.peers)
         self.runtime.offer_delivery = self.dispatcher.offer
         self.jobs = NodeJobs(config.node_id, self.runtime.metadata.engine)
         self.health = health.HealthServicer()
@@ -196,7 +199,7 @@ class RelayNode:
         self.idle_watchdog.stop()
         self.jobs.stop()
         self.dispatcher.stop()
-        self.runtime.peers.close()
+        self.peers.close()
         self.runtime.objects.close()
         self.runtime.metadata.close()
         _log.info("node %s stopped", self.config.node_id)

@@ -38,7 +38,7 @@ from tongban.server.domain.statements import (
     PacketStatement,
     RecipientEntry,
 )
-from tongban.server.usecases.delivery import envelope_to_proto
+from tongban.server.grpc.converters import envelope_to_proto
 from tongban.storage.sql import Base
 
 NODES = ("420700", "420100", "440300")

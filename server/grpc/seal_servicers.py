@@ -15,10 +15,11 @@ from tongban.keys.seals import SealRecord
 from tongban.keys.verification import seal_verification_result
 from tongban.proto import common_pb2, seal_pb2, seal_pb2_grpc
 from tongban.server.domain.errors import InvalidRequest, PermissionDenied, TooLarge
+from tongban.server.grpc.converters import envelope_to_proto
+from tongban.server.grpc.identity import caller_identity
 from tongban.server.grpc.status import guard, guard_stream
 from tongban.server.usecases import seals
-from tongban.server.usecases.delivery import envelope_to_proto
-from tongban.server.usecases.runtime import NodeRuntime, caller_identity, require_admin
+from tongban.server.usecases.runtime import NodeRuntime, require_admin
 
 __all__ = ["SealServicer", "VerifyServicer"]
 

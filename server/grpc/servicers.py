@@ -14,15 +14,16 @@ from tongban.keys.envelope import sign_envelope
 from tongban.proto import hall_pb2, hall_pb2_grpc, relay_pb2, relay_pb2_grpc
 from tongban.server.domain.errors import InvalidRequest
 from tongban.server.domain.statements import ACK_TYPE, EventAck, FileEntry, RecipientEntry
-from tongban.server.grpc.status import guard, guard_stream, refusal_of
-from tongban.server.usecases import cases, packets
-from tongban.server.usecases.delivery import (
+from tongban.server.grpc.converters import (
     envelope_from_proto,
     envelope_to_proto,
     opening_from_proto,
     segment_from_proto,
 )
-from tongban.server.usecases.runtime import NodeRuntime, caller_identity, require_hall, require_node
+from tongban.server.grpc.identity import caller_identity
+from tongban.server.grpc.status import guard, guard_stream, refusal_of
+from tongban.server.usecases import cases, inbox, messages, receive, submit
+from tongban.server.usecases.runtime import NodeRuntime, require_hall, require_node
 
 __all__ = ["HallServicer", "RelayServicer"]
 
@@ -45,15 +46,15 @@ _ID_TYPE_TO_PB = {v: k for k, v in _ID_TYPES.items()}
 # ---- conversions ------------------------------------------------------------------------------
 
 
-def _header(h: hall_pb2.SubmitHeader) -> packets.SubmitHeader:
+def _header(h: hall_pb2.SubmitHeader) -> messages.SubmitHeader:
     applicant = None
     if h.HasField("applicant"):
         if h.applicant.id_type not in _ID_TYPES:
             raise InvalidRequest("applicant id type must be CITIZEN or COMPANY")
-        applicant = packets.Applicant(
+        applicant = messages.Applicant(
             h.applicant.name, _ID_TYPES[h.applicant.id_type], h.applicant.id_number
         )
-    return packets.SubmitHeader(
+    return messages.SubmitHeader(
         packet_id=h.packet_id,
         kind=_KINDS.get(h.kind, "unspecified"),
         mode=_MODES.get(h.mode, "unspecified"),
@@ -66,23 +67,23 @@ def _header(h: hall_pb2.SubmitHeader) -> packets.SubmitHeader:
     )
 
 
-def _submit_parts(requests: Iterator[hall_pb2.SubmitRequest]) -> Iterator[packets.SubmitPart]:
+def _submit_parts(requests: Iterator[hall_pb2.SubmitRequest]) -> Iterator[messages.SubmitPart]:
     for req in requests:
         which = req.WhichOneof("part")
         if which == "header":
             yield _header(req.header)
         elif which == "file_begin":
             fb = req.file_begin
-            yield packets.FileBegin(fb.name, fb.media_type, fb.size)
+            yield messages.FileBegin(fb.name, fb.media_type, fb.size)
         elif which == "data":
             yield req.data
         elif which == "file_end":
-            yield packets.FileEnd(req.file_end.sha256)
+            yield messages.FileEnd(req.file_end.sha256)
         else:
             raise InvalidRequest("empty submit message")
 
 
-def _submit_response(r: packets.SubmitResult) -> hall_pb2.SubmitResponse:
+def _submit_response(r: messages.SubmitResult) -> hall_pb2.SubmitResponse:
     return hall_pb2.SubmitResponse(
         packet_id=r.packet_id,
         case_id=r.case_id,
@@ -91,7 +92,7 @@ def _submit_response(r: packets.SubmitResult) -> hall_pb2.SubmitResponse:
     )
 
 
-def _deliveries(ds: tuple[packets.DeliveryInfo, ...]) -> list[hall_pb2.DeliveryState]:
+def _deliveries(ds: tuple[messages.DeliveryInfo, ...]) -> list[hall_pb2.DeliveryState]:
     return [
         hall_pb2.DeliveryState(
             node_id=d.node_id, state=d.state, attempts=d.attempts, last_error=d.last_error
@@ -100,7 +101,7 @@ def _deliveries(ds: tuple[packets.DeliveryInfo, ...]) -> list[hall_pb2.DeliveryS
     ]
 
 
-def _entry(item: packets.InboxItem) -> hall_pb2.InboxEntry:
+def _entry(item: messages.InboxItem) -> hall_pb2.InboxEntry:
     return hall_pb2.InboxEntry(
         packet_id=item.packet_id,
         case_id=item.case_id,
@@ -174,9 +175,9 @@ def _action(req: hall_pb2.ActRequest) -> cases.CaseAction:
     raise InvalidRequest("the request names no action")
 
 
-def _fetch_responses(parts: Iterator[packets.FetchPart]) -> Iterator[hall_pb2.FetchResponse]:
+def _fetch_responses(parts: Iterator[messages.FetchPart]) -> Iterator[hall_pb2.FetchResponse]:
     for part in parts:
-        if isinstance(part, packets.FetchOpening):
+        if isinstance(part, messages.FetchOpening):
             a = part.applicant
             yield hall_pb2.FetchResponse(
                 opening=hall_pb2.FetchOpening(
@@ -195,7 +196,7 @@ def _fetch_responses(parts: Iterator[packets.FetchPart]) -> Iterator[hall_pb2.Fe
             )
         elif isinstance(part, FileEntry):
             yield hall_pb2.FetchResponse(file_begin=_file_info(part))
-        elif isinstance(part, packets.FetchFileEnd):
+        elif isinstance(part, messages.FetchFileEnd):
             yield hall_pb2.FetchResponse(
                 file_end=hall_pb2.FetchFileEnd(
                     index=part.index, sha256=part.sha256, verified=part.verified
@@ -219,9 +220,7 @@ class HallServicer(hall_pb2_grpc.HallServiceServicer):
         self, request_iterator: Iterator[hall_pb2.SubmitRequest], context: grpc.ServicerContext
     ) -> hall_pb2.SubmitResponse:
         def call() -> hall_pb2.SubmitResponse:
-            r = packets.submit_packet(
-                self._rt, self._hall(context), _submit_parts(request_iterator)
-            )
+            r = submit.submit_packet(self._rt, self._hall(context), _submit_parts(request_iterator))
             return _submit_response(r)
 
         return guard(context, "Submit", call)
@@ -231,7 +230,7 @@ class HallServicer(hall_pb2_grpc.HallServiceServicer):
     ) -> hall_pb2.SubmitResponse:
         def call() -> hall_pb2.SubmitResponse:
             hall = self._hall(context)
-            return _submit_response(packets.submit_packet(self._rt, hall, iter([_header(request)])))
+            return _submit_response(submit.submit_packet(self._rt, hall, iter([_header(request)])))
 
         return guard(context, "SubmitForm", call)
 
@@ -239,7 +238,7 @@ class HallServicer(hall_pb2_grpc.HallServiceServicer):
         self, request: hall_pb2.InboxRequest, context: grpc.ServicerContext
     ) -> hall_pb2.InboxResponse:
         def call() -> hall_pb2.InboxResponse:
-            items = packets.list_inbox(
+            items = inbox.list_inbox(
                 self._rt,
                 self._hall(context),
                 direction=request.direction,
@@ -256,26 +255,26 @@ class HallServicer(hall_pb2_grpc.HallServiceServicer):
             hall = self._hall(context)
             after = 0
             if not request.include_existing:
-                existing = packets.list_inbox(
-                    self._rt, hall, direction=request.direction, limit=packets.MAX_INBOX_PAGE
+                existing = inbox.list_inbox(
+                    self._rt, hall, direction=request.direction, limit=inbox.MAX_INBOX_PAGE
                 )
                 while existing:
                     after = existing[-1].row_id
-                    existing = packets.list_inbox(
+                    existing = inbox.list_inbox(
                         self._rt,
                         hall,
                         direction=request.direction,
                         after_row=after,
-                        limit=packets.MAX_INBOX_PAGE,
+                        limit=inbox.MAX_INBOX_PAGE,
                     )
             generation = self._rt.inbox.generation
             while context.is_active():
-                for item in packets.list_inbox(
+                for item in inbox.list_inbox(
                     self._rt,
                     hall,
                     direction=request.direction,
                     after_row=after,
-                    limit=packets.MAX_INBOX_PAGE,
+                    limit=inbox.MAX_INBOX_PAGE,
                 ):
                     after = item.row_id
                     yield _entry(item)
@@ -287,7 +286,7 @@ class HallServicer(hall_pb2_grpc.HallServiceServicer):
         self, request: hall_pb2.FetchRequest, context: grpc.ServicerContext
     ) -> Iterator[hall_pb2.FetchResponse]:
         def stream() -> Iterator[hall_pb2.FetchResponse]:
-            parts = packets.fetch_packet(self._rt, self._hall(context), request.packet_id)
+            parts = inbox.fetch_packet(self._rt, self._hall(context), request.packet_id)
             yield from _fetch_responses(parts)
 
         return guard_stream(context, "Fetch", stream)
@@ -339,7 +338,7 @@ class HallServicer(hall_pb2_grpc.HallServiceServicer):
         return guard(context, "History", call)
 
 
-def _deliver_parts(requests: Iterator[relay_pb2.DeliverRequest]) -> Iterator[packets.DeliverPart]:
+def _deliver_parts(requests: Iterator[relay_pb2.DeliverRequest]) -> Iterator[messages.DeliverPart]:
     for req in requests:
         which = req.WhichOneof("part")
         if which == "opening":
@@ -359,7 +358,7 @@ class RelayServicer(relay_pb2_grpc.RelayServiceServicer):
     ) -> relay_pb2.DeliverResponse:
         def call() -> relay_pb2.DeliverResponse:
             peer = require_node(self._rt, caller_identity(context, self._rt.directory.current))
-            receipt, dup = packets.receive_packet(
+            receipt, dup = receive.receive_packet(
                 self._rt, peer.node_id, _deliver_parts(request_iterator)
             )
             return relay_pb2.DeliverResponse(receipt=envelope_to_proto(receipt), duplicate=dup)
@@ -372,7 +371,7 @@ class RelayServicer(relay_pb2_grpc.RelayServiceServicer):
         def call() -> relay_pb2.DeliverBatchResponse:
             peer = require_node(self._rt, caller_identity(context, self._rt.directory.current))
             openings = [opening_from_proto(o) for o in request.packets]
-            outcomes = packets.receive_batch(self._rt, peer.node_id, openings)
+            outcomes = receive.receive_batch(self._rt, peer.node_id, openings)
             response = relay_pb2.DeliverBatchResponse()
             for opening, outcome in zip(openings, outcomes, strict=True):
                 if outcome.receipt is not None:

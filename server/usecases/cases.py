@@ -8,9 +8,9 @@ import hashlib
 import json
 import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -25,11 +25,9 @@ from tongban.server.domain.errors import (
 )
 from tongban.server.domain.statements import EVENT_TYPE, EventStatement
 from tongban.server.domain.workflow import Party, aggregate_status, check_transition
+from tongban.server.usecases.messages import OutboxItem
 from tongban.server.usecases.runtime import NodeRuntime
 from tongban.storage.sql import CaseRow, EventRow, LegRow, OutboxRow
-
-if TYPE_CHECKING:
-    from tongban.server.usecases.packets import OutgoingPacket
 
 __all__ = [
     "CaseAction",
@@ -62,22 +60,6 @@ def decode_signatures(data: bytes) -> tuple[EnvelopeSignature, ...]:
 
 def event_envelope(row: EventRow) -> Envelope:
     return Envelope(row.payload, EVENT_TYPE, decode_signatures(row.signatures))
-
-
-@dataclass(frozen=True)
-class OutboxItem:
-    """One item owed to another node, as the delivery dispatcher handles it."""
-
-    id: int
-    dest_node: str
-    case_id: str
-    kind: str
-    ref: str
-    # A small packet, which may travel in one call with others to the same node.
-    batchable: bool = False
-    # What the packet sends this node, when the submit that stored it is still at hand,
-    # so that a fresh packet goes out without being read back.
-    packet: OutgoingPacket | None = field(default=None, compare=False, repr=False)
 
 
 def outbox_row(runtime: NodeRuntime, dest: str, case_id: str, kind: str, ref: str) -> OutboxRow:

@@ -14,29 +14,25 @@ import itertools
 import json
 import logging
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import suppress
 from datetime import timedelta
 from functools import cache
-from typing import cast
+from typing import Protocol, cast
 
-import grpc
 from sqlalchemy import Table, and_, bindparam, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.dml import Update
 
-from tongban.keys.envelope import Envelope, EnvelopeSignature, verify_envelope
+from tongban.keys.directory import NodeEntry
+from tongban.keys.envelope import Envelope, verify_envelope
 from tongban.keys.errors import KeysError
-from tongban.proto import common_pb2, relay_pb2
 from tongban.server.config import DeliveryPolicy
 from tongban.server.domain.statements import ACK_TYPE, RECEIPT_TYPE, EventAck, Receipt
-from tongban.server.usecases.cases import OutboxItem, event_envelope
-from tongban.server.usecases.packets import (
-    DeliverOpening,
-    DeliverPart,
-    DeliverSegment,
-    OutgoingPacket,
+from tongban.server.usecases.cases import event_envelope
+from tongban.server.usecases.messages import DeliverOpening, DeliverPart, OutboxItem, OutgoingPacket
+from tongban.server.usecases.outgoing import (
     delivery_openings,
     delivery_parts,
     inline_opening,
@@ -45,30 +41,72 @@ from tongban.server.usecases.packets import (
 from tongban.server.usecases.runtime import NodeRuntime
 from tongban.storage.sql import DeliveryRow, EventRow, OutboxRow, PacketRow, UTCDateTime
 
-__all__ = [
-    "DeliveryDispatcher",
-    "envelope_from_proto",
-    "envelope_to_proto",
-    "opening_from_proto",
-    "opening_to_proto",
-    "segment_from_proto",
-]
+__all__ = ["BatchOutcome", "DeliveryDispatcher", "PeerCallFailed", "PeerTransport"]
 
 _log = logging.getLogger("tongban.server.usecases.delivery")
-
-# The peer judged the content itself; sending the same bytes again cannot succeed.
-_PERMANENT = frozenset(
-    {
-        grpc.StatusCode.INVALID_ARGUMENT,
-        grpc.StatusCode.PERMISSION_DENIED,
-        grpc.StatusCode.DATA_LOSS,
-        grpc.StatusCode.ALREADY_EXISTS,
-    }
-)
 
 
 class _Refused(Exception):
     """The peer's answer did not check out (bad receipt, wrong ack)."""
+
+
+class PeerCallFailed(Exception):
+    """A call to a peer node ended without an answer: the peer refused it, or was not reached.
+
+    ``retryable`` is the peer's own word (or, for a call that never reached it, the
+    transport's): a refusal that is not retryable judged the content and parks the item.
+    ``too_large`` says the peer refused the size of a batch call, not its packets.
+    """
+
+    def __init__(
+        self, status: str, message: str, *, retryable: bool, too_large: bool = False
+    ) -> None:
+        super().__init__(f"{status}: {message}")
+        self.status = status
+        self.message = message
+        self.retryable = retryable
+        self.too_large = too_large
+
+
+@dataclasses.dataclass(frozen=True)
+class BatchOutcome:
+    """The peer's answer for one packet of a batch: a signed receipt, or a refusal."""
+
+    receipt: Envelope | None
+    duplicate: bool = False
+    refusal: PeerCallFailed | None = None
+
+
+class PeerTransport(Protocol):
+    """Calls to peer nodes, whatever carries them (gRPC over mTLS in the node)."""
+
+    def deliver(
+        self, peer: NodeEntry, parts: Iterator[DeliverPart], *, timeout: float
+    ) -> tuple[Envelope, bool]:
+        """Stream one packet; the peer's signed receipt and whether it held the packet already.
+
+        Raises:
+            PeerCallFailed: refused or not reached.
+        """
+        ...
+
+    def deliver_batch(
+        self, peer: NodeEntry, openings: Sequence[DeliverOpening], *, timeout: float
+    ) -> list[BatchOutcome]:
+        """Send packets with inline segments in one call; one outcome per packet, in order.
+
+        Raises:
+            PeerCallFailed: the whole call was refused or not reached.
+        """
+        ...
+
+    def push_event(self, peer: NodeEntry, event: Envelope, *, timeout: float) -> Envelope:
+        """Send one signed case event; the peer's signed acknowledgement.
+
+        Raises:
+            PeerCallFailed: refused or not reached.
+        """
+        ...
 
 
 # Calls at a time that carry batches of packets to one node. While one is on its way the
@@ -79,91 +117,6 @@ _DRAINERS = 2
 # Most bytes of freshly submitted packets the dispatcher keeps in memory to send them without
 # reading them back; a peer that hangs must not make a node hold every packet it queues.
 _MAX_HELD_BYTES = 64 << 20
-
-
-def _busy(exc: grpc.RpcError) -> bool:
-    """The peer had no room for the call (``busy:``), rather than refusing its size."""
-    details = exc.details() if hasattr(exc, "details") else ""
-    return str(details or "").startswith("busy:")
-
-
-class _OutcomeError(grpc.RpcError):
-    """A packet of a batch the peer refused, with the status Deliver would have ended with."""
-
-    def __init__(self, code: int, message: str) -> None:
-        super().__init__(message)
-        self._code = next(
-            (c for c in grpc.StatusCode if c.value[0] == code), grpc.StatusCode.UNKNOWN
-        )
-        self._message = message
-
-    def code(self) -> grpc.StatusCode:
-        return self._code
-
-    def details(self) -> str:
-        return self._message
-
-
-def envelope_to_proto(env: Envelope) -> common_pb2.SignedEnvelope:
-    return common_pb2.SignedEnvelope(
-        payload=env.payload,
-        payload_type=env.payload_type,
-        signatures=[common_pb2.Signature(key_id=s.key_id, sig=s.sig) for s in env.signatures],
-    )
-
-
-def envelope_from_proto(msg: common_pb2.SignedEnvelope) -> Envelope:
-    return Envelope(
-        msg.payload,
-        msg.payload_type,
-        tuple(EnvelopeSignature(s.key_id, s.sig) for s in msg.signatures),
-    )
-
-
-def opening_to_proto(part: DeliverOpening) -> relay_pb2.PacketOpening:
-    msg = relay_pb2.PacketOpening(
-        statement=envelope_to_proto(part.statement),
-        wrapped_key=part.wrapped_key,
-        recipient_key_id=part.recipient_key_id,
-        form_ciphertext=part.form_ciphertext,
-        events=[envelope_to_proto(e) for e in part.events],
-    )
-    for seg in part.segments:
-        _fill_segment(msg.segments.add(), seg)
-    return msg
-
-
-def opening_from_proto(msg: relay_pb2.PacketOpening) -> DeliverOpening:
-    return DeliverOpening(
-        envelope_from_proto(msg.statement),
-        msg.wrapped_key,
-        msg.recipient_key_id,
-        msg.form_ciphertext,
-        tuple(envelope_from_proto(e) for e in msg.events),
-        tuple(segment_from_proto(s) for s in msg.segments),
-    )
-
-
-def segment_from_proto(msg: relay_pb2.Segment) -> DeliverSegment:
-    return DeliverSegment(msg.file_index, msg.segment_index, msg.final, msg.ciphertext)
-
-
-def _fill_segment(msg: relay_pb2.Segment, part: DeliverSegment) -> None:
-    # Filled in place: a nested constructor would copy the ciphertext twice.
-    msg.file_index = part.file_index
-    msg.segment_index = part.segment_index
-    msg.final = part.final
-    msg.ciphertext = part.ciphertext
-
-
-def _requests(parts: Iterator[DeliverPart]) -> Iterator[relay_pb2.DeliverRequest]:
-    for part in parts:
-        if isinstance(part, DeliverOpening):
-            yield relay_pb2.DeliverRequest(opening=opening_to_proto(part))
-        else:
-            request = relay_pb2.DeliverRequest()
-            _fill_segment(request.segment, part)
-            yield request
 
 
 @cache
@@ -207,9 +160,12 @@ class DeliveryDispatcher:
     ``_DRAINERS`` calls at a time; everything else goes out one call per item.
     """
 
-    def __init__(self, runtime: NodeRuntime, policy: DeliveryPolicy) -> None:
+    def __init__(
+        self, runtime: NodeRuntime, policy: DeliveryPolicy, transport: PeerTransport
+    ) -> None:
         self._rt = runtime
         self._policy = policy
+        self._transport = transport
         self._pool = ThreadPoolExecutor(policy.workers, thread_name_prefix="deliver")
         self._lock = threading.Lock()
         self._in_flight: set[int] = set()
@@ -368,10 +324,11 @@ class DeliveryDispatcher:
         """Record a failed attempt: parked when the peer judged the content, else retried."""
         with self._lock:
             self._unsettled.add((row.dest_node, row.case_id))
-        if isinstance(exc, grpc.RpcError):
-            code = exc.code() if hasattr(exc, "code") else grpc.StatusCode.UNKNOWN
-            details = exc.details() if hasattr(exc, "details") else str(exc)
-            self._failed(row, f"{code.name}: {details}", permanent=code in _PERMANENT)
+        if isinstance(exc, PeerCallFailed):
+            # A peer that does not accept this node's identity may not know its newest
+            # certificate yet: a directory refresh on either side heals that, so it waits.
+            permanent = not exc.retryable and exc.status != "UNAUTHENTICATED"
+            self._failed(row, f"{exc.status}: {exc.message}", permanent=permanent)
         elif isinstance(exc, _Refused | KeysError):
             self._failed(row, f"bad answer from node {row.dest_node}: {exc}", permanent=False)
         else:
@@ -395,21 +352,20 @@ class DeliveryDispatcher:
 
     def _send_packet(self, row: OutboxItem) -> None:
         rt = self._rt
-        stub = rt.peers.stub(rt.directory.current.node(row.dest_node))
+        peer = rt.directory.current.node(row.dest_node)
         parts = delivery_parts(rt, row.packet or read_outgoing(rt, row.ref, row.dest_node))
         opening = next(parts)
         assert isinstance(opening, DeliverOpening)
-        response = stub.Deliver(
-            _requests(itertools.chain([opening], parts)), timeout=self._policy.rpc_timeout
+        receipt_env, duplicate = self._transport.deliver(
+            peer, itertools.chain([opening], parts), timeout=self._policy.rpc_timeout
         )
-        receipt_env = envelope_from_proto(response.receipt)
         receipt = self._checked_receipt(row, receipt_env, opening.statement.payload)
         self._complete([(row, receipt_env, receipt)])
         _log.info(
             "delivered packet %s to %s%s",
             row.ref,
             row.dest_node,
-            " (already held)" if response.duplicate else "",
+            " (already held)" if duplicate else "",
         )
 
     def _drain(self, dest: str) -> None:
@@ -473,19 +429,15 @@ class DeliveryDispatcher:
     ) -> None:
         rt = self._rt
         try:
-            stub = rt.peers.stub(rt.directory.current.node(dest))
-            response = stub.DeliverBatch(
-                relay_pb2.DeliverBatchRequest(
-                    packets=[opening_to_proto(inline_opening(rt, packets[r.ref])) for r in rows]
-                ),
+            outcomes = self._transport.deliver_batch(
+                rt.directory.current.node(dest),
+                [inline_opening(rt, packets[r.ref]) for r in rows],
                 timeout=self._policy.rpc_timeout,
             )
-            if len(response.outcomes) != len(rows):
-                raise _Refused(
-                    f"{len(response.outcomes)} outcomes came back for {len(rows)} packets"
-                )
-        except grpc.RpcError as exc:
-            if exc.code() == grpc.StatusCode.RESOURCE_EXHAUSTED and not _busy(exc):
+            if len(outcomes) != len(rows):
+                raise _Refused(f"{len(outcomes)} outcomes came back for {len(rows)} packets")
+        except PeerCallFailed as exc:
+            if exc.too_large:
                 # Too large for the peer's message limit: each packet on its own, streamed.
                 for row in rows:
                     self._try(row)
@@ -499,23 +451,24 @@ class DeliveryDispatcher:
             return
         delivered: list[tuple[OutboxItem, Envelope, Receipt]] = []
         held = 0
-        for row, outcome in zip(rows, response.outcomes, strict=True):
-            if outcome.code != grpc.StatusCode.OK.value[0] and packets[row.ref].files:
+        for row, outcome in zip(rows, outcomes, strict=True):
+            if outcome.refusal is not None and packets[row.ref].files:
                 # The stream has the last word on a packet with files (a peer of an older
                 # version takes such packets only that way).
                 self._try(row)
                 continue
             try:
-                if outcome.code != grpc.StatusCode.OK.value[0]:
-                    raise _OutcomeError(outcome.code, outcome.message)
-                receipt_env = envelope_from_proto(outcome.receipt)
+                if outcome.refusal is not None:
+                    raise outcome.refusal
+                if outcome.receipt is None:
+                    raise _Refused("a batch outcome carries neither a receipt nor a refusal")
                 receipt = self._checked_receipt(
-                    row, receipt_env, packets[row.ref].opening.statement.payload
+                    row, outcome.receipt, packets[row.ref].opening.statement.payload
                 )
             except Exception as exc:
                 self._fail_with(row, exc)
             else:
-                delivered.append((row, receipt_env, receipt))
+                delivered.append((row, outcome.receipt, receipt))
                 held += outcome.duplicate
         if not delivered:
             return
@@ -558,11 +511,7 @@ class DeliveryDispatcher:
             event = session.get(EventRow, row.ref)
             assert event is not None
             env = event_envelope(event)
-        response = rt.peers.stub(peer).PushEvent(
-            relay_pb2.PushEventRequest(event=envelope_to_proto(env)),
-            timeout=self._policy.rpc_timeout,
-        )
-        ack_env = envelope_from_proto(response.ack)
+        ack_env = self._transport.push_event(peer, env, timeout=self._policy.rpc_timeout)
         verify_envelope(ack_env, peer.signing_keys(rt.clock()), payload_type=ACK_TYPE)
         ack = EventAck.from_payload(ack_env.payload)
         if ack.event_hash != row.ref or ack.receiver != row.dest_node:

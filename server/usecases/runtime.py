@@ -8,9 +8,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-import grpc
 from cryptography import x509
 
 from tongban.keys.clock import utcnow
@@ -18,20 +16,24 @@ from tongban.keys.directory import FederationDirectory, NodeEntry, load_director
 from tongban.keys.envelope import Envelope, parse_json_object
 from tongban.keys.errors import KeysError
 from tongban.keys.keyring import NodeKeyRing
-from tongban.keys.pki import Identity, Role, certificate_pem, load_certificate, node_host_name
-from tongban.keys.trust import CLIENT_AUTH, authenticate_certificate
-from tongban.proto import relay_pb2_grpc
+from tongban.keys.pki import Identity, Role
 from tongban.server.config import NodeConfig
-from tongban.server.domain.errors import PermissionDenied, Unauthenticated
+from tongban.server.domain.errors import PermissionDenied
 from tongban.server.domain.matters import MatterCatalog
+from tongban.server.usecases.messages import OutboxItem
+from tongban.server.usecases.seal_keys import SealBook
 from tongban.storage.objects import ObjectStore
 from tongban.storage.sql import MetadataStore
 
-if TYPE_CHECKING:
-    from tongban.server.usecases.cases import OutboxItem
-    from tongban.server.usecases.seals import SealBook
-
-__all__ = ["DirectoryHolder", "InboxNotifier", "NodeRuntime", "PeerChannels", "caller_identity"]
+__all__ = [
+    "ActiveTransfers",
+    "DirectoryHolder",
+    "InboxNotifier",
+    "NodeRuntime",
+    "require_admin",
+    "require_hall",
+    "require_node",
+]
 
 Clock = Callable[[], datetime]
 
@@ -118,48 +120,6 @@ class ActiveTransfers:
             return any(key.startswith(p) for p in self._prefixes)
 
 
-class PeerChannels:
-    """mTLS channels to the other nodes, each pinned to the peer's identity CA and name.
-
-    A channel trusts nothing but the identity CA that the signed directory lists for that
-    peer, and checks that the certificate names the peer's host: a certificate issued by
-    any other CA under the federation root, or for another node, fails the handshake.
-    """
-
-    def __init__(self, cert_chain: bytes, private_key: bytes, max_message: int) -> None:
-        self._chain = cert_chain
-        self._key = private_key
-        self._max = max_message
-        self._lock = threading.Lock()
-        self._channels: dict[tuple[str, str, bytes], grpc.Channel] = {}
-
-    def stub(self, peer: NodeEntry) -> relay_pb2_grpc.RelayServiceStub:
-        anchor = certificate_pem(peer.identity_ca)
-        key = (peer.node_id, peer.endpoint, anchor)
-        with self._lock:
-            channel = self._channels.get(key)
-            if channel is None:
-                creds = grpc.ssl_channel_credentials(anchor, self._key, self._chain)
-                channel = grpc.secure_channel(
-                    peer.endpoint,
-                    creds,
-                    options=[
-                        # The certificate must name this very node, not just any member.
-                        ("grpc.ssl_target_name_override", node_host_name(peer.node_id)),
-                        ("grpc.max_send_message_length", self._max),
-                        ("grpc.max_receive_message_length", self._max),
-                    ],
-                )
-                self._channels[key] = channel
-        return relay_pb2_grpc.RelayServiceStub(channel)
-
-    def close(self) -> None:
-        with self._lock:
-            for channel in self._channels.values():
-                channel.close()
-            self._channels.clear()
-
-
 @dataclass
 class NodeRuntime:
     config: NodeConfig
@@ -168,7 +128,6 @@ class NodeRuntime:
     metadata: MetadataStore
     objects: ObjectStore
     matters: MatterCatalog
-    peers: PeerChannels
     clock: Clock = utcnow
     inbox: InboxNotifier = field(default_factory=InboxNotifier)
     transfers: ActiveTransfers = field(default_factory=ActiveTransfers)
@@ -181,47 +140,6 @@ class NodeRuntime:
 
     def me(self) -> NodeEntry:
         return self.directory.current.node(self.node_id)
-
-
-def caller_identity(context: grpc.ServicerContext, directory: FederationDirectory) -> Identity:
-    """The verified identity in the caller's mTLS certificate.
-
-    The TLS handshake checked the chain to the federation root; the identity counts only
-    if the identity CA the directory lists for the caller's node issued the certificate
-    (:func:`tongban.keys.trust.authenticate_certificate`).
-
-    Raises:
-        Unauthenticated: no client certificate, or one that may not claim its identity.
-    """
-    auth = context.auth_context()
-    pems: list[bytes] = list(auth.get("x509_pem_cert") or [])  # type: ignore[arg-type]
-    if not pems:
-        raise Unauthenticated("a client certificate issued by the federation root is required")
-    try:
-        return _identity_in(pems[0], directory)
-    except KeysError as exc:
-        raise Unauthenticated(f"{exc.code}: {exc.message}") from None
-
-
-_AUTHENTICATED: dict[tuple[bytes, int, datetime], Identity] = {}
-_AUTHENTICATED_LOCK = threading.Lock()
-_AUTHENTICATED_MAX = 1024
-
-
-def _identity_in(pem: bytes, directory: FederationDirectory) -> Identity:
-    # What a certificate may claim depends on its bytes and the directory version alone,
-    # so each accepted pair is checked once rather than on every call.
-    key = (pem, directory.version, directory.issued_at)
-    with _AUTHENTICATED_LOCK:
-        known = _AUTHENTICATED.get(key)
-    if known is not None:
-        return known
-    identity = authenticate_certificate(load_certificate(pem), directory, usage=CLIENT_AUTH)
-    with _AUTHENTICATED_LOCK:
-        if len(_AUTHENTICATED) >= _AUTHENTICATED_MAX:
-            _AUTHENTICATED.clear()
-        _AUTHENTICATED[key] = identity
-    return identity
 
 
 def require_hall(runtime: NodeRuntime, identity: Identity) -> str:

@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
@@ -30,7 +29,7 @@ from tongban.keys.ecert import (
 from tongban.keys.envelope import Envelope
 from tongban.keys.errors import CallerError, echo
 from tongban.keys.identifiers import validate_credit_code
-from tongban.keys.pki import load_certificate, load_private_key, private_key_pem
+from tongban.keys.pki import private_key_pem
 from tongban.keys.seal_registry import SealRegistry, sign_seal_registry
 from tongban.keys.seals import (
     RevocationReason,
@@ -40,7 +39,6 @@ from tongban.keys.seals import (
     seal_digest,
     seal_pdf,
 )
-from tongban.keys.signing import PrivateKeySigner
 from tongban.server.domain.errors import (
     Conflict,
     IllegalTransition,
@@ -49,10 +47,10 @@ from tongban.server.domain.errors import (
     TooLarge,
 )
 from tongban.server.usecases.runtime import NodeRuntime
+from tongban.server.usecases.seal_keys import SealBook
 from tongban.storage.sql import ECertRow, SealRow
 
 __all__ = [
-    "SealBook",
     "SealedDocument",
     "change_ecert_status",
     "ecert_status",
@@ -68,34 +66,6 @@ __all__ = [
 _SEAL_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 _MAX_PDF = 64 << 20
 RESULT_ECERT_TYPE = "RESULT"
-
-
-@dataclass(frozen=True)
-class SealBook:
-    """The node's seal CA and the folder of registered seals' private keys."""
-
-    folder: Path
-    ca_key: ec.EllipticCurvePrivateKey
-    ca_certificate: x509.Certificate
-
-    @classmethod
-    def load(cls, folder: Path) -> SealBook:
-        key = load_private_key((folder / "ca-key.pem").read_bytes())
-        if not isinstance(key, ec.EllipticCurvePrivateKey):
-            raise InvalidRequest(f"{folder / 'ca-key.pem'} is not an ECDSA key")
-        return cls(folder, key, load_certificate((folder / "ca.pem").read_bytes()))
-
-    def key_path(self, seal_id: str) -> Path:
-        return self.folder / "keys" / f"{seal_id}.pem"
-
-    def signer_if_present(self, seal_id: str) -> PrivateKeySigner | None:
-        return self.signer(seal_id) if self.key_path(seal_id).exists() else None
-
-    def signer(self, seal_id: str) -> PrivateKeySigner:
-        key = load_private_key(self.key_path(seal_id).read_bytes())
-        if not isinstance(key, ec.EllipticCurvePrivateKey):
-            raise InvalidRequest(f"seal {seal_id} key is not ECDSA")
-        return PrivateKeySigner(key)
 
 
 def _write_new_key(path: Path, key: ec.EllipticCurvePrivateKey) -> None:

@@ -33,8 +33,8 @@ from tongban.keys.signing import PrivateKeySigner
 from tongban.proto import relay_pb2, relay_pb2_grpc
 from tongban.server.config import MAX_DELIVERY_BATCH
 from tongban.server.domain.statements import RECEIPT_TYPE, Receipt
+from tongban.server.grpc.converters import envelope_from_proto
 from tongban.server.grpc.servicers import RelayServicer
-from tongban.server.usecases.delivery import envelope_from_proto
 from tongban.storage.sql import CaseRow, PacketRow
 
 A, B, C = "420700", "420100", "440300"  # 鄂州 sends, 武汉 receives, 深圳 is a bystander

@@ -17,7 +17,7 @@ from tongban.client.hall import Applicant
 from tongban.proto import hall_pb2_grpc
 from tongban.server.domain.errors import InvalidRequest
 from tongban.server.grpc.servicers import HallServicer
-from tongban.server.usecases import packets
+from tongban.server.usecases import receive as packets
 from tongban.storage.sql import DeliveryRow
 
 A, B = "420700", "420100"

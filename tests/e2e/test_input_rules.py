@@ -27,7 +27,7 @@ from tongban.keys.envelope import canonical_json, sign_envelope
 from tongban.keys.errors import ECHO_LIMIT, echo
 from tongban.proto import hall_pb2, hall_pb2_grpc, relay_pb2, relay_pb2_grpc
 from tongban.server.domain.statements import PACKET_TYPE
-from tongban.server.usecases.delivery import envelope_to_proto
+from tongban.server.grpc.converters import envelope_to_proto
 
 ODA = ("HB-ODA-01", "异地办理营业执照变更登记")
 EZ, WH = "420700", "420100"
@@ -540,7 +540,7 @@ def test_another_halls_packet_id_gets_the_same_answer_as_any_conflict(cluster: C
 def test_list_inbox_limit_is_capped_and_not_negative(
     cluster: Cluster, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from tongban.server.usecases import packets
+    from tongban.server.usecases import inbox as packets
 
     stub = _stub(cluster)
     for _ in range(3):

@@ -18,7 +18,7 @@ from tongban.keys.directory import load_directory
 from tongban.keys.pki import load_certificates
 from tongban.keys.seal_registry import load_seal_registry
 from tongban.proto import seal_pb2, seal_pb2_grpc
-from tongban.server.usecases.delivery import envelope_from_proto
+from tongban.server.grpc.converters import envelope_from_proto
 
 ODA = ("HB-ODA-01", "异地办理营业执照变更登记")
 SEAL_NAME = "武汉市行政审批局行政审批专用章"

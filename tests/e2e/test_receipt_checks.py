@@ -23,7 +23,7 @@ from tongban.keys.envelope import Envelope, sign_envelope
 from tongban.keys.signing import PrivateKeySigner, Signer
 from tongban.proto import relay_pb2, relay_pb2_grpc
 from tongban.server.domain.statements import RECEIPT_TYPE, PacketStatement, Receipt
-from tongban.server.usecases.delivery import envelope_from_proto, envelope_to_proto
+from tongban.server.grpc.converters import envelope_from_proto, envelope_to_proto
 from tongban.storage.sql import DeliveryRow, OutboxRow
 
 SENDER, PEER, OTHER = "420700", "420100", "440300"

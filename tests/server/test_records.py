@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tongban.server.usecases.packets import _records
+from tongban.server.usecases.outgoing import records_of as _records
 
 
 @given(
