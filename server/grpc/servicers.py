@@ -22,7 +22,7 @@ from tongban.server.grpc.converters import (
 )
 from tongban.server.grpc.identity import caller_identity
 from tongban.server.grpc.status import guard, guard_stream, refusal_of
-from tongban.server.usecases import cases, inbox, messages, receive, submit
+from tongban.server.usecases import cases, events, inbox, messages, receive, submit
 from tongban.server.usecases.runtime import NodeRuntime, require_hall, require_node
 
 __all__ = ["HallServicer", "RelayServicer"]
@@ -396,7 +396,7 @@ class RelayServicer(relay_pb2_grpc.RelayServiceServicer):
             peer = require_node(rt, caller_identity(context, self._rt.directory.current))
             env = envelope_from_proto(request.event)
             with rt.metadata.transaction() as session:
-                _, dup = cases.apply_remote_event(session, rt, peer.node_id, env)
+                _, dup = events.apply_remote_event(session, rt, peer.node_id, env)
             now = rt.clock()
             ack = sign_envelope(
                 EventAck(env.digest, rt.node_id, now).to_payload(), ACK_TYPE, [rt.keys.signer(now)]

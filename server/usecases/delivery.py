@@ -4,6 +4,11 @@ Work for one case goes to one destination strictly in order (a leg's packet befo
 events); different cases go out in parallel. A failed attempt is retried with backoff
 until the peer acknowledges with a signed receipt or ack; errors that cannot heal by
 waiting (the peer refused the content itself) park the item as ``failed`` for an admin.
+
+Why one module of about 550 lines: the dispatcher is one object whose lanes, queues and
+held bytes change together under one lock; splitting it would spread that invariant.
+Calls to peers go through :class:`PeerTransport`; the node's is gRPC
+(:mod:`tongban.server.grpc.peers`).
 """
 
 from __future__ import annotations
@@ -30,7 +35,7 @@ from tongban.keys.envelope import Envelope, verify_envelope
 from tongban.keys.errors import KeysError
 from tongban.server.config import DeliveryPolicy
 from tongban.server.domain.statements import ACK_TYPE, RECEIPT_TYPE, EventAck, Receipt
-from tongban.server.usecases.cases import event_envelope
+from tongban.server.usecases.events import event_envelope
 from tongban.server.usecases.messages import DeliverOpening, DeliverPart, OutboxItem, OutgoingPacket
 from tongban.server.usecases.outgoing import (
     delivery_openings,

@@ -32,9 +32,7 @@ from tongban.server.domain.statements import (
     PACKET_TYPE,
     PacketStatement,
 )
-from tongban.server.usecases.cases import (
-    decode_signatures,
-)
+from tongban.server.usecases.events import decode_signatures
 from tongban.server.usecases.messages import (
     Applicant,
     FetchFileEnd,

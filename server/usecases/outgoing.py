@@ -21,10 +21,7 @@ from tongban.server.domain.statements import (
     PACKET_TYPE,
     PacketStatement,
 )
-from tongban.server.usecases.cases import (
-    decode_signatures,
-    event_envelope,
-)
+from tongban.server.usecases.events import decode_signatures, event_envelope
 from tongban.server.usecases.messages import (
     DeliverOpening,
     DeliverPart,

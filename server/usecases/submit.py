@@ -13,11 +13,8 @@ import itertools
 import json
 import logging
 import uuid
-from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
-from datetime import datetime
+from collections.abc import Iterator
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -32,21 +29,14 @@ from tongban.keys.content import (
 )
 from tongban.keys.envelope import (
     Envelope,
-    canonical_json,
-    parse_json_object,
     sign_envelope,
 )
-from tongban.keys.errors import BadPeerData, echo
+from tongban.keys.errors import echo
 from tongban.keys.file_names import DistinctFileNames, check_file_names
-from tongban.keys.identifiers import validate_citizen_id, validate_credit_code
 from tongban.keys.records import KeyRecord
 from tongban.keys.seals import SealRecord
-from tongban.server.config import FORM_HEADROOM, Limits
 from tongban.server.domain.errors import (
-    Conflict,
-    IllegalTransition,
     InvalidRequest,
-    NotFound,
     TooLarge,
 )
 from tongban.server.domain.statements import (
@@ -54,10 +44,9 @@ from tongban.server.domain.statements import (
     FileEntry,
     PacketStatement,
     RecipientEntry,
-    check_text,
 )
-from tongban.server.usecases.cases import (
-    OutboxItem,
+from tongban.server.usecases.cases import OutboxItem
+from tongban.server.usecases.events import (
     append_local_event,
     encode_signatures,
     enqueue,
@@ -66,7 +55,6 @@ from tongban.server.usecases.cases import (
     outbox_row,
 )
 from tongban.server.usecases.messages import (
-    Applicant,
     DeliverOpening,
     DeliveryInfo,
     FileBegin,
@@ -78,8 +66,17 @@ from tongban.server.usecases.messages import (
     SubmitResult,
 )
 from tongban.server.usecases.outgoing import delivery_states
+from tongban.server.usecases.resend import answer_resend, held_outgoing, resent_files
 from tongban.server.usecases.runtime import NodeRuntime
 from tongban.server.usecases.seals import seal_result_digest
+from tongban.server.usecases.submit_checks import (
+    SubmitPlan,
+    check_file_begin,
+    file_chunks,
+    leg_for_packet,
+    packet_id_of,
+    plan_submit,
+)
 from tongban.storage.sql import (
     CaseRow,
     DeliveryRow,
@@ -95,194 +92,6 @@ __all__ = [
 ]
 
 _log = logging.getLogger("tongban.server.usecases.submit")
-_CHINA = ZoneInfo("Asia/Shanghai")
-
-
-@dataclass
-class _Plan:
-    packet_id: uuid.UUID
-    case_id: uuid.UUID
-    recipients: tuple[RecipientEntry, ...]
-    form_plain: bytes
-
-
-def _check_applicant(applicant: Applicant | None, today: datetime) -> dict[str, str] | None:
-    if applicant is None:
-        return None
-    check_text("applicant name", applicant.name)
-    check_text("applicant id number", applicant.id_number)
-    name = applicant.name.strip()
-    if not name:
-        raise InvalidRequest("applicant name is empty")
-    if applicant.id_type == "citizen":
-        # Birth dates are calendar dates in China; UTC is still "yesterday" before 08:00.
-        number = validate_citizen_id(applicant.id_number, today=today.astimezone(_CHINA).date())
-    elif applicant.id_type == "company":
-        number = validate_credit_code(applicant.id_number)
-    else:
-        raise InvalidRequest(
-            "applicant id type must be citizen (公民身份号码) or company (统一社会信用代码)"
-        )
-    return {"name": name, "id_type": applicant.id_type, "id_number": number}
-
-
-def _parse_form(form_json: bytes, limit: int) -> dict[str, Any]:
-    if len(form_json) > limit:
-        raise TooLarge(f"form is {len(form_json)} bytes; the limit is {limit}")
-    try:
-        return parse_json_object(form_json or b"{}", "form")
-    except BadPeerData as exc:
-        raise InvalidRequest(exc.message, code="malformed-form") from None
-
-
-def _form_plain(rt: NodeRuntime, header: SubmitHeader) -> bytes:
-    """The form and applicant as sealed into the packet (canonical JSON), checked."""
-    limit = rt.config.limits.max_form_bytes
-    form = _parse_form(header.form_json, limit)
-    applicant = _check_applicant(header.applicant, rt.clock())
-    plain = canonical_json({"applicant": applicant, "form": form})
-    if len(plain) > limit + FORM_HEADROOM:
-        # Canonical JSON may be longer than what the hall sent ("1e5" is 100000.0).
-        raise TooLarge(f"form is {len(plain)} bytes once encoded; the limit is {limit}")
-    return plain
-
-
-def _packet_id(header: SubmitHeader) -> uuid.UUID:
-    try:
-        return uuid.UUID(header.packet_id) if header.packet_id else uuid.uuid4()
-    except ValueError:
-        raise InvalidRequest(f"packet id {echo(header.packet_id)} is not a UUID") from None
-
-
-def _case_id(header: SubmitHeader) -> uuid.UUID:
-    try:
-        return uuid.UUID(header.case_id)
-    except ValueError:
-        raise InvalidRequest(f"case id {echo(header.case_id)} is not a UUID") from None
-
-
-def _check_header_text(header: SubmitHeader) -> None:
-    check_text("matter code", header.matter_code)
-    check_text("matter name", header.matter_name)
-    for r in header.recipients:
-        check_text("node id", r.node)
-        check_text("hall id", r.hall)
-        check_text("department", r.department)
-
-
-def _resolve_recipients(rt: NodeRuntime, header: SubmitHeader) -> tuple[RecipientEntry, ...]:
-    directory = rt.directory.current
-    out: list[RecipientEntry] = []
-    for r in header.recipients:
-        if r.node == rt.node_id:
-            raise InvalidRequest(f"a packet cannot be addressed to this node {rt.node_id} itself")
-        if not directory.has_node(r.node):
-            raise InvalidRequest(
-                f"recipient node {echo(r.node)} is not in the federation directory"
-            )
-        node = directory.node(r.node)
-        hall = r.hall or node.default_hall
-        if not node.has_hall(hall):
-            raise InvalidRequest(f"node {r.node} has no hall {echo(hall)}")
-        out.append(RecipientEntry(r.node, hall, r.department))
-    if len({r.node for r in out}) != len(out):
-        raise InvalidRequest("a recipient node is named twice")
-    return tuple(out)
-
-
-def _plan(rt: NodeRuntime, hall_id: str, header: SubmitHeader) -> _Plan:
-    packet_id = _packet_id(header)
-    _check_header_text(header)
-    if header.kind == "application":
-        form_plain = _form_plain(rt, header)
-        rt.matters.check(header.matter_code, header.matter_name or None)
-        recipients = _resolve_recipients(rt, header)
-        if header.mode == "on_behalf" and len(recipients) != 1:
-            raise InvalidRequest("异地代收代办 goes to exactly one handling node")
-        if header.mode == "joint" and len(recipients) < 2:
-            raise InvalidRequest("多地联办 needs at least two participants")
-        if header.mode not in ("on_behalf", "joint"):
-            raise InvalidRequest("handling mode must be on_behalf (代收代办) or joint (联办)")
-        if header.applicant is None:
-            raise InvalidRequest("an application needs an applicant")
-        case_id = uuid.uuid4()
-    elif header.kind in ("supplement", "result"):
-        case_id = _case_id(header)
-        form_plain = _form_plain(rt, header)
-        with rt.metadata.read() as session:
-            recipients = (_leg_for_packet(session, rt, hall_id, header, str(case_id))[2],)
-    else:
-        raise InvalidRequest(f"unknown packet kind {echo(header.kind)}")
-    return _Plan(packet_id, case_id, recipients, form_plain)
-
-
-def _leg_for_packet(
-    session: Session, rt: NodeRuntime, hall_id: str, header: SubmitHeader, case_id: str
-) -> tuple[CaseRow, LegRow, RecipientEntry]:
-    """The case and leg a supplement or result packet belongs to, checked for this hall."""
-    case = session.get(CaseRow, case_id)
-    if case is None:
-        raise NotFound(f"case {case_id} not found for hall {hall_id}")
-    if header.kind == "supplement":
-        if case.accepting_node != rt.node_id or case.accepting_hall != hall_id:
-            raise NotFound(f"case {case_id} not found for hall {hall_id}")
-        if len(header.recipients) != 1:
-            raise InvalidRequest("a supplement goes to exactly one leg")
-        leg = session.get(LegRow, (case_id, header.recipients[0].node))
-        if leg is None:
-            raise NotFound(f"case {case_id} has no leg {echo(header.recipients[0].node)}")
-        if leg.status != "supplement_requested":
-            raise IllegalTransition(
-                f"leg {leg.node_id} is {leg.status}; no supplement was requested"
-            )
-        return case, leg, RecipientEntry(leg.node_id, leg.hall_id, leg.department)
-    leg = session.get(LegRow, (case_id, rt.node_id))
-    if leg is None or leg.hall_id != hall_id:
-        raise NotFound(f"case {case_id} not found for hall {hall_id}")
-    if leg.status != "decided":
-        raise IllegalTransition(f"leg {leg.node_id} is {leg.status}; results follow a decision")
-    return case, leg, RecipientEntry(case.accepting_node, case.accepting_hall, leg.department)
-
-
-def _check_file_begin(
-    part: FileBegin, index: int, names: DistinctFileNames, limits: Limits
-) -> None:
-    """Refuse a file before any of its bytes are read: its name, media type and size."""
-    what = f"file {index}"
-    names.add(part.name, what=what)
-    check_text("media type", part.media_type)
-    if not part.media_type or "/" not in part.media_type:
-        raise InvalidRequest(f"{what} {echo(part.name)} needs a media type such as application/pdf")
-    if part.size < -1:
-        raise InvalidRequest(
-            f"{what} {echo(part.name)} declares size {part.size}; a size is -1 (unknown) "
-            "or 0 and up"
-        )
-    if part.size > limits.max_file_bytes:
-        raise TooLarge(
-            f"{what} {echo(part.name)} declares {part.size} bytes; the limit is "
-            f"{limits.max_file_bytes}"
-        )
-
-
-def _file_chunks(
-    parts: Iterator[SubmitPart], name: str, limit: int, end: list[FileEnd]
-) -> Iterator[bytes]:
-    size = 0
-    for part in parts:
-        if isinstance(part, bytes):
-            size += len(part)
-            if size > limit:
-                raise TooLarge(f"file {echo(name)} exceeds the limit of {limit} bytes")
-            yield part
-        elif isinstance(part, FileEnd):
-            end.append(part)
-            return
-        else:
-            raise InvalidRequest(f"file {echo(name)} was not ended before the next part")
-    raise InvalidRequest(
-        f"the stream ended inside file {echo(name)} (no file end)", code="truncated-stream"
-    )
 
 
 def submit_packet(rt: NodeRuntime, hall_id: str, parts: Iterator[SubmitPart]) -> SubmitResult:
@@ -301,7 +110,7 @@ def submit_packet(rt: NodeRuntime, hall_id: str, parts: Iterator[SubmitPart]) ->
     if not isinstance(first, SubmitHeader):
         raise InvalidRequest("the first message of a submit must be the header")
     header = first
-    packet_id = _packet_id(header)
+    packet_id = packet_id_of(header)
     first_file = next(parts, None)
     if first_file is not None:
         parts = itertools.chain([first_file], parts)
@@ -309,10 +118,10 @@ def submit_packet(rt: NodeRuntime, hall_id: str, parts: Iterator[SubmitPart]) ->
         # A retry is answered before any file is stored again. A new application without
         # files skips this read: its insert would collide with a held one, which is then
         # looked up (below, in _commit_outgoing).
-        held = _held_outgoing(rt, packet_id)
+        held = held_outgoing(rt, packet_id)
         if held is not None:
-            return _answer_resend(rt, hall_id, header, held, _resent_files(parts, held))
-    plan = _plan(rt, hall_id, header)
+            return answer_resend(rt, hall_id, header, held, resent_files(parts, held))
+    plan = plan_submit(rt, hall_id, header)
     limits = rt.config.limits
     # An attempt's files share the packet's directory, named after the attempt: a directory
     # of their own would cost every packet another directory to create and sync.
@@ -329,7 +138,7 @@ def submit_packet(rt: NodeRuntime, hall_id: str, parts: Iterator[SubmitPart]) ->
                 index = len(entries)
                 if index >= limits.max_files:
                     raise TooLarge(f"a packet holds at most {limits.max_files} files")
-                _check_file_begin(part, index, names, limits)
+                check_file_begin(part, index, names, limits)
                 cipher = FileCipher(
                     data_key, plan.packet_id, index, segment_size=limits.segment_size
                 )
@@ -342,9 +151,7 @@ def submit_packet(rt: NodeRuntime, hall_id: str, parts: Iterator[SubmitPart]) ->
                     e: list[FileEnd] = end,
                     name: str = part.name,
                 ) -> Iterator[bytes]:
-                    for seg in c.encrypt_chunks(
-                        _file_chunks(parts, name, limits.max_file_bytes, e)
-                    ):
+                    for seg in c.encrypt_chunks(file_chunks(parts, name, limits.max_file_bytes, e)):
                         n[0] += 1
                         yield seg.ciphertext
 
@@ -393,142 +200,12 @@ def submit_packet(rt: NodeRuntime, hall_id: str, parts: Iterator[SubmitPart]) ->
 
 # ---- a packet id used before ----------------------------------------------------------------
 
-# What a hall's file is compared by when a packet is sent again: name, media type, size, SHA-256.
-_FileFacts = tuple[str, str, int, str]
-
-
-@dataclass(frozen=True)
-class _HeldOutgoing:
-    """What is held under a packet id a hall sends: the packet row and its files' facts."""
-
-    row: PacketRow
-    files: tuple[_FileFacts, ...]
-    deliveries: tuple[DeliveryInfo, ...]
-
-
-def _held_outgoing(rt: NodeRuntime, packet_id: uuid.UUID) -> _HeldOutgoing | None:
-    with rt.metadata.read() as session:
-        row = session.scalar(select(PacketRow).where(PacketRow.packet_id == str(packet_id)))
-        if row is None:
-            return None
-        files = tuple(
-            (f.name, f.media_type, f.size, f.sha256)
-            for f in session.scalars(
-                select(PacketFileRow)
-                .where(PacketFileRow.packet_id == row.packet_id)
-                .order_by(PacketFileRow.file_index)
-            )
-        )
-        return _HeldOutgoing(row, files, delivery_states(session, row.packet_id))
-
-
-def _hall_files(kind: str, files: Sequence[_FileFacts]) -> Sequence[_FileFacts]:
-    """The files the hall sent, without the ``FILE.p7s`` seals the node added to a result."""
-    half = len(files) // 2
-    if (
-        kind == "result"
-        and half
-        and len(files) == 2 * half
-        and all(
-            s[0] == f"{f[0]}.p7s" and s[1] == "application/pkcs7-signature"
-            for f, s in zip(files[:half], files[half:], strict=True)
-        )
-    ):
-        return files[:half]
-    return files
-
-
-def _reused(packet_id: uuid.UUID | str) -> Conflict:
-    # One answer whoever holds the id (this hall, another hall, a peer's packet), so that a
-    # hall learns nothing about packets that are not its own.
-    return Conflict(
-        f"packet id {packet_id} is already used for a different packet; "
-        "send this one under a new packet id"
-    )
-
-
-def _same_header(rt: NodeRuntime, header: SubmitHeader, st: PacketStatement) -> bool:
-    """Whether ``header`` asks for exactly what the held statement ``st`` says (the header
-    is checked as for a new packet; its errors are the caller's to see)."""
-    _check_header_text(header)
-    if header.kind not in ("application", "supplement", "result"):
-        raise InvalidRequest(f"unknown packet kind {echo(header.kind)}")
-    plain = _form_plain(rt, header)
-    if header.kind != st.kind or hashlib.sha256(plain).hexdigest() != st.form_sha256:
-        return False
-    if header.kind == "application":
-        asked = (header.mode, header.matter_code, header.matter_name)
-        return asked == (st.mode, st.matter_code, st.matter_name) and (
-            _resolve_recipients(rt, header) == st.recipients
-        )
-    if _case_id(header) != st.case_id:
-        return False
-    if header.kind == "supplement":
-        return [r.node for r in header.recipients] == [r.node for r in st.recipients]
-    return True
-
-
-def _resent_files(parts: Iterator[SubmitPart], held: _HeldOutgoing) -> Iterator[_FileFacts]:
-    """The facts of each file a hall sends again, read (and hashed) without being stored;
-    a file that cannot match the held one ends the stream early."""
-    st_kind = held.row.kind
-    expected = _hall_files(st_kind, held.files)
-    for index, part in enumerate(parts):
-        if not isinstance(part, FileBegin):
-            raise InvalidRequest("file data must follow a file begin")
-        if index >= len(expected) or (part.name, part.media_type) != expected[index][:2]:
-            yield (part.name, part.media_type, -1, "")
-            return
-        digest = hashlib.sha256()
-        size = 0
-        end: list[FileEnd] = []
-        for chunk in _file_chunks(parts, part.name, expected[index][2], end):
-            size += len(chunk)
-            digest.update(chunk)
-        if end[0].sha256.lower() != digest.hexdigest():
-            raise InvalidRequest(
-                f"file {index} {echo(part.name)}: the SHA-256 the hall declared does not "
-                "match the bytes received",
-                code="manifest-digest-mismatch",
-            )
-        yield (part.name, part.media_type, size, digest.hexdigest())
-
-
-def _answer_resend(
-    rt: NodeRuntime,
-    hall_id: str,
-    header: SubmitHeader,
-    held: _HeldOutgoing,
-    files: Iterable[_FileFacts],
-) -> SubmitResult:
-    """The answer to a packet id already held: the original answer if this hall sent
-    exactly this packet before, else the conflict.
-
-    Raises:
-        Conflict: the id is held for another hall, for a received packet, or for other
-            content; the message is the same in each case.
-    """
-    row = held.row
-    st = PacketStatement.from_payload(row.statement)
-    same = _same_header(rt, header, st)
-    if row.direction != "out" or row.local_hall != hall_id or not same:
-        raise _reused(row.packet_id)
-    expected = _hall_files(row.kind, held.files)
-    sent: list[_FileFacts] = []
-    for facts in files:
-        sent.append(facts)
-        if len(sent) > len(expected) or facts != expected[len(sent) - 1]:
-            raise _reused(row.packet_id)
-    if len(sent) != len(expected):
-        raise _reused(row.packet_id)
-    return SubmitResult(row.packet_id, row.case_id, True, held.deliveries)
-
 
 def _commit_outgoing(
     rt: NodeRuntime,
     hall_id: str,
     header: SubmitHeader,
-    plan: _Plan,
+    plan: SubmitPlan,
     data_key: bytes,
     entries: list[FileEntry],
     file_rows: list[PacketFileRow],
@@ -563,17 +240,17 @@ def _commit_outgoing(
     except IntegrityError:
         # The id is held: sent before (a new application without files is not looked up
         # first), or a concurrent submit of the same packet id won. Answer as for a retry.
-        held = _held_outgoing(rt, plan.packet_id)
+        held = held_outgoing(rt, plan.packet_id)
         if held is None:
             raise
-        return _answer_resend(rt, hall_id, header, held, sent)
+        return answer_resend(rt, hall_id, header, held, sent)
 
 
 def _store_outgoing(
     rt: NodeRuntime,
     hall_id: str,
     header: SubmitHeader,
-    plan: _Plan,
+    plan: SubmitPlan,
     data_key: bytes,
     entries: list[FileEntry],
     file_rows: list[PacketFileRow],
@@ -599,7 +276,7 @@ def _store_outgoing(
             rt, hall_id, header, plan, entries, file_rows, st, form_ct, self_wrap, self_key, wraps
         )
     with rt.metadata.transaction() as session:
-        case, leg, _ = _leg_for_packet(session, rt, hall_id, header, str(plan.case_id))
+        case, leg, _ = leg_for_packet(session, rt, hall_id, header, str(plan.case_id))
         event = "supplemented" if header.kind == "supplement" else "result_returned"
         st = dataclasses.replace(
             st, mode=case.mode, matter_code=case.matter_code, matter_name=case.matter_name
@@ -644,7 +321,7 @@ def _store_application(
     rt: NodeRuntime,
     hall_id: str,
     header: SubmitHeader,
-    plan: _Plan,
+    plan: SubmitPlan,
     entries: list[FileEntry],
     file_rows: list[PacketFileRow],
     st: PacketStatement,
@@ -766,7 +443,7 @@ def _packet_row(
 
 
 def _delivery_rows(
-    plan: _Plan, wraps: list[tuple[RecipientEntry, KeyRecord, bytes]]
+    plan: SubmitPlan, wraps: list[tuple[RecipientEntry, KeyRecord, bytes]]
 ) -> list[DeliveryRow]:
     return [
         DeliveryRow(
@@ -801,7 +478,7 @@ def _result_seal(rt: NodeRuntime, session: Session) -> str | None:
 def _seal_results(
     rt: NodeRuntime,
     session: Session,
-    plan: _Plan,
+    plan: SubmitPlan,
     data_key: bytes,
     entries: list[FileEntry],
     file_rows: list[PacketFileRow],
