@@ -575,7 +575,7 @@ def test_filesystem_write_failure_in_the_writer_thread_is_reported(
 ) -> None:
     """Chunks after the first are written by a thread of their own; a failure there still
     ends the put with the store's error, and nothing of the object stays."""
-    from tongban.storage import objects
+    from tongban.storage.objects import _filesystem as objects
 
     real_write = os.write
     writes: list[int] = []
