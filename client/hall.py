@@ -15,10 +15,11 @@ import json
 import mimetypes
 import os
 import tempfile
+import time
 import tomllib
 import uuid
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,8 @@ from typing import Any
 import grpc
 
 from tongban.client.errors import FetchVerificationError, RequestRefused, UnsafeFileName
+from tongban.client.retry import DEFAULT_RETRY, RetryPolicy, is_retryable
+from tongban.keys.clock import china_date
 from tongban.keys.errors import BadFileName, echo
 from tongban.keys.file_names import check_file_name, check_file_names
 from tongban.keys.identifiers import validate_citizen_id, validate_credit_code
@@ -297,7 +300,7 @@ class _Incoming:
 
 def check_applicant(applicant: Applicant, today: date | None = None) -> Applicant:
     """Validate the applicant's ID before anything is sent (the node checks again)."""
-    today = today or date.today()
+    today = today or china_date()
     if applicant.id_type == "citizen":
         number = validate_citizen_id(applicant.id_number, today=today)
     elif applicant.id_type == "company":
@@ -319,9 +322,11 @@ class HallClient:
         key_pem: bytes,
         root_pem: bytes,
         max_message: int = 8 << 20,
+        retry: RetryPolicy = DEFAULT_RETRY,
     ) -> None:
         creds = grpc.ssl_channel_credentials(root_pem, key_pem, cert_pem)
         self.node_id = node_id
+        self._retry = retry
         self._channel = grpc.secure_channel(
             endpoint,
             creds,
@@ -372,7 +377,7 @@ class HallClient:
         departments: Sequence[str] = (),
         packet_id: str | None = None,
         progress: Progress | None = None,
-        retries: int = 3,
+        retries: int | None = None,
     ) -> SubmitReceipt:
         """Submit an application: 代收代办 to one node, or 联办 to several participants."""
         mode = mode or ("joint" if len(to) > 1 else "on_behalf")
@@ -400,7 +405,8 @@ class HallClient:
             ),
             form_json=json.dumps(form, ensure_ascii=False).encode(),
         )
-        return self._submit(header, files, packet_id, progress, retries)
+        policy = self._retry if retries is None else replace(self._retry, attempts=retries + 1)
+        return self._submit(header, files, packet_id, progress, policy)
 
     def supplement(
         self,
@@ -419,7 +425,7 @@ class HallClient:
             recipients=[hall_pb2.Recipient(node_id=leg)],
             form_json=json.dumps(form or {}, ensure_ascii=False).encode(),
         )
-        return self._submit(header, files, packet_id, progress, 3)
+        return self._submit(header, files, packet_id, progress, self._retry)
 
     def return_result(
         self,
@@ -436,7 +442,7 @@ class HallClient:
             case_id=case_id,
             form_json=json.dumps(form or {}, ensure_ascii=False).encode(),
         )
-        return self._submit(header, files, packet_id, progress, 3)
+        return self._submit(header, files, packet_id, progress, self._retry)
 
     def _submit(
         self,
@@ -444,11 +450,11 @@ class HallClient:
         files: Sequence[Path | Material],
         packet_id: str | None,
         progress: Progress | None,
-        retries: int,
+        policy: RetryPolicy,
     ) -> SubmitReceipt:
         header.packet_id = packet_id or str(uuid.uuid4())
         materials = [f if isinstance(f, Material) else Material.from_path(f) for f in files]
-        for attempt in range(retries + 1):
+        for attempt in range(1, policy.attempts + 1):
             tracker = _Progress(progress)
             try:
                 r = None
@@ -467,11 +473,11 @@ class HallClient:
                 )
             except grpc.RpcError as exc:
                 # The packet id makes a retry safe: the node stores it at most once.
-                retry = exc.code() in (grpc.StatusCode.UNAVAILABLE,)
-                if not retry or attempt == retries:
+                if not is_retryable(exc) or attempt == policy.attempts:
                     raise self._refused(exc) from None
                 if progress is not None and tracker.sent:
                     progress(-tracker.sent)
+                time.sleep(policy.delay(attempt))
         raise AssertionError("unreachable")
 
     @staticmethod

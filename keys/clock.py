@@ -2,16 +2,25 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
+from zoneinfo import ZoneInfo
 
 from tongban.keys.errors import CallerError
 
-__all__ = ["format_time", "parse_time", "require_aware", "utcnow"]
+__all__ = ["CHINA", "china_date", "format_time", "parse_time", "require_aware", "utcnow"]
+
+# Calendar dates of the domain (birth dates, working days) are dates in China.
+CHINA = ZoneInfo("Asia/Shanghai")
 
 
 def utcnow() -> datetime:
     """Return the current time in UTC (the only place that reads the wall clock)."""
     return datetime.now(UTC)
+
+
+def china_date(at: datetime | None = None) -> date:
+    """The calendar date in China at ``at`` (now, if not given)."""
+    return require_aware(at or utcnow()).astimezone(CHINA).date()
 
 
 def require_aware(at: datetime, what: str = "time") -> datetime:

@@ -9,12 +9,14 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, timedelta
 
 from apscheduler.executors.pool import ThreadPoolExecutor as JobExecutor
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.background import BackgroundScheduler
 from sqlalchemy import Engine
+
+from tongban.keys.clock import utcnow
 
 __all__ = ["NodeJobs", "run_delivery_retry", "run_directory_refresh", "run_orphan_sweep"]
 
@@ -100,7 +102,7 @@ class NodeJobs:
             id="orphan-sweep",
             replace_existing=True,
             # Soon after start too: a crash is exactly what leaves orphans behind.
-            next_run_time=datetime.now(UTC) + timedelta(seconds=5),
+            next_run_time=utcnow() + timedelta(seconds=5),
         )
         s.start()
 

@@ -9,10 +9,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from sqlalchemy.orm import Session
 
+from tongban.keys.clock import china_date
 from tongban.keys.envelope import (
     canonical_json,
     parse_json_object,
@@ -58,9 +58,6 @@ __all__ = [
 ]
 
 
-_CHINA = ZoneInfo("Asia/Shanghai")
-
-
 @dataclass
 class SubmitPlan:
     packet_id: uuid.UUID
@@ -79,7 +76,7 @@ def _check_applicant(applicant: Applicant | None, today: datetime) -> dict[str, 
         raise InvalidRequest("applicant name is empty")
     if applicant.id_type == "citizen":
         # Birth dates are calendar dates in China; UTC is still "yesterday" before 08:00.
-        number = validate_citizen_id(applicant.id_number, today=today.astimezone(_CHINA).date())
+        number = validate_citizen_id(applicant.id_number, today=china_date(today))
     elif applicant.id_type == "company":
         number = validate_credit_code(applicant.id_number)
     else:
