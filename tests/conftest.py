@@ -9,17 +9,11 @@ from pathlib import Path
 
 import pytest
 
+from tests.availability import unavailable
 from tests.fixtures_s3 import s3_server, s3_store  # noqa: F401 - fixtures
 from tests.harness import Backend, Cluster, start_cluster
 
 PG_URL = os.environ.get("TONGBAN_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
-IN_CI = os.environ.get("CI", "").lower() == "true"
-
-
-def _unavailable(reason: str) -> None:
-    if IN_CI:
-        pytest.fail(f"{reason} (CI=true: a missing service fails the run)", pytrace=False)
-    pytest.skip(reason)
 
 
 @pytest.fixture(scope="session")
@@ -31,7 +25,7 @@ def postgres_url() -> str:
         with psycopg.connect(PG_URL, connect_timeout=3) as conn:
             conn.execute("select 1")
     except psycopg.Error as exc:
-        _unavailable(f"PostgreSQL at {PG_URL} is not reachable: {exc}")
+        unavailable(f"PostgreSQL at {PG_URL} is not reachable: {exc}")
     return PG_URL
 
 
