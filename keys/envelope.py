@@ -48,11 +48,14 @@ def parse_json_object(data: bytes, what: str) -> dict[str, Any]:
     """Parse bytes that must hold one JSON object.
 
     Raises:
-        BadPeerData: not UTF-8 JSON, or not an object.
+        BadPeerData: not UTF-8 JSON (or nested too deeply, or with an integer too long
+            to convert), or not an object.
     """
     try:
         value = json.loads(data.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except RecursionError:
+        raise BadPeerData(f"{what} nests JSON arrays or objects too deeply") from None
+    except ValueError as exc:  # also the int() digit limit, not only JSONDecodeError
         raise BadPeerData(f"{what} is not UTF-8 JSON: {exc}") from None
     if not isinstance(value, dict):
         raise BadPeerData(f"{what} must be a JSON object, got {type(value).__name__}")
