@@ -8,12 +8,19 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
-from tests.availability import unavailable
+from tests.availability import IN_CI, unavailable
 from tests.fixtures_s3 import s3_server, s3_store  # noqa: F401 - fixtures
 from tests.harness import Backend, Cluster, start_cluster
 
 PG_URL = os.environ.get("TONGBAN_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
+
+# Property tests explore new examples on every local run; in CI they run the same examples
+# every time (derandomize), so a CI failure is reproducible and never a coin toss.
+settings.register_profile("ci", derandomize=True, print_blob=True)
+if IN_CI:
+    settings.load_profile("ci")
 
 
 @pytest.fixture(scope="session")
