@@ -5,6 +5,7 @@ anything else."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -16,6 +17,7 @@ from tests.server.test_statements_properties import _delete, _paths, _replace
 from tongban.keys.directory import (
     DIRECTORY_PAYLOAD_TYPE,
     FederationDirectory,
+    HallEntry,
     NodeEntry,
     load_directory,
     sign_directory,
@@ -84,6 +86,31 @@ def test_a_signed_directory_loads_back_equal(fed: Federation) -> None:
     again = sign_directory(loaded, PrivateKeySigner(fed.root_key))
     assert again.payload == fed.signed_directory.payload
     assert load_directory(again, [fed.root_certificate], at=NOW) == loaded
+
+
+@SLOW
+@given(
+    names=st.lists(texts, min_size=2, max_size=2),
+    endpoints=st.lists(texts, min_size=2, max_size=2),
+    halls=st.lists(st.builds(HallEntry, texts, texts), max_size=3),
+    version=st.integers(1, 2**62),
+    seals=st.lists(st.dictionaries(texts, json_values, max_size=3), max_size=2),
+)
+def test_any_directory_round_trips_through_its_signed_form(
+    fed: Federation,
+    names: list[str],
+    endpoints: list[str],
+    halls: list[HallEntry],
+    version: int,
+    seals: list[dict[str, Any]],
+) -> None:
+    nodes = tuple(
+        replace(node, name=name, public_endpoint=endpoint, halls=tuple(halls))
+        for node, name, endpoint in zip(fed.directory.nodes, names, endpoints, strict=True)
+    )
+    directory = replace(fed.directory, version=version, nodes=nodes, seals=tuple(seals))
+    envelope = sign_directory(directory, PrivateKeySigner(fed.root_key))
+    assert load_directory(envelope, [fed.root_certificate], at=NOW) == directory
 
 
 @SLOW

@@ -105,7 +105,6 @@ SETTINGS = settings(
 )
 
 
-
 @SETTINGS
 @given(values=configs())
 def test_values_round_trip_from_toml(tmp_path: Path, values: dict[tuple[str, str], Any]) -> None:
