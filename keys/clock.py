@@ -36,16 +36,23 @@ def require_aware(at: datetime, what: str = "time") -> datetime:
 
 def format_time(at: datetime) -> str:
     """RFC 3339 in UTC with microseconds, the form used in every signed statement."""
-    return require_aware(at).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    # isoformat, not strftime("%Y"): strftime writes years before 1000 without their zeros.
+    return require_aware(at).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
 def parse_time(text: str) -> datetime:
     """Parse the RFC 3339 form written by :func:`format_time` (any offset accepted).
 
     Raises:
-        ValueError: not an RFC 3339 timestamp with a timezone.
+        ValueError: not a string holding an RFC 3339 timestamp with a timezone, or one
+            whose instant lies outside years 1-9999 in UTC.
     """
+    if not isinstance(text, str):
+        raise ValueError(f"timestamp must be a string, not {type(text).__name__}")
     value = datetime.fromisoformat(text.replace("Z", "+00:00"))
     if value.tzinfo is None:
         raise ValueError(f"timestamp {text!r} has no timezone")
-    return value.astimezone(UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError(f"timestamp {text!r} is outside years 1-9999 in UTC") from None

@@ -125,6 +125,8 @@ class NodeEntry:
     @classmethod
     def from_json_dict(cls, data: Mapping[str, Any]) -> NodeEntry:
         """Raises: BadPeerData for a malformed entry or one without the node's two CAs."""
+        if not isinstance(data, Mapping):
+            raise BadPeerData(f"malformed node entry: a {type(data).__name__}, not an object")
         node_id = str(data.get("node_id", ""))
         if "identity_ca" not in data or "seal_ca" not in data:
             raise BadPeerData(
@@ -144,7 +146,7 @@ class NodeEntry:
                 keys=tuple(KeyRecord.from_json_dict(k) for k in data["keys"]),
                 halls=tuple(HallEntry(str(h["hall_id"]), str(h["name"])) for h in data["halls"]),
             )
-        except (KeyError, TypeError) as exc:
+        except (KeyError, TypeError, ValueError) as exc:
             raise BadPeerData(f"malformed node entry: {exc!r}") from None
         check_node_ca(entry.identity_ca, kind=CaKind.IDENTITY, node_id=entry.node_id)
         check_node_ca(entry.seal_ca, kind=CaKind.SEAL, node_id=entry.node_id)
@@ -225,7 +227,7 @@ def load_directory(
             seals=tuple(data.get("seals", [])),
             envelope=envelope,
         )
-    except (KeyError, TypeError, ValueError) as exc:
+    except (KeyError, TypeError, ValueError, OverflowError) as exc:
         raise BadPeerData(f"malformed directory: {exc!r}") from None
     if directory.expires_at <= at:
         raise BadPeerData(

@@ -144,6 +144,8 @@ class KeyRecord:
     @classmethod
     def from_json_dict(cls, data: Mapping[str, Any]) -> KeyRecord:
         """Raises: BadPeerData on missing or malformed fields."""
+        if not isinstance(data, Mapping):
+            raise BadPeerData(f"malformed key record: a {type(data).__name__}, not an object")
         try:
             revoked = data.get("revoked_at")
             return cls(

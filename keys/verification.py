@@ -468,7 +468,8 @@ def _walk_signed_data(data: bytes, zero_padded: bool) -> _Signed:
     if sid[0] == 0x30:
         issuer, number = _children(data, sid)
         issuer_der = data[issuer[1] : issuer[3]]
-        serial = int.from_bytes(_content(data, _expect(number, 0x02, "serial")), "big")
+        # INTEGER is two's complement: a serial read as unsigned would match no certificate.
+        serial = int.from_bytes(_content(data, _expect(number, 0x02, "serial")), "big", signed=True)
     attrs_node = fields[3]
     if attrs_node[0] != 0xA0:
         raise _FormatError("the signature has no signed attributes")

@@ -9,11 +9,16 @@ want_test=0
 [[ "${1:-}" == "--with-test-deps" ]] && want_test=1
 
 apt_packages=(openssl fonts-wqy-zenhei)
+# Programs the tests run; with CI=true a missing one fails the run rather than skipping.
+test_programs=(openssl)
 if [[ $want_test == 1 ]]; then
-  # A real S3 server for the integration tests (Ceph radosgw, single node).
+  # A real S3 server for the integration tests (Ceph radosgw, single node); ceph-common and
+  # ceph-base, pulled in by these, bring ceph, ceph-authtool, radosgw-admin and monmaptool.
   apt_packages+=(radosgw ceph-mon ceph-osd)
+  test_programs+=(ceph-mon ceph-osd radosgw radosgw-admin ceph ceph-authtool monmaptool)
   # Independent PDF checkers the seal tests run against sealed PDFs.
   apt_packages+=(poppler-utils qpdf)
+  test_programs+=(pdfsig qpdf)
 fi
 missing=()
 for p in "${apt_packages[@]}"; do
@@ -25,6 +30,17 @@ if ((${#missing[@]})); then
   echo "installing system packages: ${missing[*]}"
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+if [[ $want_test == 1 ]]; then
+  absent=()
+  for program in "${test_programs[@]}"; do
+    command -v "$program" >/dev/null || absent+=("$program")
+  done
+  if ((${#absent[@]})); then
+    echo "setup: the tests need programs that are still missing: ${absent[*]}" >&2
+    exit 1
+  fi
 fi
 
 PY=${PYTHON:-python3}

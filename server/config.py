@@ -197,19 +197,34 @@ _SCHEMA: dict[str, dict[str, type]] = {
 }
 
 
+# The TOML (or override) types each kind accepts; environment values are always strings.
+_ACCEPTED: dict[type, tuple[type, ...]] = {
+    Path: (str, Path),
+    int: (int, str),
+    float: (int, float, str),
+    str: (str,),
+}
+
+
+def _of_accepted_type(kind: type, value: object) -> bool:
+    return not isinstance(value, bool) and isinstance(value, _ACCEPTED[kind])
+
+
 def _coerce(section: str, key: str, value: Any, base: Path) -> Any:
     kind = _SCHEMA[section][key]
     try:
+        # A value of another type is a mistake, not something to convert: int(1.5) would
+        # silently give 1 and str(7) make a listen address of "7".
+        if not _of_accepted_type(kind, value):
+            raise TypeError(type(value).__name__)
         if kind is Path:
-            p = Path(str(value)).expanduser()
+            p = Path(value).expanduser()
             return p if p.is_absolute() else (base / p).resolve()
         if kind is int:
-            if isinstance(value, bool):
-                raise ValueError("boolean")
             return int(value)
         if kind is float:
             return float(value)
-        return str(value)
+        return value
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"[{section}] {key}: {value!r} is not a valid {kind.__name__}") from exc
 

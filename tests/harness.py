@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import grpc
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from tongban.cli.demo import free_ports
 from tongban.cli.federation import node_specs, write_federation
@@ -146,15 +146,41 @@ def start_cluster(
 
 
 def snapshot(node: RelayNode) -> dict[str, Any]:
-    """Row counts of every table and every blob key: "the store is unchanged" compares these."""
+    """What "the store is unchanged" compares: every row of every table and every blob.
+
+    ``rows`` holds the row count of each table and ``blobs`` the sorted blob keys (tests
+    read both); ``tables`` a SHA-256 over each table's rows in primary-key order, every
+    column included (for deliveries, whose state the sender's retries move on, their keys),
+    and ``blob_digests`` the size and SHA-256 of each blob, so that a changed row or blob
+    shows even when no count changes.
+    """
     rt = node.runtime
+    counts: dict[str, int] = {}
+    tables: dict[str, str] = {}
     with rt.metadata.transaction() as session:
-        counts = {
-            t.name: session.scalar(select(func.count()).select_from(t))
-            for t in Base.metadata.sorted_tables
-        }
-    counts.pop("outbox", None)  # the sender's own retry bookkeeping is not the receiver's store
-    return {"rows": counts, "blobs": sorted(rt.objects.list_keys(""))}
+        for table in Base.metadata.sorted_tables:
+            if table.name == "outbox":
+                continue  # the sender's own retry bookkeeping is not the receiver's store
+            # A delivery's state and attempts move on by themselves while the sender retries;
+            # which deliveries exist is what a refusal must not change.
+            columns = table.primary_key.columns if table.name == "deliveries" else table.columns
+            rows = session.execute(select(*columns).order_by(*table.primary_key.columns)).all()
+            digest = hashlib.sha256()
+            for row in rows:
+                digest.update(repr(tuple(row)).encode())
+                digest.update(b"\n")
+            counts[table.name] = len(rows)
+            tables[table.name] = digest.hexdigest()
+    keys = sorted(rt.objects.list_keys(""))
+    blob_digests = {}
+    for key in keys:
+        blob = hashlib.sha256()
+        size = 0
+        for chunk in rt.objects.open_stream(key):
+            blob.update(chunk)
+            size += len(chunk)
+        blob_digests[key] = (size, blob.hexdigest())
+    return {"rows": counts, "blobs": keys, "tables": tables, "blob_digests": blob_digests}
 
 
 def citizen_id(body: str = "42070419900307123") -> str:

@@ -72,6 +72,11 @@ def check_text(field: str, value: str) -> None:
         )
 
 
+# What converting a field of the wrong JSON type raises: uuid.UUID(5) an AttributeError,
+# int(1e999) an OverflowError.
+_FIELD_ERRORS = (KeyError, TypeError, ValueError, AttributeError, OverflowError)
+
+
 def _bad(what: str, exc: BaseException) -> InvalidRequest:
     return InvalidRequest(f"malformed {what}: {echo(exc)}", code="malformed-statement")
 
@@ -191,7 +196,7 @@ class PacketStatement:
                     for f in content["files"]
                 ),
             )
-        except (KeyError, TypeError, ValueError) as exc:
+        except _FIELD_ERRORS as exc:
             raise _bad("packet statement", exc) from None
         if st.kind not in KINDS or st.mode not in MODES:
             raise InvalidRequest(f"unknown packet kind {echo(st.kind)} or mode {echo(st.mode)}")
@@ -302,7 +307,7 @@ class EventStatement:
                 detail=detail,
                 packet_id=str(data.get("packet_id", "")),
             )
-        except (KeyError, TypeError, ValueError) as exc:
+        except _FIELD_ERRORS as exc:
             raise _bad("event statement", exc) from None
 
 
@@ -341,7 +346,7 @@ class Receipt:
                 stored_digest=str(data["stored_digest"]),
                 received_at=parse_time(data["received_at"]),
             )
-        except (KeyError, TypeError, ValueError) as exc:
+        except _FIELD_ERRORS as exc:
             raise _bad("receipt", exc) from None
 
 
@@ -370,5 +375,5 @@ class EventAck:
             return cls(
                 str(data["event_hash"]), str(data["receiver"]), parse_time(data["received_at"])
             )
-        except (KeyError, TypeError, ValueError) as exc:
+        except _FIELD_ERRORS as exc:
             raise _bad("event ack", exc) from None

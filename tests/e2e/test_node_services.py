@@ -30,15 +30,16 @@ def test_watch_streams_packets_as_they_arrive(cluster: Cluster) -> None:
         ready.set()
         for item in stream:
             seen.append(item)
-            return
+            break  # the first packet is the one this test sends
 
     t = threading.Thread(target=watch)
     t.start()
-    ready.wait(5)
+    assert ready.wait(5), "the watch did not start"
     r = ez.submit(
         matter=ODA, to=["420100"], applicant=Applicant("张三", "citizen", citizen_id()), form={}
     )
     t.join(20)
+    assert not t.is_alive(), "the watch saw nothing within 20 s"
     assert [i.packet_id for i in seen] == [r.packet_id]
     assert seen[0].direction == "in" and seen[0].sender_node == "420700"
 

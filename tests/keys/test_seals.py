@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import io
 import re
-import shutil
 import subprocess
 import tracemalloc
 from datetime import datetime, timedelta
@@ -18,6 +17,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 from PIL import Image
 
+from tests.availability import require_programs
 from tests.fixtures_seal import (
     ECERT,
     EZHOU_USCC,
@@ -521,8 +521,8 @@ def test_sealed_pdf_shows_the_seal_image_and_a_qr_code_of_the_link(sealed_pdf: b
     assert modules == expected
 
 
-@pytest.mark.skipif(shutil.which("pdfsig") is None, reason="poppler's pdfsig is not installed")
 def test_poppler_pdfsig_agrees(sealed_pdf: bytes, tmp_path: Path) -> None:
+    require_programs("pdfsig", install="apt-get install poppler-utils")
     path = tmp_path / "sealed.pdf"
     path.write_bytes(sealed_pdf)
     result = subprocess.run(["pdfsig", str(path)], capture_output=True, text=True, check=False)
@@ -530,8 +530,8 @@ def test_poppler_pdfsig_agrees(sealed_pdf: bytes, tmp_path: Path) -> None:
     assert "Total document signed" in result.stdout
 
 
-@pytest.mark.skipif(shutil.which("qpdf") is None, reason="qpdf is not installed")
 def test_qpdf_finds_the_sealed_pdf_well_formed(sealed_pdf: bytes, tmp_path: Path) -> None:
+    require_programs("qpdf", install="apt-get install qpdf")
     path = tmp_path / "sealed.pdf"
     path.write_bytes(sealed_pdf)
     result = subprocess.run(

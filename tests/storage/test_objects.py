@@ -69,6 +69,36 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ObjectStor
         yield request.getfixturevalue("s3_store")
 
 
+def everything_in(store: ObjectStore) -> list[str]:
+    """Whatever the store holds, including what ``list_keys`` does not show: unfinished
+    filesystem writes (``.partial-*`` files) and incomplete S3 multipart uploads."""
+    if isinstance(store, FilesystemObjectStore):
+        # Files only: directories are not objects (a failed write may leave empty ones).
+        return sorted(
+            p.relative_to(store.root).as_posix() for p in store.root.rglob("*") if p.is_file()
+        )
+    assert isinstance(store, S3ObjectStore)
+    uploads = store._client._list_multipart_uploads(store.bucket).uploads
+    return sorted([*store.list_keys(""), *(f"multipart-upload:{u.object_name}" for u in uploads)])
+
+
+def test_everything_in_sees_what_a_listing_hides(store: ObjectStore) -> None:
+    """The helper the checks below rely on does see leftovers of unfinished writes."""
+    if isinstance(store, FilesystemObjectStore):
+        (store.root / "p").mkdir()
+        (store.root / "p" / ".partial-x").write_bytes(b"left over")
+        assert everything_in(store) == ["p/.partial-x"]
+    else:
+        assert isinstance(store, S3ObjectStore)
+        store._client._create_multipart_upload(store.bucket, "p/0.seg", {})
+        assert everything_in(store) == ["multipart-upload:p/0.seg"]
+    assert list(store.list_keys("")) == []
+
+
+def open_descriptors() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
 # ---- round trips -----------------------------------------------------------------------------
 
 
@@ -116,10 +146,17 @@ def test_small_read_chunks_cover_the_object(store: ObjectStore) -> None:
 
 def test_a_reader_closed_early_releases_its_source(store: ObjectStore) -> None:
     store.put_bytes("k", b"x" * (3 * MiB))
-    for _ in range(20):  # would exhaust files or pooled connections if they leaked
+    assert store.read_bytes("k") == b"x" * (3 * MiB)  # an S3 store now holds a connection
+    before = open_descriptors()
+    # Every stream stays referenced, so only close() can release its file or connection.
+    streams = []
+    for _ in range(20):
         stream = store.open_stream("k", chunk_size=1024)
         assert next(stream) == b"x" * 1024
         stream.close()  # type: ignore[attr-defined]
+        streams.append(stream)
+    assert open_descriptors() <= before + 1
+    assert all(list(s) == [] for s in streams)
     assert store.read_bytes("k") == b"x" * (3 * MiB)
 
 
@@ -162,7 +199,7 @@ def test_a_failing_stream_stores_nothing(store: ObjectStore, sent: int) -> None:
         store.put_stream("packets/p/0.seg", failing_after(sent, error))
     assert raised.value is error
     assert not store.exists("packets/p/0.seg")
-    assert list(store.list_keys("")) == []
+    assert everything_in(store) == []
 
 
 def test_a_failing_stream_keeps_the_previous_object(store: ObjectStore) -> None:
@@ -170,6 +207,7 @@ def test_a_failing_stream_keeps_the_previous_object(store: ObjectStore) -> None:
     with pytest.raises(Boom):
         store.put_stream("k", failing_after(PART + 1, Boom()))
     assert store.read_bytes("k") == b"old"
+    assert everything_in(store) == ["k"]
 
 
 @pytest.mark.parametrize(("declared", "actual"), [(5, 4), (5, 6), (0, 1), (PART + 1, PART)])
@@ -181,6 +219,7 @@ def test_a_stream_of_the_wrong_length_stores_nothing(
     assert raised.value.code == "object-size-mismatch"
     assert not raised.value.retryable
     assert not store.exists("k")
+    assert everything_in(store) == []
 
 
 def test_missing_objects_raise_not_found(store: ObjectStore) -> None:
@@ -231,7 +270,7 @@ INVALID_KEYS = [
 
 
 @pytest.mark.parametrize("key", INVALID_KEYS)
-def test_invalid_keys_are_refused_everywhere(store: ObjectStore, key: str) -> None:
+def test_invalid_keys_are_refused_everywhere(store: ObjectStore, key: str, tmp_path: Path) -> None:
     calls: list[Callable[[], object]] = [
         lambda: store.put_bytes(key, b"x"),
         lambda: store.put_stream(key, iter([b"x"])),
@@ -246,7 +285,11 @@ def test_invalid_keys_are_refused_everywhere(store: ObjectStore, key: str) -> No
             call()
         assert raised.value.code == "invalid-object-key"
         assert "key" in str(raised.value)
-    assert list(store.list_keys("")) == []
+    assert everything_in(store) == []
+    # A key that escaped a filesystem store would land beside its root, not in it.
+    assert sorted(p.name for p in tmp_path.iterdir()) == (
+        ["blobs"] if isinstance(store, FilesystemObjectStore) else []
+    )
 
 
 @pytest.mark.parametrize("prefix", ["/a", "a/../", "..", "a\\", "a//", "a\x00"])
@@ -529,9 +572,13 @@ def test_open_object_store_reaches_the_s3_server(s3_server: S3Server) -> None:
     ) as store:
         store.put_bytes("k", b"v")
         assert store.read_bytes("k") == b"v"
-        assert store.delete_prefix("") == 1
+    # The same bucket through credentials in the URL: it sees the object written above.
     with open_object_store(s3_server.url(bucket, credentials=True)) as store:
         assert isinstance(store, S3ObjectStore)
+        assert store.bucket == bucket
+        assert list(store.list_keys("")) == ["k"]
+        assert store.read_bytes("k") == b"v"
+        assert store.delete_prefix("") == 1
         assert list(store.list_keys("")) == []
 
 
