@@ -136,7 +136,7 @@ def main() -> int:
 
     pdf = minimal_pdf(SIZE)
     image = b""
-    from tongban.keys.seals import render_seal_image
+    from tongban.server.usecases.seal_image import render_seal_image
 
     try:
         image = render_seal_image(seal.record.name, size=240)

@@ -53,8 +53,9 @@ from tongban.keys.pki import (
     load_certificates,
 )
 from tongban.keys.seal_registry import load_seal_registry
-from tongban.keys.seals import SealRecord, render_seal_image, seal_detached, seal_pdf
+from tongban.keys.seals import SealRecord, seal_detached, seal_pdf
 from tongban.keys.signing import PrivateKeySigner, key_id_of
+from tongban.server.usecases.seal_image import render_seal_image
 
 __all__ = ["add_published_parsers", "add_seal_parsers", "add_verify_parser"]
 

@@ -22,13 +22,8 @@ from pyhanko.pdf_utils.writer import PdfFileWriter
 
 from tongban.keys.ecert import ECertIdentifier
 from tongban.keys.pki import certificate_pem, generate_root
-from tongban.keys.seals import (
-    NewSeal,
-    SealRecord,
-    _build_detached_cms,
-    create_seal,
-    digest_document,
-)
+from tongban.keys.seals import NewSeal, SealRecord, create_seal, digest_document
+from tongban.keys.seals._cms import _build_detached_cms
 from tongban.keys.signing import PrivateKeySigner, Signer
 
 NOW = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
@@ -74,7 +69,7 @@ def seal_world() -> SealWorld:
 
 @functools.cache
 def seal_image() -> bytes:
-    from tongban.keys.seals import render_seal_image
+    from tongban.server.usecases.seal_image import render_seal_image
 
     return render_seal_image(SEAL_NAME, size=240)
 

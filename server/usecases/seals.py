@@ -47,6 +47,7 @@ from tongban.server.domain.errors import (
     TooLarge,
 )
 from tongban.server.usecases.runtime import NodeRuntime
+from tongban.server.usecases.seal_image import render_seal_image
 from tongban.server.usecases.seal_keys import SealBook
 from tongban.storage.sql import ECertRow, SealRow
 
@@ -128,6 +129,8 @@ def register_seal(
     if image_png is not None:
         # Every PDF stamp draws it: an image that does not decode would fail each of them.
         check_seal_image(image_png)
+    else:
+        image_png = render_seal_image(name.strip())
     now = rt.clock()
     with rt.metadata.transaction() as session:
         if session.get(SealRow, seal_id) is not None:

@@ -48,15 +48,9 @@ def test_every_single_substitution_changes_the_check_character(
     assert mod37_36_check_character(changed) != mod37_36_check_character(body)
 
 
-@settings(max_examples=300)
-@given(bodies.filter(lambda b: len(set(b)) > 1), st.data())
-def test_every_adjacent_transposition_changes_the_check_character(
-    body: str, data: st.DataObject
-) -> None:
-    positions = [i for i in range(len(body) - 1) if body[i] != body[i + 1]]
-    i = data.draw(st.sampled_from(positions), label="position")
-    swapped = body[:i] + body[i + 1] + body[i] + body[i + 2 :]
-    assert mod37_36_check_character(swapped) != mod37_36_check_character(body)
+# No property for adjacent transpositions: ISO 7064's hybrid MOD 37,36 system detects nearly
+# all of them, not all ('1G78045' and '1G78054' share the check character R, by the
+# standard's own equation as much as by this implementation).
 
 
 identifiers = st.builds(

@@ -45,17 +45,19 @@ from tongban.keys.pki import (
 )
 from tongban.keys.seals import (
     ECERT_IDENTIFIER_ATTRIBUTE,
-    FONT_ENV_VAR,
     RevocationReason,
-    SealFontMissingError,
     SealRecord,
     create_seal,
-    find_cjk_font,
-    render_seal_image,
     seal_detached,
     seal_pdf,
 )
 from tongban.keys.signing import PrivateKeySigner, Signer
+from tongban.server.usecases.seal_image import (
+    FONT_ENV_VAR,
+    SealFontMissingError,
+    find_cjk_font,
+    render_seal_image,
+)
 
 # --- records -----------------------------------------------------------------------------
 
@@ -230,7 +232,7 @@ def test_default_seal_image_is_a_round_red_seal_with_a_star() -> None:
     assert render_seal_image(SEAL_NAME, size=300) == png  # deterministic, so its hash is stable
 
 
-def test_create_seal_draws_the_image_when_none_is_given() -> None:
+def test_the_seal_record_pins_the_drawn_picture_by_its_digest() -> None:
     world = seal_world()
     seal = create_seal(
         seal_id="drawn",
@@ -242,6 +244,7 @@ def test_create_seal_draws_the_image_when_none_is_given() -> None:
         not_before=SEAL_FROM,
         not_after=SEAL_UNTIL,
         now=NOW,
+        image_png=render_seal_image("武汉市行政审批局", size=240),
     )
     assert seal.image_png.startswith(b"\x89PNG")
     assert seal.record.image_sha256 == hashlib.sha256(seal.image_png).hexdigest()
@@ -257,8 +260,8 @@ def test_missing_font_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.Monke
     with pytest.raises(SealFontMissingError, match=f"{FONT_ENV_VAR}=.*gone.ttc does not exist"):
         find_cjk_font()
     monkeypatch.delenv(FONT_ENV_VAR)
-    monkeypatch.setattr("tongban.keys.seals._FONT_CANDIDATES", ())
-    monkeypatch.setattr("tongban.keys.seals.shutil.which", lambda _: None)
+    monkeypatch.setattr("tongban.server.usecases.seal_image._FONT_CANDIDATES", ())
+    monkeypatch.setattr("tongban.server.usecases.seal_image.shutil.which", lambda _: None)
     with pytest.raises(SealFontMissingError, match="apt-get install fonts-wqy-zenhei"):
         find_cjk_font()
     not_a_font = tmp_path / "x.ttf"
