@@ -8,6 +8,8 @@ __all__ = ["FetchVerificationError", "HallClientError", "RequestRefused", "Unsaf
 
 
 class HallClientError(Exception):
+    """Base of every error the hall SDK raises; ``code`` is a stable word for its kind."""
+
     code = "client-error"
 
 
