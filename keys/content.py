@@ -115,6 +115,8 @@ def unwrap_data_key(
 
 @dataclass(frozen=True)
 class SealedSegment:
+    """One encrypted segment of a file: its place in the stream and whether it ends it."""
+
     index: int
     final: bool
     ciphertext: bytes
@@ -128,10 +130,12 @@ class StreamDigest:
         self.size = 0
 
     def update(self, data: bytes) -> None:
+        """Add the next piece of the stream."""
         self._hash.update(data)
         self.size += len(data)
 
     def hexdigest(self) -> str:
+        """SHA-256 of everything added so far, lowercase hex; more may still be added."""
         return self._hash.hexdigest()
 
 
@@ -237,7 +241,8 @@ class FileCipher:
         """Open segments in order, checking the sequence and the final marker.
 
         Raises:
-            DecryptionError: a segment fails authentication or is out of order.
+            DecryptionError: a segment fails authentication.
+            BadPeerData: a segment is out of order or follows the final one.
             TruncatedStreamError: the segments stop before the final one.
         """
         expected = 0

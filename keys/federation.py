@@ -40,6 +40,8 @@ __all__ = [
 
 @dataclass(frozen=True)
 class NodeSpec:
+    """What to create for one node of a new federation: its id, names, endpoints and halls."""
+
     node_id: str
     name: str
     endpoint: str
@@ -60,6 +62,8 @@ class ClientIdentity:
 
 @dataclass(frozen=True)
 class NodeMaterial:
+    """Every private key and certificate created for one node, and its directory entry."""
+
     spec: NodeSpec
     tls_key: ec.EllipticCurvePrivateKey
     tls_certificate: x509.Certificate
@@ -78,6 +82,8 @@ class NodeMaterial:
 
 @dataclass(frozen=True)
 class Federation:
+    """A new federation: the root key and certificate, each node's material, the directory."""
+
     root_key: ec.EllipticCurvePrivateKey
     root_certificate: x509.Certificate
     nodes: tuple[NodeMaterial, ...]
@@ -86,6 +92,11 @@ class Federation:
     created_at: datetime = field(compare=False)
 
     def node(self, node_id: str) -> NodeMaterial:
+        """The material created for ``node_id``.
+
+        Raises:
+            CallerError: no node of this federation has that id.
+        """
         for n in self.nodes:
             if n.spec.node_id == node_id:
                 return n
