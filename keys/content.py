@@ -1,5 +1,7 @@
-"""Packet content encryption: a fresh data key per packet, HPKE-wrapped per recipient node,
-and files sealed in fixed-size segments (a STREAM construction over AES-256-GCM).
+"""Packet content encryption: per-packet data keys, HPKE-wrapped, and files in sealed segments.
+
+A fresh data key per packet is HPKE-wrapped for each recipient node, and each file is
+sealed in fixed-size segments (a STREAM construction over AES-256-GCM).
 
 Each segment's nonce is (file index, segment index, final flag) and its associated data
 binds the packet id as well, so segments cannot be reordered, moved between files or

@@ -1,6 +1,8 @@
-"""Creating a federation: the root, and for each node its two CAs (identity and seal), its
-TLS identity, relay keys and the certificates of its halls and admins, plus the first
-signed directory. The hierarchy is described in :mod:`tongban.keys.pki`.
+"""Creating a federation: every key and certificate it starts with, and its first directory.
+
+That is the root and, for each node, its two CAs (identity and seal), its TLS identity,
+its relay keys and the certificates of its halls and admins. The hierarchy is described in
+:mod:`tongban.keys.pki`.
 """
 
 from __future__ import annotations
