@@ -1,3 +1,3 @@
-"""tongban.client."""
+"""The client SDK: a hall's connection to its node, seal clients, and offline verification."""
 
 __all__: list[str] = []

@@ -1,4 +1,4 @@
-"""Errors raised by the hall SDK."""
+"""Errors of the client SDK: a node's refusal, and fetched files that failed verification."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ __all__ = ["FetchVerificationError", "HallClientError", "RequestRefused", "Unsaf
 
 
 class HallClientError(Exception):
+    """Base of the client SDK's own errors; ``code`` is a stable word for each kind."""
+
     code = "client-error"
 
 

@@ -62,6 +62,8 @@ _MODE_NAMES = {v: k for k, v in _MODES.items()}
 
 @dataclass(frozen=True)
 class Applicant:
+    """Whom an application is for: a citizen by ID card number or a company by credit code."""
+
     name: str
     id_type: str  # "citizen" or "company"
     id_number: str
@@ -79,10 +81,12 @@ class Material:
 
     @classmethod
     def from_path(cls, path: Path, media_type: str = "") -> Material:
+        """A file on disk; the media type is guessed from its extension unless given."""
         guessed = media_type or mimetypes.guess_type(path.name)[0] or "application/octet-stream"
         return cls(path.name, path, guessed, None, path.stat().st_size)
 
     def chunks(self) -> Iterator[bytes]:
+        """The bytes to send, from the reader if there is one, else read from ``path``."""
         if self.open is not None:
             yield from self.open()
             return
@@ -94,6 +98,12 @@ class Material:
 
 @dataclass(frozen=True)
 class SubmitReceipt:
+    """The node's answer to a submission.
+
+    ``duplicate`` is true when the node already held this packet id and stored nothing new;
+    ``deliveries`` maps each recipient node to "pending" or "delivered".
+    """
+
     packet_id: str
     case_id: str
     duplicate: bool
@@ -102,6 +112,11 @@ class SubmitReceipt:
 
 @dataclass(frozen=True)
 class InboxItem:
+    """One packet in the hall's inbox, sent (``direction`` "out") or received ("in").
+
+    ``deliveries`` is filled for sent packets only: recipient node to "pending" or "delivered".
+    """
+
     packet_id: str
     case_id: str
     kind: str
@@ -119,6 +134,8 @@ class InboxItem:
 
 @dataclass(frozen=True)
 class FetchedFile:
+    """A file of a fetched packet, kept at ``path`` after it matched the signed manifest."""
+
     index: int
     name: str
     media_type: str
@@ -130,6 +147,12 @@ class FetchedFile:
 
 @dataclass(frozen=True)
 class FetchedPacket:
+    """A fetched packet: its inbox entry, what the sender signed, and the files kept.
+
+    ``signature_status`` is "verified" when the node checked the sender's signature against
+    the federation directory; ``signed_by_key`` is the id of the key that signed.
+    """
+
     item: InboxItem
     applicant: Applicant | None
     form: dict[str, Any]
@@ -140,6 +163,8 @@ class FetchedPacket:
 
 @dataclass(frozen=True)
 class LegInfo:
+    """One handling participant's share of a case: its status, decision and result packets."""
+
     node_id: str
     hall_id: str
     department: str
@@ -151,6 +176,8 @@ class LegInfo:
 
 @dataclass(frozen=True)
 class CaseInfo:
+    """A case as this hall may see it; ``complete`` once every leg is decided or refused."""
+
     case_id: str
     mode: str
     matter_code: str
@@ -164,6 +191,11 @@ class CaseInfo:
 
 @dataclass(frozen=True)
 class HistoryItem:
+    """One signed event of a case leg, linked to the leg's previous event by ``prev_hash``.
+
+    ``signature_status`` is "verified", "broken-chain", or "invalid: " and the reason.
+    """
+
     leg: str
     seq: int
     type: str
@@ -353,6 +385,7 @@ class HallClient:
         )
 
     def close(self) -> None:
+        """Close the connection to the node; a closed client cannot be used again."""
         self._channel.close()
 
     def __enter__(self) -> HallClient:
@@ -500,6 +533,11 @@ class HallClient:
     # ---- inbox and fetch ------------------------------------------------------------------
 
     def inbox(self, direction: str = "", limit: int = 100) -> list[InboxItem]:
+        """The hall's inbox entries now: ``direction`` "in", "out", or empty for both.
+
+        Raises:
+            RequestRefused: the node refused (an unknown direction, a negative limit…).
+        """
         try:
             r = self._stub.ListInbox(hall_pb2.InboxRequest(direction=direction, limit=limit))
         except grpc.RpcError as exc:
@@ -630,6 +668,7 @@ class HallClient:
         )
 
     def decide(self, case_id: str, *, approved: bool, note: str = "", leg: str = "") -> CaseInfo:
+        """办结: record the handling hall's decision on an accepted leg, approved or denied."""
         return self._act(
             hall_pb2.ActRequest(
                 case_id=case_id, leg=leg, decide=hall_pb2.Decide(approved=approved, note=note)
@@ -649,6 +688,11 @@ class HallClient:
         )
 
     def case(self, case_id: str) -> CaseInfo:
+        """The case with the legs this hall may see.
+
+        Raises:
+            RequestRefused: the node refused (the case is unknown or not visible to this hall).
+        """
         try:
             return _case(self._stub.GetCase(hall_pb2.CaseRequest(case_id=case_id)))
         except grpc.RpcError as exc:

@@ -243,6 +243,7 @@ class SealClient:
         )
 
     def close(self) -> None:
+        """Close the connection to the node; a closed client cannot be used again."""
         self._channel.close()
 
     def __enter__(self) -> SealClient:
@@ -402,6 +403,7 @@ class VerificationClient:
         self._stub = seal_pb2_grpc.VerifyServiceStub(self._channel)
 
     def close(self) -> None:
+        """Close the connection to the node; a closed client cannot be used again."""
         self._channel.close()
 
     def __enter__(self) -> VerificationClient:

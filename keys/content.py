@@ -1,5 +1,7 @@
-"""Packet content encryption: a fresh data key per packet, HPKE-wrapped per recipient node,
-and files sealed in fixed-size segments (a STREAM construction over AES-256-GCM).
+"""Packet content encryption: per-packet data keys, HPKE-wrapped, and files in sealed segments.
+
+A fresh data key per packet is HPKE-wrapped for each recipient node, and each file is
+sealed in fixed-size segments (a STREAM construction over AES-256-GCM).
 
 Each segment's nonce is (file index, segment index, final flag) and its associated data
 binds the packet id as well, so segments cannot be reordered, moved between files or
@@ -115,6 +117,8 @@ def unwrap_data_key(
 
 @dataclass(frozen=True)
 class SealedSegment:
+    """One encrypted segment of a file: its place in the stream and whether it ends it."""
+
     index: int
     final: bool
     ciphertext: bytes
@@ -128,10 +132,12 @@ class StreamDigest:
         self.size = 0
 
     def update(self, data: bytes) -> None:
+        """Add the next piece of the stream."""
         self._hash.update(data)
         self.size += len(data)
 
     def hexdigest(self) -> str:
+        """SHA-256 of everything added so far, lowercase hex; more may still be added."""
         return self._hash.hexdigest()
 
 
@@ -237,7 +243,8 @@ class FileCipher:
         """Open segments in order, checking the sequence and the final marker.
 
         Raises:
-            DecryptionError: a segment fails authentication or is out of order.
+            DecryptionError: a segment fails authentication.
+            BadPeerData: a segment is out of order or follows the final one.
             TruncatedStreamError: the segments stop before the final one.
         """
         expected = 0

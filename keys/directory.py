@@ -55,10 +55,13 @@ class UnknownNodeError(UnknownKeyError):
 
 @dataclass(frozen=True)
 class HallEntry:
+    """A hall of a member node: the id its certificate names, and its display name."""
+
     hall_id: str
     name: str
 
     def to_json_dict(self) -> dict[str, Any]:
+        """The hall as it appears in the signed directory payload."""
         return {"hall_id": self.hall_id, "name": self.name}
 
 
@@ -86,6 +89,7 @@ class NodeEntry:
         return self.halls[0].hall_id if self.halls else ""
 
     def has_hall(self, hall_id: str) -> bool:
+        """Whether the directory lists ``hall_id`` among this node's halls."""
         return any(h.hall_id == hall_id for h in self.halls)
 
     def signing_keys(self, at: datetime) -> dict[str, CertificatePublicKey]:
@@ -110,6 +114,7 @@ class NodeEntry:
         return max(live, key=lambda r: r.not_before)
 
     def to_json_dict(self) -> dict[str, Any]:
+        """The node as it appears in the signed directory payload, certificates as PEM."""
         return {
             "node_id": self.node_id,
             "name": self.name,
@@ -172,9 +177,11 @@ class FederationDirectory:
         raise UnknownNodeError(f"node {node_id!r} is not a member of the federation")
 
     def has_node(self, node_id: str) -> bool:
+        """Whether ``node_id`` is a member; :meth:`node` raises where this answers False."""
         return any(n.node_id == node_id for n in self.nodes)
 
     def to_payload(self) -> bytes:
+        """The canonical JSON bytes the root key signs (see :func:`sign_directory`)."""
         return canonical_json(
             {
                 "type": "tongban-directory",

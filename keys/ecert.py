@@ -147,6 +147,7 @@ class ECertIdentifier:
 
     @functools.cached_property
     def check(self) -> str:
+        """The MOD 37,36 check character over type code, issuer, serial and version."""
         body = self.type_code + self.issuer_uscc + self.serial + self.version
         return mod37_36_check_character(body)
 
@@ -189,6 +190,8 @@ def verification_link(base_url: str, identifier: ECertIdentifier) -> str:
 
 
 class ECertStatus(enum.StrEnum):
+    """An e-certificate's status: valid as issued, or revoked, cancelled or expired."""
+
     VALID = "valid"
     REVOKED = "revoked"  # 撤销 / 吊销
     CANCELLED = "cancelled"  # 注销
@@ -205,6 +208,7 @@ class ECertStatusEntry:
     reason: str = ""
 
     def to_json_dict(self) -> dict[str, Any]:
+        """The entry as it appears in the signed status list payload."""
         return {
             "identifier": self.identifier,
             "status": self.status.value,
@@ -267,6 +271,7 @@ class ECertStatusList:
         )
 
     def to_payload(self) -> bytes:
+        """The canonical JSON bytes the node signs (see :func:`sign_status_list`)."""
         return canonical_json(
             {
                 "type": "tongban-ecert-status-list",
@@ -279,6 +284,11 @@ class ECertStatusList:
 
     @classmethod
     def empty(cls, node_id: str, *, issued_at: datetime, next_update: datetime) -> ECertStatusList:
+        """An unsigned list with no changes: every e-certificate of the node is as issued.
+
+        Raises:
+            CallerError: a naive time, or ``next_update`` not after ``issued_at``.
+        """
         return _checked_list(node_id, issued_at, next_update, (), envelope=None)
 
 

@@ -131,6 +131,8 @@ def pae(payload_type: str, payload: bytes) -> bytes:
 
 @dataclass(frozen=True)
 class EnvelopeSignature:
+    """One signature over an envelope's PAE, with the id of the key said to have made it."""
+
     key_id: str
     sig: bytes
 
@@ -149,6 +151,7 @@ class Envelope:
         return hashlib.sha256(self.payload).hexdigest()
 
     def to_json_dict(self) -> dict[str, Any]:
+        """A JSON-ready form with payload and signatures in hex, DSSE's field names."""
         return {
             "payload": self.payload.hex(),
             "payloadType": self.payload_type,

@@ -1,6 +1,8 @@
-"""Creating a federation: the root, and for each node its two CAs (identity and seal), its
-TLS identity, relay keys and the certificates of its halls and admins, plus the first
-signed directory. The hierarchy is described in :mod:`tongban.keys.pki`.
+"""Creating a federation: every key and certificate it starts with, and its first directory.
+
+That is the root and, for each node, its two CAs (identity and seal), its TLS identity,
+its relay keys and the certificates of its halls and admins. The hierarchy is described in
+:mod:`tongban.keys.pki`.
 """
 
 from __future__ import annotations
@@ -40,6 +42,8 @@ __all__ = [
 
 @dataclass(frozen=True)
 class NodeSpec:
+    """What to create for one node of a new federation: its id, names, endpoints and halls."""
+
     node_id: str
     name: str
     endpoint: str
@@ -60,6 +64,8 @@ class ClientIdentity:
 
 @dataclass(frozen=True)
 class NodeMaterial:
+    """Every private key and certificate created for one node, and its directory entry."""
+
     spec: NodeSpec
     tls_key: ec.EllipticCurvePrivateKey
     tls_certificate: x509.Certificate
@@ -78,6 +84,8 @@ class NodeMaterial:
 
 @dataclass(frozen=True)
 class Federation:
+    """A new federation: the root key and certificate, each node's material, the directory."""
+
     root_key: ec.EllipticCurvePrivateKey
     root_certificate: x509.Certificate
     nodes: tuple[NodeMaterial, ...]
@@ -86,6 +94,11 @@ class Federation:
     created_at: datetime = field(compare=False)
 
     def node(self, node_id: str) -> NodeMaterial:
+        """The material created for ``node_id``.
+
+        Raises:
+            CallerError: no node of this federation has that id.
+        """
         for n in self.nodes:
             if n.spec.node_id == node_id:
                 return n

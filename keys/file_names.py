@@ -1,5 +1,7 @@
-"""The one rule for the name of a material file, applied wherever a name enters a node
-(a hall's submit, a peer's delivery) and again by the hall SDK before it writes a file.
+"""The one rule for the name of a material file, applied by nodes and again by the hall SDK.
+
+A node applies it wherever a name enters (a hall's submit, a peer's delivery); the hall
+SDK applies it again before it writes a file.
 
 A good name is one plain file name that means the same thing on every system a hall may
 run: not empty and at most :data:`MAX_FILE_NAME_BYTES` bytes of UTF-8; no control

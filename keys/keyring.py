@@ -25,6 +25,8 @@ __all__ = ["NodeKeyRing", "save_private_keys"]
 
 @dataclass(frozen=True)
 class NodeKeyRing:
+    """The private keys a node holds, each paired with the directory record it publishes."""
+
     node_id: str
     signers: tuple[tuple[KeyRecord, Signer], ...]
     decryption_keys: tuple[tuple[KeyRecord, x25519.X25519PrivateKey], ...]

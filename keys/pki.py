@@ -374,6 +374,7 @@ def extended_key_usages(cert: x509.Certificate) -> frozenset[x509.ObjectIdentifi
 
 
 def is_ca(cert: x509.Certificate) -> bool:
+    """Whether basic constraints mark ``cert`` as a CA (no such extension: not a CA)."""
     try:
         return cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
     except x509.ExtensionNotFound:
@@ -434,6 +435,7 @@ def certificate_fingerprint(cert: x509.Certificate) -> str:
 
 
 def certificate_pem(cert: x509.Certificate) -> bytes:
+    """The certificate in PEM, as written to files and into the directory."""
     return cert.public_bytes(serialization.Encoding.PEM)
 
 

@@ -27,6 +27,8 @@ ENCRYPTION_ALGORITHM = "hpke-x25519-hkdf-sha256-aes-256-gcm"
 
 
 class KeyPurpose(enum.StrEnum):
+    """What a published key is for: signing statements or receiving wrapped data keys."""
+
     SIGNING = "signing"
     ENCRYPTION = "encryption"
 
@@ -52,6 +54,11 @@ class KeyRecord:
     def for_signing(
         cls, key: CertificatePublicKey, *, not_before: datetime, not_after: datetime
     ) -> KeyRecord:
+        """A signing record for an Ed25519 or ECDSA P-256 key and its validity window.
+
+        Raises:
+            CallerError: a naive time, an empty window, or an unsupported curve.
+        """
         return cls._checked(
             key_id_of(key),
             KeyPurpose.SIGNING,
@@ -65,6 +72,11 @@ class KeyRecord:
     def for_encryption(
         cls, key: x25519.X25519PublicKey, *, not_before: datetime, not_after: datetime
     ) -> KeyRecord:
+        """An encryption record for an X25519 key that peers wrap data keys to, and its window.
+
+        Raises:
+            CallerError: a naive time or an empty window.
+        """
         return cls._checked(
             encryption_key_id(key),
             KeyPurpose.ENCRYPTION,
@@ -98,6 +110,11 @@ class KeyRecord:
         return self.revoked_at is None or at < self.revoked_at
 
     def revoked(self, at: datetime) -> KeyRecord:
+        """A copy revoked from ``at`` on; the key stays valid for moments before it.
+
+        Raises:
+            CallerError: ``at`` is naive.
+        """
         return replace(self, revoked_at=require_aware(at, "revoked_at"))
 
     def signing_key(self) -> CertificatePublicKey:
@@ -131,6 +148,7 @@ class KeyRecord:
         return key
 
     def to_json_dict(self) -> dict[str, Any]:
+        """The record as it appears in the signed directory payload."""
         return {
             "keyid": self.key_id,
             "purpose": self.purpose.value,

@@ -31,12 +31,15 @@ SEAL_REGISTRY_TYPE = "application/vnd.tongban.seal-registry.v1+json"
 
 @dataclass(frozen=True)
 class SealRegistry:
+    """Every seal one node registered, revoked ones included, as of ``issued_at``."""
+
     node_id: str
     version: int
     issued_at: datetime
     seals: tuple[SealRecord, ...]
 
     def to_payload(self) -> bytes:
+        """The canonical JSON bytes the node signs (see :func:`sign_seal_registry`)."""
         return canonical_json(
             {
                 "type": "tongban-seal-registry",
@@ -49,6 +52,7 @@ class SealRegistry:
 
 
 def sign_seal_registry(registry: SealRegistry, signer: Signer) -> Envelope:
+    """Sign the registry; verifiers accept only a signing key the node published."""
     return sign_envelope(registry.to_payload(), SEAL_REGISTRY_TYPE, [signer])
 
 

@@ -32,6 +32,11 @@ def key_id_of(public_key: CertificatePublicKey | x25519.X25519PublicKey) -> str:
 
 
 def algorithm_of(public_key: CertificatePublicKey) -> str:
+    """The algorithm name key records publish: "ed25519" or "ecdsa-p256-sha256".
+
+    Raises:
+        CallerError: an elliptic-curve key not on P-256.
+    """
     if isinstance(public_key, ed25519.Ed25519PublicKey):
         return "ed25519"
     if isinstance(public_key.curve, ec.SECP256R1):
@@ -80,6 +85,7 @@ class PrivateKeySigner(Signer):
         return self._public
 
     def sign(self, data: bytes) -> bytes:
+        """An Ed25519 signature, or a DER-encoded ECDSA signature over SHA-256 of ``data``."""
         if isinstance(self._key, ed25519.Ed25519PrivateKey):
             return self._key.sign(data)
         return self._key.sign(data, ec.ECDSA(hashes.SHA256()))

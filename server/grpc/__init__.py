@@ -1,2 +1,5 @@
-"""The node's gRPC transport: servicers that convert and delegate, the one error-to-status
-mapping, admission control and request decoding."""
+"""The node's gRPC transport: servicers for its callers, and calls to its peer nodes.
+
+Servicers only convert and delegate; errors become statuses in one place; admission
+control and request decoding guard every call.
+"""

@@ -1,5 +1,6 @@
-"""Conversions between protobuf messages and the node's own types, for every servicer and
-for calls to peers: protobuf types stop here.
+"""Conversions between protobuf messages and the node's own types: protobuf stops here.
+
+Every servicer and every call to a peer converts through this module.
 """
 
 from __future__ import annotations

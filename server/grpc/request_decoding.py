@@ -1,4 +1,6 @@
-"""Request bytes that do not parse as their protobuf message are the caller's mistake:
+"""Refusing requests whose bytes do not parse: ``INVALID_ARGUMENT``, not grpc's ``INTERNAL``.
+
+Request bytes that do not parse as their protobuf message are the caller's mistake:
 they are refused with ``INVALID_ARGUMENT`` (``malformed-request:``), where grpc itself
 would answer ``INTERNAL: Exception deserializing request!``.
 

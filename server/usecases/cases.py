@@ -1,5 +1,7 @@
-"""Case events: each step of a leg is a statement signed by the acting node and linked to
-the leg's previous event by hash, so both nodes hold the same tamper-evident chain.
+"""A hall's case steps: view a case, act on one of its legs, and read its event history.
+
+Each step of a leg is a statement signed by the acting node and linked to the leg's
+previous event by hash, so both nodes hold the same tamper-evident chain.
 """
 
 from __future__ import annotations

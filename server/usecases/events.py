@@ -1,5 +1,6 @@
-"""A case's signed event chain, per leg: local and remote events, their checks, and the outbox
-items that carry them to the other nodes.
+"""A case's signed event chain per leg: local and remote events, their checks, their outbox.
+
+The outbox items made here carry each event to the other nodes.
 """
 
 from __future__ import annotations

@@ -1,5 +1,6 @@
-"""A hall sends a packet id again: the same packet gets its first answer, another packet is a
-conflict that does not say whose the id is.
+"""A hall sends a packet id again: the same packet gets its first answer, another is refused.
+
+Another packet under a known id is a conflict, and the refusal does not say whose the id is.
 """
 
 from __future__ import annotations

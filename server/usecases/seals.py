@@ -1,5 +1,7 @@
-"""Seals at a node: registration by an admin, sealing documents (and result packets
-automatically), e-certificate status, and the signed lists a third party verifies with.
+"""Seals at a node: registration, sealing, e-certificate status, and the signed public lists.
+
+An admin registers seals; documents are sealed (result packets automatically); the node
+keeps its e-certificates' status and the signed lists a third party verifies with.
 """
 
 from __future__ import annotations

@@ -1,5 +1,7 @@
-"""What a submit is checked against before anything is stored: the header, the applicant, the
-form, the recipients and each file's name and size; and the plan it turns into.
+"""What a submit is checked against before anything is stored, and the plan it turns into.
+
+The checks cover the header, the applicant, the form, the recipients and each file's name
+and size.
 """
 
 from __future__ import annotations

@@ -1,0 +1,1 @@
+"""One Alembic revision of the SQL metadata schema per module, numbered in order."""
