@@ -116,6 +116,8 @@ _ECDSA = {"sha256_ecdsa": "sha256", "sha384_ecdsa": "sha384", "sha512_ecdsa": "s
 
 
 class Indication(enum.StrEnum):
+    """The bottom line of a verification (ETSI EN 319 102-1): valid, invalid or undecided."""
+
     VALID = "VALID"
     INVALID = "INVALID"
     INDETERMINATE = "INDETERMINATE"
@@ -147,6 +149,8 @@ class SubIndication(enum.StrEnum):
 
 
 class CheckOutcome(enum.StrEnum):
+    """How one check of a verification came out."""
+
     PASSED = "passed"
     FAILED = "failed"
     INDETERMINATE = "indeterminate"
@@ -155,6 +159,8 @@ class CheckOutcome(enum.StrEnum):
 
 @dataclass(frozen=True)
 class CheckResult:
+    """One check of a verification: its name, outcome and what it found, in words."""
+
     name: str
     outcome: CheckOutcome
     detail: str
@@ -203,6 +209,7 @@ class SealVerificationReport:
         raise KeyError(name)
 
     def to_json_dict(self) -> dict[str, Any]:
+        """The report as JSON values, as `tongban verify --json` prints it."""
         signer = self.signer
         return {
             "indication": self.indication.value,
@@ -230,6 +237,7 @@ class SealVerificationReport:
         }
 
     def to_json(self) -> str:
+        """The report as indented JSON text."""
         return json.dumps(self.to_json_dict(), ensure_ascii=False, indent=2)
 
 
@@ -244,10 +252,14 @@ class SealVerificationError(BadPeerData):
 
 
 class SealInvalidError(SealVerificationError):
+    """The seal is INVALID: the document, the signature or the key's validity failed."""
+
     code = "seal-invalid"
 
 
 class SealIndeterminateError(SealVerificationError):
+    """The seal is INDETERMINATE: what is missing to decide is in the report."""
+
     code = "seal-indeterminate"
 
 

@@ -11,5 +11,7 @@ echo "== mypy --strict"
 PYTHON=.venv/bin/python bash scripts/typecheck.sh
 echo "== import contracts"
 bash scripts/lint-imports.sh
+echo "== docstrings of the public API (keys, client)"
+.venv/bin/interrogate keys client
 echo "== pytest"
 .venv/bin/python -m pytest "$@"

@@ -198,6 +198,7 @@ class SealRecord:
         return f"{code}: {self.revocation_note}" if self.revocation_note else code
 
     def to_json_dict(self) -> dict[str, Any]:
+        """The record as published in the node's signed seal registry."""
         return {
             "seal_id": self.seal_id,
             "name": self.name,
