@@ -1,6 +1,10 @@
 """``tongban verify``, ``tongban seal``, ``tongban seal-image``, ``tongban ecert`` and
 ``tongban published``.
 
+Why one module of about 700 lines: it is argument parsing and printing for five commands
+that share their options (profiles, trust roots, times) and their exit-code rules; the
+work itself is in the client and keys packages.
+
 ``verify`` needs nothing but the federation root and the published seal records, so a bank
 can run it offline; with ``--online`` it asks the issuing node for the e-certificate's current
 status (the seal itself is still checked locally). Its exit code is 0 only for VALID: 1 for

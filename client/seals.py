@@ -1,5 +1,8 @@
 """Seals through a node, and online verification for anyone.
 
+Why one module of about 540 lines: the two clients share the channel set-up, the streaming
+of documents and the conversion of the node's answers.
+
 :class:`SealClient` talks to the node's mutual-TLS port with an admin or hall certificate:
 an admin registers and revokes the node's seals and changes an e-certificate's status; a
 hall (or an admin) seals documents. :class:`VerificationClient` talks to the node's public

@@ -1,5 +1,8 @@
 """The SQL metadata layer: packets, files, deliveries, cases, legs, events and the outbox.
 
+Why one module of about 530 lines: the table definitions and the group commit that writes
+them belong together; the schema's history is in the Alembic migrations.
+
 Rows hold opaque bytes (signed statements, ciphertext of small forms, wrapped keys); this
 module knows nothing of their cryptography. SQLite (WAL, synchronous FULL) is the embedded
 default; PostgreSQL is the production path. The schema is owned by Alembic migrations
