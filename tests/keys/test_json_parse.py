@@ -116,3 +116,23 @@ def test_nesting_is_refused_exactly_above_the_limit(depth: int) -> None:
     else:
         with pytest.raises(BadPeerData):
             parse_json_object(data, "form")
+
+
+def _nested_objects(depth: int) -> bytes:
+    return b'{"a":' * (depth - 1) + b"{}" + b"}" * (depth - 1)
+
+
+@pytest.mark.parametrize("depth", [MAX_JSON_DEPTH - 1, MAX_JSON_DEPTH])
+def test_objects_nested_up_to_the_limit_are_read(depth: int) -> None:
+    assert parse_json_object(_nested_objects(depth), "form")
+
+
+def test_objects_nested_one_past_the_limit_are_refused() -> None:
+    with pytest.raises(BadPeerData) as exc:
+        parse_json_object(_nested_objects(MAX_JSON_DEPTH + 1), "form")
+    assert exc.value.message == f"form nests deeper than {MAX_JSON_DEPTH} levels"
+
+
+def test_the_depth_limit_is_passed_by_name() -> None:
+    with pytest.raises(TypeError):
+        parse_json_object(b"{}", "form", 3)  # type: ignore[misc]
