@@ -273,3 +273,24 @@ def test_a_node_is_found_by_its_exact_id(fed) -> None:  # type: ignore[no-untype
     with pytest.raises(UnknownNodeError) as exc:
         fed.directory.node("4201")
     assert exc.value.message == "node '4201' is not a member of the federation"
+
+
+def test_an_older_directory_is_refused_and_the_moment_must_be_named(fed) -> None:  # type: ignore[no-untyped-def]
+    env, roots = fed.signed_directory, [fed.root_certificate]
+    with pytest.raises(BadPeerData) as exc:
+        load_directory(env, roots, at=NOW, newer_than=2)
+    assert exc.value.message == "directory version 1 is not newer than 2"
+    with pytest.raises(TypeError, match=r"takes 2 positional arguments but 3 were given"):
+        load_directory(env, roots, NOW)  # type: ignore[misc]
+
+
+def test_a_key_record_whose_purpose_is_only_text_is_not_used(fed) -> None:  # type: ignore[no-untyped-def]
+    """Only the KeyPurpose member counts, as in KeyRecord itself."""
+    node, records = _rotated(fed)
+    signing = replace(records["new signing"], purpose="signing")
+    encryption = replace(records["newer encryption"], purpose="encryption")
+    bare = replace(node, keys=(signing, encryption))
+    assert bare.signing_keys(NOW) == {}
+    with pytest.raises(UnknownKeyError) as exc:
+        bare.encryption_key(NOW)
+    assert exc.value.message == f"node 420100 has no encryption key valid at {format_time(NOW)}"
