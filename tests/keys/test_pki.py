@@ -398,3 +398,18 @@ def test_a_certificate_without_basic_constraints_is_no_ca() -> None:
     with pytest.raises(BadPeerData) as exc:
         check_node_ca(cert, kind=CaKind.SEAL, node_id=NODE)
     assert exc.value.message == f"the seal certificate of node {NODE} is not a CA certificate"
+
+
+def test_what_a_certificate_is_for_must_be_named() -> None:
+    """Kind, role, node and window are keywords: a positional mix-up cannot issue a CA of the
+    other kind or a certificate for another node."""
+    public = CA_KEY.public_key()
+    with pytest.raises(TypeError, match=r"takes 3 positional arguments but 4 positional "):
+        issue_ca(ROOT_KEY, ROOT, public, CaKind.SEAL, node_id=NODE, now=NOW)  # type: ignore[misc]
+    ca = issue_ca(ROOT_KEY, ROOT, public, kind=CaKind.IDENTITY, node_id=NODE, now=NOW)
+    with pytest.raises(TypeError, match=r"takes 3 positional arguments but 4 positional "):
+        issue_certificate(  # type: ignore[misc]
+            CA_KEY, ca, public, Role.NODE, node_id=NODE, name=NODE, now=NOW
+        )
+    with pytest.raises(TypeError, match=r"takes 1 positional argument but 2 positional "):
+        check_node_ca(ca, CaKind.IDENTITY, node_id=NODE)  # type: ignore[misc]
