@@ -1,0 +1,306 @@
+"""The key-validity check of the seal verifier at every edge of its windows (ADR 0006).
+
+Each case calls the check itself with a claimed signing time, a verification time and a
+record, and asserts its exact outcome: a seal is judged at the moment it claims, and the
+edges (the certificate's and the record's windows, the revocation instant, the allowed
+clock skew) fall on the documented side.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+
+import pytest
+
+from tests.fixtures_seal import SEAL_FROM, SEAL_UNTIL, new_seal, seal_world
+from tests.legacy_pki import legacy_ca
+from tongban.keys.clock import format_time
+from tongban.keys.pki import CaKind, generate_signing_key, issue_ca
+from tongban.keys.seals import RevocationReason, SealRecord, seal_detached
+from tongban.keys.signing import PrivateKeySigner
+from tongban.keys.verification import (
+    CheckOutcome,
+    Indication,
+    SealVerifier,
+    SubIndication,
+    _Checks,
+    _Context,
+)
+
+DOCUMENT = b"permit 2026-0001\n" * 64
+TICK = timedelta(microseconds=1)
+MID = SEAL_FROM + timedelta(days=100)
+CERT = "CN=420700-approval,OU=seal,O=420700,C=CN"
+WINDOW = f"{format_time(SEAL_FROM)} .. {format_time(SEAL_UNTIL)}"
+
+
+def _t(at: datetime) -> str:
+    return format_time(at)
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str
+    signing_time: datetime | None
+    at: datetime
+    outcome: CheckOutcome
+    sub: SubIndication | None
+    detail: str
+    revoked: tuple[datetime, RevocationReason] | None = None
+    window: tuple[datetime, datetime] | None = None  # the record's, if narrower
+
+
+def _valid(when: str, later: str = "") -> str:
+    return f"certificates and seal valid and not revoked at {when}{later}"
+
+
+CASES = [
+    Case(
+        "signed at the edge of the allowed clock skew",
+        MID + timedelta(minutes=5),
+        MID,
+        CheckOutcome.PASSED,
+        None,
+        _valid(f"the signing time {_t(MID + timedelta(minutes=5))}"),
+    ),
+    Case(
+        "signed just past the allowed clock skew",
+        MID + timedelta(minutes=5) + TICK,
+        MID,
+        CheckOutcome.INDETERMINATE,
+        SubIndication.NO_POE,
+        f"the signing time {_t(MID + timedelta(minutes=5) + TICK)} is after the verification "
+        f"time {_t(MID)}",
+    ),
+    Case(
+        "signed a little after the verification time",
+        MID + timedelta(minutes=1),
+        MID,
+        CheckOutcome.PASSED,
+        None,
+        _valid(f"the signing time {_t(MID + timedelta(minutes=1))}"),
+    ),
+    Case(
+        "signed at the first instant of the certificate",
+        SEAL_FROM,
+        MID,
+        CheckOutcome.PASSED,
+        None,
+        _valid(f"the signing time {_t(SEAL_FROM)}"),
+    ),
+    Case(
+        "signed just before the certificate",
+        SEAL_FROM - TICK,
+        MID,
+        CheckOutcome.FAILED,
+        SubIndication.NOT_YET_VALID,
+        f"certificate {CERT} (valid {WINDOW}) is not yet valid at the signing time "
+        f"{_t(SEAL_FROM - TICK)}",
+    ),
+    Case(
+        "signed at the last instant of the certificate",
+        SEAL_UNTIL,
+        SEAL_UNTIL + timedelta(days=1),
+        CheckOutcome.PASSED,
+        None,
+        _valid(f"the signing time {_t(SEAL_UNTIL)}"),
+    ),
+    Case(
+        "signed just after the certificate",
+        SEAL_UNTIL + TICK,
+        SEAL_UNTIL + timedelta(days=1),
+        CheckOutcome.FAILED,
+        SubIndication.EXPIRED,
+        f"certificate {CERT} (valid {WINDOW}) is expired at the signing time "
+        f"{_t(SEAL_UNTIL + TICK)}",
+    ),
+    Case(
+        "no signing time, verified after the certificate",
+        None,
+        SEAL_UNTIL + TICK,
+        CheckOutcome.INDETERMINATE,
+        SubIndication.OUT_OF_BOUNDS_NO_POE,
+        f"certificate {CERT} (valid {WINDOW}) is expired at the verification time "
+        f"{_t(SEAL_UNTIL + TICK)} (the seal states no signing time)",
+    ),
+    Case(
+        "no signing time, verified after a retirement",
+        None,
+        MID,
+        CheckOutcome.INDETERMINATE,
+        SubIndication.REVOKED_NO_POE,
+        f"seal 420700-approval was revoked at {_t(MID)} (superseded), not later than the "
+        f"verification time {_t(MID)} (the seal states no signing time)",
+        revoked=(MID, RevocationReason.SUPERSEDED),
+    ),
+    Case(
+        "no signing time, verified before a retirement",
+        None,
+        MID - TICK,
+        CheckOutcome.PASSED,
+        None,
+        _valid(
+            f"the verification time {_t(MID - TICK)} (the seal states no signing time)",
+            f"; revoked at {_t(MID)} (superseded), after the verification time",
+        ),
+        revoked=(MID, RevocationReason.SUPERSEDED),
+    ),
+    Case(
+        "verified at the instant of a retirement",
+        MID - timedelta(days=1),
+        MID,
+        CheckOutcome.PASSED,
+        None,
+        _valid(
+            f"the signing time {_t(MID - timedelta(days=1))}",
+            f"; revoked later, at {_t(MID)} (superseded), which does not affect seals made before",
+        ),
+        revoked=(MID, RevocationReason.SUPERSEDED),
+    ),
+    Case(
+        "verified at the instant of a compromise",
+        MID - timedelta(days=1),
+        MID,
+        CheckOutcome.INDETERMINATE,
+        SubIndication.REVOKED_NO_POE,
+        f"the key of seal 420700-approval was revoked at {_t(MID)} for key compromise "
+        f"(keyCompromise); the signing time {_t(MID - timedelta(days=1))} is only the "
+        "signer's claim, and nothing proves the seal existed before the revocation",
+        revoked=(MID, RevocationReason.KEY_COMPROMISE),
+    ),
+    Case(
+        "verified just before a compromise",
+        MID - timedelta(days=1),
+        MID - TICK,
+        CheckOutcome.PASSED,
+        None,
+        _valid(
+            f"the signing time {_t(MID - timedelta(days=1))}",
+            f"; revoked at {_t(MID)} (keyCompromise), after the verification time",
+        ),
+        revoked=(MID, RevocationReason.KEY_COMPROMISE),
+    ),
+    Case(
+        "signed at the last instant of the record",
+        MID,
+        MID + timedelta(days=1),
+        CheckOutcome.PASSED,
+        None,
+        _valid(f"the signing time {_t(MID)}"),
+        window=(SEAL_FROM + timedelta(days=1), MID),
+    ),
+    Case(
+        "signed after the record, inside the certificate",
+        MID + TICK,
+        MID + timedelta(days=1),
+        CheckOutcome.FAILED,
+        SubIndication.EXPIRED,
+        f"seal 420700-approval is registered for {_t(SEAL_FROM + timedelta(days=1))} .. "
+        f"{_t(MID)}, not the signing time {_t(MID + TICK)}",
+        window=(SEAL_FROM + timedelta(days=1), MID),
+    ),
+    Case(
+        "signed at the first instant of the record",
+        SEAL_FROM + timedelta(days=1),
+        MID,
+        CheckOutcome.PASSED,
+        None,
+        _valid(f"the signing time {_t(SEAL_FROM + timedelta(days=1))}"),
+        window=(SEAL_FROM + timedelta(days=1), MID),
+    ),
+    Case(
+        "signed before the record, inside the certificate",
+        SEAL_FROM + timedelta(days=1) - TICK,
+        MID,
+        CheckOutcome.FAILED,
+        SubIndication.NOT_YET_VALID,
+        f"seal 420700-approval is registered for {_t(SEAL_FROM + timedelta(days=1))} .. "
+        f"{_t(MID)}, not the signing time {_t(SEAL_FROM + timedelta(days=1) - TICK)}",
+        window=(SEAL_FROM + timedelta(days=1), MID),
+    ),
+]
+
+
+def _record(case: Case) -> SealRecord:
+    record = seal_world().record
+    if case.window is not None:
+        record = replace(record, not_before=case.window[0], not_after=case.window[1])
+    if case.revoked is not None:
+        record = record.revoked(*case.revoked)
+    return record
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
+def test_key_validity_at_the_edges(case: Case) -> None:
+    world = seal_world()
+    record = _record(case)
+    checks = _Checks()
+    context = _Context(at=case.at, signing_time=case.signing_time)
+    SealVerifier([world.root], [record])._check_key_validity(
+        record.certificate, None, record, checks, context, proven_time=None
+    )
+    (result,) = checks.results
+    assert (result.name, result.outcome, result.detail) == (
+        "key_validity",
+        case.outcome,
+        case.detail,
+    )
+    assert [v[1] for v in checks.verdicts] == ([case.sub] if case.sub else [])
+
+
+# ---- which CA may issue a seal (ADR 0004) ---------------------------------------------------
+
+
+def _seal_under(kind: CaKind | None) -> tuple[bytes, SealRecord]:
+    """A seal of node 420700 whose certificate a CA of that kind issued (None: a seal CA from
+    before ADR 0004, without extended key usages), the CA carried in the seal."""
+    world = seal_world()
+    ca_key = generate_signing_key()
+    if kind is None:
+        ca_key, ca = legacy_ca(world.root_key, world.root, "420700", SEAL_FROM, key=ca_key)
+    else:
+        ca = issue_ca(
+            world.root_key,
+            world.root,
+            ca_key.public_key(),
+            kind=kind,
+            node_id="420700",
+            now=SEAL_FROM,
+        )
+    made = new_seal(ca_key, ca, seal_id=f"420700-{kind.value if kind else 'legacy'}")
+    assert made.key is not None
+    p7s = seal_detached(
+        DOCUMENT,
+        PrivateKeySigner(made.key),
+        made.record.certificate,
+        chain=[ca],
+        at=MID,
+        ecert_identifier=None,
+    )
+    return p7s, made.record
+
+
+@pytest.mark.parametrize("kind", [CaKind.SEAL, None], ids=["seal-ca", "pre-hierarchy-ca"])
+def test_a_seal_ca_or_one_from_before_the_hierarchy_issues_seals(kind: CaKind | None) -> None:
+    p7s, record = _seal_under(kind)
+    report = SealVerifier([seal_world().root], [record]).result(
+        DOCUMENT, seal=p7s, at=MID + timedelta(days=1)
+    )
+    chain = report.check("certificate_chain")
+    assert chain.outcome is CheckOutcome.PASSED
+    assert chain.detail.endswith("(3 certificates)")
+
+
+def test_a_seal_minted_by_a_nodes_identity_ca_does_not_chain() -> None:
+    p7s, record = _seal_under(CaKind.IDENTITY)
+    report = SealVerifier([seal_world().root], [record]).result(
+        DOCUMENT, seal=p7s, at=MID + timedelta(days=1)
+    )
+    assert (report.indication, report.sub_indication) == (
+        Indication.INDETERMINATE,
+        SubIndication.NO_CERTIFICATE_CHAIN_FOUND,
+    )
+    chain = report.check("certificate_chain")
+    assert chain.detail.startswith("the seal certificate does not chain to a trusted root: ")
+    assert "the issuing CA may not issue document-signing certificates" in chain.detail
