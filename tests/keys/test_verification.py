@@ -1,9 +1,9 @@
-"""The key-validity check of the seal verifier at every edge of its windows (ADR 0006).
+"""The seal verifier's decisions at their edges, each with its exact outcome.
 
-Each case calls the check itself with a claimed signing time, a verification time and a
-record, and asserts its exact outcome: a seal is judged at the moment it claims, and the
-edges (the certificate's and the record's windows, the revocation instant, the allowed
-clock skew) fall on the documented side.
+The key-validity cases call the check itself with a claimed signing time, a verification
+time and a record (ADR 0006): a seal is judged at the moment it claims, and the edges (the
+certificate's and the record's windows, the revocation instant, the allowed clock skew)
+fall on the documented side. The other cases verify whole seals.
 """
 
 from __future__ import annotations
