@@ -304,3 +304,74 @@ def test_a_seal_minted_by_a_nodes_identity_ca_does_not_chain() -> None:
     chain = report.check("certificate_chain")
     assert chain.detail.startswith("the seal certificate does not chain to a trusted root: ")
     assert "the issuing CA may not issue document-signing certificates" in chain.detail
+
+
+# ---- the record a seal is registered under ------------------------------------------------
+
+
+def _made_at_mid() -> bytes:
+    world = seal_world()
+    return seal_detached(
+        DOCUMENT, world.signer, world.record.certificate, at=MID, ecert_identifier=None
+    )
+
+
+@pytest.mark.parametrize(
+    ("change", "detail"),
+    [
+        (
+            {"node_id": "420100"},
+            "the record of seal '420700-approval' (node 420100) does not match its "
+            "certificate (seal '420700-approval', node 420700)",
+        ),
+        (
+            {"seal_id": "420700-other"},
+            "the record of seal '420700-other' (node 420700) does not match its "
+            "certificate (seal '420700-approval', node 420700)",
+        ),
+    ],
+    ids=["other-node", "other-seal"],
+)
+def test_a_record_of_the_certificate_under_another_name_is_not_its_registration(
+    change: dict[str, str], detail: str
+) -> None:
+    world = seal_world()
+    record = replace(world.record, **change)  # type: ignore[arg-type]
+    report = SealVerifier([world.root], [record]).result(
+        DOCUMENT, seal=_made_at_mid(), at=MID + timedelta(days=1)
+    )
+    registered = report.check("seal_registered")
+    assert (registered.outcome, registered.detail) == (CheckOutcome.INDETERMINATE, detail)
+    assert (report.indication, report.sub_indication) == (
+        Indication.INDETERMINATE,
+        SubIndication.SIG_CONSTRAINTS_FAILURE,
+    )
+    assert report.signer is not None
+    assert (report.signer.seal_id, report.signer.node_id, report.signer.seal_name) == (
+        "420700-approval",
+        "420700",
+        record.name,
+    )
+
+
+def test_a_registered_seal_names_its_record() -> None:
+    world = seal_world()
+    report = SealVerifier([world.root], [world.record]).result(
+        DOCUMENT, seal=_made_at_mid(), at=MID + timedelta(days=1)
+    )
+    registered = report.check("seal_registered")
+    assert (registered.outcome, registered.detail) == (
+        CheckOutcome.PASSED,
+        f"{world.record.name} (420700-approval) of {world.record.org_uscc}, node 420700",
+    )
+    chain = report.check("certificate_chain")
+    assert (chain.outcome, chain.detail) == (
+        CheckOutcome.PASSED,
+        f"seal 420700-approval of node 420700; chains to {world.root.subject.rfc4514_string()} "
+        "(2 certificates)",
+    )
+    signature = report.check("signature")
+    assert (signature.outcome, signature.detail) == (
+        CheckOutcome.PASSED,
+        "ECDSA secp256r1 with SHA256 over the signed attributes verifies",
+    )
