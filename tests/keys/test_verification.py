@@ -12,6 +12,8 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
 
 from tests.fixtures_seal import SEAL_FROM, SEAL_UNTIL, new_seal, seal_world
 from tests.legacy_pki import legacy_ca
@@ -375,3 +377,44 @@ def test_a_registered_seal_names_its_record() -> None:
         CheckOutcome.PASSED,
         "ECDSA secp256r1 with SHA256 over the signed attributes verifies",
     )
+
+
+def test_a_seal_whose_signing_certificate_attribute_names_another_certificate() -> None:
+    """A certificate with the seal's key, issuer and serial but other bytes (a longer
+    window) put in place of the signed one: the signature still verifies with its key, yet
+    the signed attributes name the original, so the signer is not identified."""
+    from asn1crypto import cms
+    from asn1crypto import x509 as asn1_x509
+
+    world = seal_world()
+    original = world.record.certificate
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(original.subject)
+        .issuer_name(original.issuer)
+        .public_key(original.public_key())
+        .serial_number(original.serial_number)
+        .not_valid_before(original.not_valid_before_utc)
+        .not_valid_after(original.not_valid_after_utc + timedelta(days=1))
+    )
+    for extension in original.extensions:
+        builder = builder.add_extension(extension.value, extension.critical)
+    twin = builder.sign(world.root_key, hashes.SHA256())
+    info = cms.ContentInfo.load(_made_at_mid())
+    info["content"]["certificates"] = [
+        asn1_x509.Certificate.load(twin.public_bytes(serialization.Encoding.DER))
+    ]
+    record = replace(world.record, certificate=twin)
+    report = SealVerifier([world.root], [record]).result(
+        DOCUMENT, seal=info.dump(force=True), at=MID + timedelta(days=1)
+    )
+    signature = report.check("signature")
+    assert (signature.outcome, signature.detail) == (
+        CheckOutcome.INDETERMINATE,
+        "the signing-certificate attribute names another certificate",
+    )
+    assert (report.indication, report.sub_indication) == (
+        Indication.INDETERMINATE,
+        SubIndication.NO_SIGNING_CERTIFICATE_FOUND,
+    )
+    assert report.check("certificate_chain").outcome is CheckOutcome.PASSED
