@@ -418,3 +418,26 @@ def test_a_seal_whose_signing_certificate_attribute_names_another_certificate() 
         SubIndication.NO_SIGNING_CERTIFICATE_FOUND,
     )
     assert report.check("certificate_chain").outcome is CheckOutcome.PASSED
+
+
+def test_a_signature_algorithm_other_than_ecdsa_with_sha2_is_not_accepted() -> None:
+    """ECDSA with SHA-1 (1.2.840.10045.4.1) named in place of ECDSA with SHA-256."""
+    from asn1crypto import cms
+
+    world = seal_world()
+    info = cms.ContentInfo.load(_made_at_mid())
+    signer_info = info["content"]["signer_infos"][0]
+    signer_info["signature_algorithm"] = cms.SignedDigestAlgorithm({"algorithm": "sha1_ecdsa"})
+    report = SealVerifier([world.root], [world.record]).result(
+        DOCUMENT, seal=info.dump(force=True), at=MID + timedelta(days=1)
+    )
+    signature = report.check("signature")
+    assert (signature.outcome, signature.detail) == (
+        CheckOutcome.INDETERMINATE,
+        "signature algorithm unknown OID 2a8648ce3d0401 with a ECPublicKey is not "
+        "accepted for seals",
+    )
+    assert (report.indication, report.sub_indication) == (
+        Indication.INDETERMINATE,
+        SubIndication.CRYPTO_CONSTRAINTS_FAILURE,
+    )
