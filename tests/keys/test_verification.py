@@ -8,6 +8,7 @@ fall on the documented side. The other cases verify whole seals.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
@@ -290,8 +291,11 @@ def test_a_seal_ca_or_one_from_before_the_hierarchy_issues_seals(kind: CaKind | 
         DOCUMENT, seal=p7s, at=MID + timedelta(days=1)
     )
     chain = report.check("certificate_chain")
-    assert chain.outcome is CheckOutcome.PASSED
-    assert chain.detail.endswith("(3 certificates)")
+    assert (chain.outcome, chain.detail) == (
+        CheckOutcome.PASSED,
+        f"seal {record.seal_id} of node 420700; chains to "
+        f"{seal_world().root.subject.rfc4514_string()} (3 certificates)",
+    )
 
 
 def test_a_seal_minted_by_a_nodes_identity_ca_does_not_chain() -> None:
@@ -327,12 +331,22 @@ def _made_at_mid() -> bytes:
             "certificate (seal '420700-approval', node 420700)",
         ),
         (
+            {"node_id": "440300"},
+            "the record of seal '420700-approval' (node 440300) does not match its "
+            "certificate (seal '420700-approval', node 420700)",
+        ),
+        (
             {"seal_id": "420700-other"},
             "the record of seal '420700-other' (node 420700) does not match its "
             "certificate (seal '420700-approval', node 420700)",
         ),
+        (
+            {"seal_id": "420700-aardvark"},
+            "the record of seal '420700-aardvark' (node 420700) does not match its "
+            "certificate (seal '420700-approval', node 420700)",
+        ),
     ],
-    ids=["other-node", "other-seal"],
+    ids=["node-sorting-before", "node-sorting-after", "seal-sorting-after", "seal-sorting-before"],
 )
 def test_a_record_of_the_certificate_under_another_name_is_not_its_registration(
     change: dict[str, str], detail: str
@@ -344,6 +358,7 @@ def test_a_record_of_the_certificate_under_another_name_is_not_its_registration(
     )
     registered = report.check("seal_registered")
     assert (registered.outcome, registered.detail) == (CheckOutcome.INDETERMINATE, detail)
+    assert report.valid is False
     assert (report.indication, report.sub_indication) == (
         Indication.INDETERMINATE,
         SubIndication.SIG_CONSTRAINTS_FAILURE,
@@ -361,6 +376,7 @@ def test_a_registered_seal_names_its_record() -> None:
     report = SealVerifier([world.root], [world.record]).result(
         DOCUMENT, seal=_made_at_mid(), at=MID + timedelta(days=1)
     )
+    assert report.valid is True
     registered = report.check("seal_registered")
     assert (registered.outcome, registered.detail) == (
         CheckOutcome.PASSED,
@@ -441,3 +457,206 @@ def test_a_signature_algorithm_other_than_ecdsa_with_sha2_is_not_accepted() -> N
         Indication.INDETERMINATE,
         SubIndication.CRYPTO_CONSTRAINTS_FAILURE,
     )
+
+
+def test_the_moment_the_key_validity_check_judges_at_must_be_named() -> None:
+    world = seal_world()
+    with pytest.raises(TypeError, match=r"takes 6 positional arguments but 7 were given"):
+        SealVerifier([world.root], [world.record])._check_key_validity(  # type: ignore[misc]
+            world.record.certificate, None, world.record, _Checks(), _Context(at=MID), None
+        )
+
+
+# ---- the bottom line ------------------------------------------------------------------------
+
+
+def test_the_bottom_line_is_the_first_failure_else_the_first_undecided_check() -> None:
+    checks = _Checks()
+    checks.passed("format", "fine")
+    checks.undecided("signature", SubIndication.NO_SIGNING_CERTIFICATE_FOUND, "undecided 1")
+    checks.failed("document_integrity", SubIndication.HASH_FAILURE, "failed 1")
+    checks.undecided("seal_registered", SubIndication.SIG_CONSTRAINTS_FAILURE, "undecided 2")
+    checks.failed("key_validity", SubIndication.EXPIRED, "failed 2")
+    assert checks.bottom_line() == (Indication.INVALID, SubIndication.HASH_FAILURE, "failed 1")
+    undecided = _Checks()
+    undecided.passed("format", "fine")
+    undecided.undecided("signature", SubIndication.NO_POE, "undecided 1")
+    undecided.undecided("key_validity", SubIndication.TRY_LATER, "undecided 2")
+    assert undecided.bottom_line() == (
+        Indication.INDETERMINATE,
+        SubIndication.NO_POE,
+        "undecided 1",
+    )
+    passed = _Checks()
+    passed.passed("format", "fine")
+    assert passed.bottom_line() == (Indication.VALID, None, "")
+
+
+# ---- seals the verifier cannot place ----------------------------------------------------------
+
+
+def _outcomes(report: object) -> list[tuple[str, CheckOutcome]]:
+    return [(c.name, c.outcome) for c in report.checks]  # type: ignore[attr-defined]
+
+
+def test_without_a_signing_certificate_the_checks_that_need_one_are_skipped() -> None:
+    from asn1crypto import cms
+
+    world = seal_world()
+    info = cms.ContentInfo.load(_made_at_mid())
+    info["content"]["certificates"] = []
+    report = SealVerifier([world.root], []).result(
+        DOCUMENT, seal=info.dump(force=True), at=MID + timedelta(days=1)
+    )
+    assert report.valid is False
+    assert _outcomes(report) == [
+        ("format", CheckOutcome.PASSED),
+        ("document_integrity", CheckOutcome.PASSED),
+        ("signature", CheckOutcome.INDETERMINATE),
+        ("certificate_chain", CheckOutcome.SKIPPED),
+        ("seal_registered", CheckOutcome.SKIPPED),
+        ("key_validity", CheckOutcome.SKIPPED),
+        ("ecert_identifier", CheckOutcome.SKIPPED),
+        ("ecert_status", CheckOutcome.SKIPPED),
+    ]
+    assert {report.check(n).detail for n in ("certificate_chain", "seal_registered")} == {
+        "no signing certificate"
+    }
+
+
+def test_an_unregistered_seal_whose_id_sorts_before_a_registered_one_is_unknown() -> None:
+    world = seal_world()
+    stranger = new_seal(world.root_key, world.root, seal_id="420700-aardvark")
+    assert stranger.key is not None
+    p7s = seal_detached(
+        DOCUMENT,
+        PrivateKeySigner(stranger.key),
+        stranger.record.certificate,
+        at=MID,
+        ecert_identifier=None,
+    )
+    report = SealVerifier([world.root], [world.record]).result(
+        DOCUMENT, seal=p7s, at=MID + timedelta(days=1)
+    )
+    assert report.check("seal_registered").detail == (
+        "seal id '420700-aardvark' is not in the published seal records"
+    )
+    # every check ran to the end: nothing broke off for want of a record
+    assert _outcomes(report) == [
+        ("format", CheckOutcome.PASSED),
+        ("document_integrity", CheckOutcome.PASSED),
+        ("signature", CheckOutcome.PASSED),
+        ("certificate_chain", CheckOutcome.PASSED),
+        ("seal_registered", CheckOutcome.INDETERMINATE),
+        ("key_validity", CheckOutcome.INDETERMINATE),
+        ("ecert_identifier", CheckOutcome.SKIPPED),
+        ("ecert_status", CheckOutcome.SKIPPED),
+    ]
+
+
+def test_a_signing_certificate_attribute_is_compared_by_value_both_ways() -> None:
+    """Certificates like the seal's but with other bytes, one whose digest sorts before the
+    attribute's and one after: both are refused, so the digests are compared for equality."""
+    from asn1crypto import cms
+    from asn1crypto import x509 as asn1_x509
+
+    world = seal_world()
+    original = world.record.certificate
+    genuine = hashlib.sha256(original.public_bytes(serialization.Encoding.DER)).digest()
+    twins: dict[bool, x509.Certificate] = {}
+    while len(twins) < 2:
+        builder = (
+            x509.CertificateBuilder()
+            .subject_name(original.subject)
+            .issuer_name(original.issuer)
+            .public_key(original.public_key())
+            .serial_number(original.serial_number)
+            .not_valid_before(original.not_valid_before_utc)
+            .not_valid_after(original.not_valid_after_utc)
+        )
+        for extension in original.extensions:
+            builder = builder.add_extension(extension.value, extension.critical)
+        twin = builder.sign(world.root_key, hashes.SHA256())  # ECDSA: new bytes each time
+        der = twin.public_bytes(serialization.Encoding.DER)
+        twins.setdefault(hashlib.sha256(der).digest() > genuine, twin)
+    for twin in twins.values():
+        info = cms.ContentInfo.load(_made_at_mid())
+        info["content"]["certificates"] = [
+            asn1_x509.Certificate.load(twin.public_bytes(serialization.Encoding.DER))
+        ]
+        report = SealVerifier([world.root], [replace(world.record, certificate=twin)]).result(
+            DOCUMENT, seal=info.dump(force=True), at=MID + timedelta(days=1)
+        )
+        assert report.check("signature").detail == (
+            "the signing-certificate attribute names another certificate"
+        )
+
+
+def test_the_chain_is_searched_at_the_signing_time() -> None:
+    """A seal CA valid only for ten days around the signing time, long over when the seal is
+    verified, and neither at the middle nor at the start of the seal certificate's window."""
+    world = seal_world()
+    ca_key = generate_signing_key()
+    ca = issue_ca(
+        world.root_key,
+        world.root,
+        ca_key.public_key(),
+        kind=CaKind.SEAL,
+        node_id="420700",
+        now=SEAL_FROM,
+        not_before=MID - timedelta(days=5),
+        not_after=MID + timedelta(days=5),
+    )
+    made = new_seal(ca_key, ca, seal_id="420700-short-ca")
+    assert made.key is not None
+    p7s = seal_detached(
+        DOCUMENT,
+        PrivateKeySigner(made.key),
+        made.record.certificate,
+        chain=[ca],
+        at=MID,
+        ecert_identifier=None,
+    )
+    report = SealVerifier([world.root], [made.record]).result(
+        DOCUMENT, seal=p7s, at=MID + timedelta(days=100)
+    )
+    chain = report.check("certificate_chain")
+    assert (chain.outcome, chain.detail) == (
+        CheckOutcome.PASSED,
+        f"seal 420700-short-ca of node 420700; chains to {world.root.subject.rfc4514_string()} "
+        "(3 certificates)",
+    )
+    assert report.valid is True
+
+
+def test_an_unreadable_extra_certificate_in_the_seal_leaves_the_chain_undecided() -> None:
+    from asn1crypto import cms
+
+    world = seal_world()
+    info = cms.ContentInfo.load(_made_at_mid())
+    leaf = info["content"]["certificates"][0]
+    junk = cms.CertificateChoices.load(b"\x30\x03\x02\x01\x05")  # SEQUENCE { INTEGER 5 }
+    info["content"]["certificates"] = [leaf, junk]
+    report = SealVerifier([world.root], [world.record]).result(
+        DOCUMENT, seal=info.dump(), at=MID + timedelta(days=1)
+    )
+    chain = report.check("certificate_chain")
+    assert chain.outcome is CheckOutcome.INDETERMINATE
+    assert chain.detail.startswith(
+        "the seal certificate does not chain to a trusted root: a certificate in the seal is "
+        "malformed: "
+    )
+    assert (report.indication, report.sub_indication) == (
+        Indication.INDETERMINATE,
+        SubIndication.NO_CERTIFICATE_CHAIN_FOUND,
+    )
+    assert [c.name for c in report.checks] == [
+        "format",
+        "document_integrity",
+        "signature",
+        "certificate_chain",
+        "seal_registered",
+        "key_validity",
+        "ecert_identifier",
+        "ecert_status",
+    ]
