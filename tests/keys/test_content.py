@@ -80,7 +80,7 @@ def test_default_and_largest_segment_sizes() -> None:
     assert FileCipher(new_data_key(), PACKET, 0).segment_size == DEFAULT_SEGMENT_SIZE == 1 << 20
     assert FileCipher(new_data_key(), PACKET, 0, segment_size=4 << 20).segment_size == 4 << 20
     assert FileCipher(new_data_key(), PACKET, 0, segment_size=1).segment_size == 1
-    for size in (0, (4 << 20) + 1):
+    for size in (-1, 0, (4 << 20) + 1):
         with pytest.raises(CallerError, match=r"^segment size must be 1\.\.4194304 bytes$"):
             FileCipher(new_data_key(), PACKET, 0, segment_size=size)
 
@@ -93,7 +93,7 @@ def test_file_indexes_stop_at_the_form_index() -> None:
             FileCipher(new_data_key(), PACKET, index)
 
 
-@pytest.mark.parametrize("index", [-1, 1 << 56])
+@pytest.mark.parametrize("index", [-1, 1 << 56, (1 << 56) + 1, 1 << 60])
 def test_segment_indexes_outside_seven_bytes_are_refused(index: int) -> None:
     cipher = FileCipher(new_data_key(), PACKET, 0, segment_size=16)
     with pytest.raises(BadPeerData, match=rf"^segment index {index} out of range$"):
