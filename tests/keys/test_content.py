@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import uuid
+from collections import deque
 
 import pytest
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -15,6 +17,7 @@ from tongban.keys.content import (
     TAG_SIZE,
     FileCipher,
     SealedSegment,
+    _take,
     new_data_key,
     unwrap_data_key,
     wrap_data_key,
@@ -77,7 +80,7 @@ def test_default_and_largest_segment_sizes() -> None:
     assert FileCipher(new_data_key(), PACKET, 0).segment_size == DEFAULT_SEGMENT_SIZE == 1 << 20
     assert FileCipher(new_data_key(), PACKET, 0, segment_size=4 << 20).segment_size == 4 << 20
     assert FileCipher(new_data_key(), PACKET, 0, segment_size=1).segment_size == 1
-    for size in (0, (4 << 20) + 1):
+    for size in (-1, 0, (4 << 20) + 1):
         with pytest.raises(CallerError, match=r"^segment size must be 1\.\.4194304 bytes$"):
             FileCipher(new_data_key(), PACKET, 0, segment_size=size)
 
@@ -90,7 +93,7 @@ def test_file_indexes_stop_at_the_form_index() -> None:
             FileCipher(new_data_key(), PACKET, index)
 
 
-@pytest.mark.parametrize("index", [-1, 1 << 56])
+@pytest.mark.parametrize("index", [-1, 1 << 56, (1 << 56) + 1, 1 << 60])
 def test_segment_indexes_outside_seven_bytes_are_refused(index: int) -> None:
     cipher = FileCipher(new_data_key(), PACKET, 0, segment_size=16)
     with pytest.raises(BadPeerData, match=rf"^segment index {index} out of range$"):
@@ -153,6 +156,97 @@ def test_chunks_are_recut_across_boundaries() -> None:
         b"yz",
     ]
     assert [s.final for s in segs] == [False] * 6 + [True]
+
+
+@pytest.mark.parametrize(
+    ("order", "message"),
+    [
+        ([0, 0, 1, 2], "segment 0 arrived where 1 was expected"),
+        ([0, 2, 1], "segment 2 arrived where 1 was expected"),
+    ],
+    ids=["repeated", "skipped"],
+)
+def test_a_repeated_or_skipped_segment_is_refused_before_it_is_opened(
+    order: list[int], message: str
+) -> None:
+    key = new_data_key()
+    segs = list(FileCipher(key, PACKET, 0, segment_size=4).encrypt_chunks([b"abcdefghij"]))
+    opener = FileCipher(key, PACKET, 0, segment_size=4)
+    opened: list[bytes] = []
+    with pytest.raises(BadPeerData) as refused:
+        for plain in opener.decrypt_segments([segs[i] for i in order]):
+            opened.append(plain)
+    assert type(refused.value) is BadPeerData
+    assert str(refused.value) == message
+    assert opened == [b"abcd"]
+
+
+def test_a_stream_of_more_than_256_segments_opens_in_order() -> None:
+    """Indexes past the small integers Python shares: the order check compares values."""
+    key = new_data_key()
+    plain = bytes(range(256)) + b"tail of the stream"
+    segs = list(FileCipher(key, PACKET, 0, segment_size=1).encrypt_chunks([plain]))
+    assert [s.index for s in segs] == list(range(len(plain)))
+    opener = FileCipher(key, PACKET, 0, segment_size=1)
+    assert b"".join(opener.decrypt_segments(segs)) == plain
+
+
+def test_the_segment_size_and_the_final_flag_must_be_named() -> None:
+    """A positional True cannot be taken for the final flag, nor a number for the size."""
+    key = new_data_key()
+    with pytest.raises(TypeError, match=r"takes 4 positional arguments but 5 were given"):
+        FileCipher(key, PACKET, 0, 16)  # type: ignore[misc]
+    cipher = FileCipher(key, PACKET, 0, segment_size=16)
+    sealed = cipher.seal(0, b"x", final=True)
+    with pytest.raises(TypeError, match=r"takes 3 positional arguments but 4 were given"):
+        cipher.seal(0, b"x", True)  # type: ignore[misc]
+    with pytest.raises(TypeError, match=r"takes 3 positional arguments but 4 were given"):
+        cipher.open(0, sealed, True)  # type: ignore[misc]
+
+
+def test_a_sealed_segment_cannot_be_altered() -> None:
+    seg = SealedSegment(0, False, b"")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        seg.final = True  # type: ignore[misc]
+
+
+# ---- re-cutting chunks without copying them -------------------------------------------------
+# Sizes above 256 so that a comparison by identity ("is") cannot pass for one by value.
+
+
+def _left(pieces: deque[memoryview]) -> list[bytes]:
+    return [bytes(p) for p in pieces]
+
+
+def test_take_returns_a_view_of_a_piece_that_holds_the_bytes() -> None:
+    whole = b"a" * 300
+    pieces = deque([memoryview(whole)])
+    got = _take(pieces, 300)
+    assert isinstance(got, memoryview)
+    assert got.obj is whole
+    assert _left(pieces) == []
+
+
+def test_take_cuts_the_first_piece_and_keeps_the_rest() -> None:
+    pieces = deque([memoryview(b"a" * 500), memoryview(b"b" * 10)])
+    got = _take(pieces, 300)
+    assert isinstance(got, memoryview)
+    assert bytes(got) == b"a" * 300
+    assert _left(pieces) == [b"a" * 200, b"b" * 10]
+
+
+def test_take_joins_pieces_and_leaves_no_empty_one() -> None:
+    pieces = deque([memoryview(b"a" * 200), memoryview(b"b" * 100), memoryview(b"c" * 5)])
+    assert bytes(_take(pieces, 300)) == b"a" * 200 + b"b" * 100
+    assert _left(pieces) == [b"c" * 5]
+
+
+def test_take_splits_the_piece_it_ends_in() -> None:
+    pieces = deque([memoryview(b"a" * 200), memoryview(b"b" * 200), memoryview(b"c" * 200)])
+    assert bytes(_take(pieces, 300)) == b"a" * 200 + b"b" * 100
+    assert _left(pieces) == [b"b" * 100, b"c" * 200]
+    assert _take(pieces, 0) == b""
+    assert _left(pieces) == [b"b" * 100, b"c" * 200]
 
 
 # ---- wrapped data keys -----------------------------------------------------------------------

@@ -16,6 +16,7 @@ from tongban.keys.file_names import (
     MAX_FILE_NAME_BYTES,
     PATH_SEPARATORS,
     WINDOWS_DEVICE_NAMES,
+    DistinctFileNames,
     check_file_name,
     check_file_names,
 )
@@ -52,6 +53,7 @@ def _reason(name: str) -> str:
         ("\t", "file name '\\t' contains a control character U+0009"),
         ("a.pdf ", "file name 'a.pdf ' begins or ends with whitespace"),
         ("\u3000a.pdf", "file name '\\u3000a.pdf' begins or ends with whitespace"),
+        (" a.pdf", "file name ' a.pdf' begins or ends with whitespace"),
         ("a.", "file name 'a.' ends with a dot, which Windows drops"),
         ("\ud800.pdf", "file name '\\ud800.pdf' is not Unicode text (it holds a lone surrogate)"),
         ("a" * 256, f"file name '{'a' * 78}… is 256 bytes in UTF-8; the limit is 255"),
@@ -84,6 +86,26 @@ def test_refused_names(name: str, message: str) -> None:
 )
 def test_accepted_names(name: str) -> None:
     check_file_name(name)
+
+
+def test_a_name_of_a_str_subclass_is_judged_by_its_text() -> None:
+    """Names may come as a str subclass (a parser's own string type): equal text, equal verdict."""
+
+    class Text(str):
+        __slots__ = ()
+
+    check_file_name(Text("营业执照.pdf"))
+    with pytest.raises(BadFileName) as exc:
+        check_file_name(Text("a.pdf "))
+    assert exc.value.message == "file name 'a.pdf ' begins or ends with whitespace"
+
+
+def test_what_a_name_is_must_be_named() -> None:
+    """The label in the message is never taken for the name itself."""
+    with pytest.raises(TypeError, match=r"takes 1 positional argument but 2 were given"):
+        check_file_name("a.pdf", "form")  # type: ignore[misc]
+    with pytest.raises(TypeError, match=r"takes 2 positional arguments but 3 were given"):
+        DistinctFileNames().add("a.pdf", "form")  # type: ignore[misc]
 
 
 def test_the_limit_is_255_bytes_of_utf8() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
@@ -72,12 +73,10 @@ def test_a_naive_window_is_refused() -> None:
 def test_the_window_includes_its_start_and_excludes_its_end() -> None:
     rec = _signing_record()
     tick = timedelta(microseconds=1)
-    assert [rec.valid_at(t) for t in (NOW - tick, NOW, NOW + DAY - tick, NOW + DAY)] == [
-        False,
-        True,
-        True,
-        False,
-    ]
+    assert [
+        rec.valid_at(t)
+        for t in (NOW - DAY, NOW - tick, NOW, NOW + DAY - tick, NOW + DAY, NOW + 2 * DAY)
+    ] == [False, False, True, True, False, False]
 
 
 def test_revocation_ends_the_window_at_its_moment() -> None:
@@ -143,11 +142,45 @@ def test_an_encryption_record_over_a_signing_key_is_refused() -> None:
         rec.encryption_key()
 
 
-def test_a_record_whose_key_does_not_match_its_id_is_refused() -> None:
-    for rec, read in ((_signing_record(), "signing_key"), (_encryption_record(), "encryption_key")):
-        other = _encryption_record() if read == "encryption_key" else _signing_record()
+@pytest.mark.parametrize("read", ["signing_key", "encryption_key"])
+def test_a_record_whose_key_does_not_match_its_id_is_refused(read: str) -> None:
+    """Each of two records given the other's key: one key's id sorts before the record's id
+    and the other's after, so the refusal does not depend on which keys were drawn."""
+    make = _signing_record if read == "signing_key" else _encryption_record
+    first, second = make(), make()
+    for rec, other in ((first, second), (second, first)):
         swapped = replace(rec, public_key_der=other.public_key_der)
         with pytest.raises(
             BadPeerData, match=rf"^key record {rec.key_id[:16]} does not match its public key$"
         ):
             getattr(swapped, read)()
+
+
+def test_a_record_cannot_be_changed_in_place() -> None:
+    """Revoking gives a new record; the one the directory published stays as it was."""
+    rec = _signing_record()
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        rec.revoked_at = NOW  # type: ignore[misc]
+    assert rec.revoked(NOW).revoked_at == NOW
+    assert rec.revoked_at is None
+
+
+def test_the_window_must_be_named() -> None:
+    """Positional dates could be given in the wrong order without a word."""
+    signing = ed25519.Ed25519PrivateKey.generate().public_key()
+    encryption = generate_encryption_key().public_key()
+    for make, key in ((KeyRecord.for_signing, signing), (KeyRecord.for_encryption, encryption)):
+        with pytest.raises(TypeError, match=r"takes 2 positional arguments but 4 were given"):
+            make(key, NOW, NOW + DAY)  # type: ignore[misc,operator]
+
+
+@pytest.mark.parametrize("purpose", ["signing", "encryption"])
+def test_a_purpose_that_is_not_a_key_purpose_serves_nothing(purpose: str) -> None:
+    """Only the KeyPurpose member itself counts: a record built around the parser with the
+    bare text of a purpose is not trusted for it."""
+    rec = _signing_record() if purpose == "signing" else _encryption_record()
+    bare = replace(rec, purpose=str(purpose))
+    read = bare.signing_key if purpose == "signing" else bare.encryption_key
+    kind = "a signing" if purpose == "signing" else "an encryption"
+    with pytest.raises(BadPeerData, match=rf"^key {rec.key_id[:16]} is not {kind} key$"):
+        read()

@@ -253,6 +253,13 @@ def test_a_node_outside_the_directory_is_refused(fed: Federation) -> None:
     )
 
 
+def test_the_usage_a_connection_needs_must_be_named(fed: Federation) -> None:
+    """A caller cannot pass the usage by position and mix up clientAuth and serverAuth."""
+    hall = fed.node(A).halls[0].certificate
+    with pytest.raises(TypeError, match=r"takes 2 positional arguments but 3 were given"):
+        authenticate_certificate(hall, fed.directory, CLIENT_AUTH)  # type: ignore[misc]
+
+
 # ---- the directory refuses CAs that could do the other's job ------------------------------
 
 
