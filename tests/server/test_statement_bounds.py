@@ -196,3 +196,47 @@ def test_a_statement_of_another_type_is_refused(kind: str, wrong: str) -> None:
     with pytest.raises(InvalidRequest) as exc:
         parse(canonical_json(data))
     assert exc.value.code == "malformed-statement"
+
+
+def test_segment_counts_beyond_small_integers_are_compared_by_value() -> None:
+    check_statement_bounds(_packet(files=_file(size=1200, segments=int("300"))))
+
+
+def test_a_recipient_is_found_by_its_node_id_as_text() -> None:
+    node_id = "".join(["4201", "00"])  # built at run time, not the same object
+    assert _packet().recipient(node_id) == _packet().recipients[0]
+    assert _packet().recipient("110000") is None
+
+
+def _payload_with(edit: Any) -> bytes:
+    data = json.loads(_packet().to_payload())
+    edit(data)
+    return canonical_json(data)
+
+
+@pytest.mark.parametrize("cipher", ["aes-0", "zzz"])
+def test_another_cipher_is_refused(cipher: str) -> None:
+    payload = _payload_with(lambda d: d["content"].__setitem__("cipher", cipher))
+    with pytest.raises(InvalidRequest) as exc:
+        PacketStatement.from_payload(payload)
+    assert exc.value.code == "malformed-statement"
+
+
+@pytest.mark.parametrize("indexes", [(0, 0), (1, 0), (0, 2)])
+def test_file_indexes_must_count_from_zero(indexes: tuple[int, int]) -> None:
+    def edit(d: dict[str, Any]) -> None:
+        for f, i in zip(d["content"]["files"], indexes, strict=True):
+            f["index"] = i
+
+    with pytest.raises(InvalidRequest) as exc:
+        PacketStatement.from_payload(_payload_with(edit))
+    assert (exc.value.code, exc.value.message) == (
+        "invalid-request",
+        "packet manifest file indexes must be 0..n-1 in order",
+    )
+
+
+def test_bytes_that_are_not_json_are_a_malformed_statement() -> None:
+    with pytest.raises(InvalidRequest) as exc:
+        PacketStatement.from_payload(b"not json")
+    assert exc.value.code == "malformed-statement"
