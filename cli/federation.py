@@ -201,14 +201,20 @@ def _pem_chain(leaf: x509.Certificate, ca: x509.Certificate) -> bytes:
     return certificate_pem(leaf) + certificate_pem(ca)
 
 
+def _certified_key(path: Path) -> tuple[x509.Certificate, ec.EllipticCurvePublicKey]:
+    """The first certificate in ``path`` and its ECDSA public key, to re-issue for that key."""
+    cert = load_certificate(path.read_bytes())
+    public = cert.public_key()
+    if not isinstance(public, ec.EllipticCurvePublicKey):
+        raise CallerError(f"{path} does not hold an ECDSA key")
+    return cert, public
+
+
 def _reissue_client(
     folder: Path, ca_key: ec.EllipticCurvePrivateKey, ca: x509.Certificate, now: datetime
 ) -> None:
-    old = load_certificate((folder / "cert.pem").read_bytes())
+    old, public = _certified_key(folder / "cert.pem")
     who = identity_from_certificate(old)
-    public = old.public_key()
-    if not isinstance(public, ec.EllipticCurvePublicKey):
-        raise CallerError(f"{folder / 'cert.pem'} does not hold an ECDSA key")
     cert = issue_certificate(
         ca_key, ca, public, role=who.role, node_id=who.node_id, name=who.name, now=now
     )
@@ -267,10 +273,7 @@ def migrate_federation(fed: Path, *, now: datetime) -> FederationDirectory:
         offline.mkdir(parents=True, mode=0o700, exist_ok=True)
         (offline / "identity-ca.pem").write_bytes(certificate_pem(ca))
         write_private_key(offline / "identity-ca-key.pem", ca_key)
-        old_node = load_certificate((folder / "tls" / "node.pem").read_bytes())
-        node_key = old_node.public_key()
-        if not isinstance(node_key, ec.EllipticCurvePublicKey):
-            raise CallerError(f"{folder / 'tls' / 'node.pem'} does not hold an ECDSA key")
+        _, node_key = _certified_key(folder / "tls" / "node.pem")
         node_cert = issue_certificate(
             ca_key, ca, node_key, role=Role.NODE, node_id=node_id, name=node_id, now=now
         )
@@ -278,10 +281,7 @@ def migrate_federation(fed: Path, *, now: datetime) -> FederationDirectory:
         for kind in ("halls", "admins"):
             for client in sorted((folder / kind).glob("*/cert.pem")):
                 _reissue_client(client.parent, ca_key, ca, now)
-        old_seal_ca = load_certificate((folder / "seals" / "ca.pem").read_bytes())
-        seal_key = old_seal_ca.public_key()
-        if not isinstance(seal_key, ec.EllipticCurvePublicKey):
-            raise CallerError(f"{folder / 'seals' / 'ca.pem'} does not hold an ECDSA key")
+        old_seal_ca, seal_key = _certified_key(folder / "seals" / "ca.pem")
         seal_ca = issue_ca(
             root_key,
             root,
