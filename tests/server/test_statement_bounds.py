@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import uuid
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
+from tests.server.test_statements import _packet as statement_for_parsing
 from tongban.keys.content import MAX_SEGMENT_SIZE
 from tongban.keys.envelope import canonical_json
 from tongban.server.domain.errors import InvalidRequest
@@ -29,29 +29,12 @@ AT = datetime(2026, 11, 1, 8, 30, tzinfo=UTC)
 
 
 def _packet(**changes: Any) -> PacketStatement:
-    base = PacketStatement(
-        packet_id=uuid.UUID("6f1c2a57-0d1e-4c3b-9a8f-2b7e5d4c3a21"),
-        case_id=uuid.UUID("0b9d7e1f-3c4a-4e5b-8f6a-7d8c9e0f1a2b"),
-        kind="application",
-        mode="joint",
-        matter_code="HB-ODA-01",
-        matter_name="异地办理营业执照变更登记",
-        sender_node="420700",
-        sender_hall="420700-hall-1",
-        recipients=(
-            RecipientEntry("420100", "420100-hall-1", "市场监管"),
-            RecipientEntry("440300", "440300-hall-1", "消防"),
-        ),
-        created_at=AT,
-        segment_size=4,
-        form_size=12,
-        form_sha256="ab" * 32,
-        files=(
-            FileEntry(0, "id-card.pdf", "application/pdf", 0, "cd" * 32, 1),
-            FileEntry(1, "licence.pdf", "application/pdf", 9, "ef" * 32, 3),
-        ),
+    """The statement of the parsing tests, with segments small enough to count by hand."""
+    files = (
+        FileEntry(0, "id-card.pdf", "application/pdf", 0, "cd" * 32, 1),
+        FileEntry(1, "licence.pdf", "application/pdf", 9, "ef" * 32, 3),
     )
-    return dataclasses.replace(base, **changes)
+    return statement_for_parsing(**{"segment_size": 4, "files": files, **changes})
 
 
 def _refusal(st: PacketStatement) -> tuple[str, str]:
