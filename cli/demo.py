@@ -122,7 +122,7 @@ def run_demo(*, keep: bool = False) -> int:
     nodes: dict[str, RelayNode] = {}
     try:
         nodes, fed = start_nodes(root)
-        names = {n: nodes[n].runtime.me().name for n in NODES}
+        names = {n: nodes[n].directory.current.node(n).name for n in NODES}
         _console.print(
             "[bold]three relay nodes[/] on loopback: "
             + ", ".join(f"{names[n]} {n} :{nodes[n].port}" for n in NODES)
@@ -130,7 +130,9 @@ def run_demo(*, keep: bool = False) -> int:
         hall = {n: HallClient.from_profile(fed / n / "halls" / f"{n}-hall-1") for n in NODES}
         _register_seal(fed)
         timeline: list[tuple[str, str]] = []
-        _on_behalf_case(hall, root, timeline, nodes["420100"].runtime.me().public_endpoint)
+        _on_behalf_case(
+            hall, root, timeline, nodes["420100"].directory.current.node("420100").public_endpoint
+        )
         _joint_case(hall, root, timeline)
         for c in hall.values():
             c.close()

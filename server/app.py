@@ -42,10 +42,17 @@ from tongban.server.grpc.request_decoding import add_checked_service
 from tongban.server.grpc.seal_servicers import SealServicer, VerifyServicer
 from tongban.server.grpc.servicers import HallServicer, RelayServicer
 from tongban.server.jobs import NodeJobs
+from tongban.server.usecases.cases import CaseSteps
 from tongban.server.usecases.delivery import DeliveryDispatcher
+from tongban.server.usecases.inbox import HallInbox
+from tongban.server.usecases.outgoing import OutgoingPackets
+from tongban.server.usecases.receive import ReceivePackets
 from tongban.server.usecases.retention import sweep_orphan_blobs
-from tongban.server.usecases.runtime import DirectoryHolder, NodeRuntime
+from tongban.server.usecases.runtime import ActiveTransfers, DirectoryHolder, InboxNotifier
 from tongban.server.usecases.seal_keys import SealBook
+from tongban.server.usecases.seals import SealOffice
+from tongban.server.usecases.submit import SubmitPackets
+from tongban.server.usecases.verify import DocumentVerification
 from tongban.storage.objects import open_object_store
 from tongban.storage.sql import open_metadata_store
 
@@ -75,25 +82,91 @@ class RelayNode:
         self._tls_chain = config.tls_cert.read_bytes()
         self._tls_key = config.tls_key.read_bytes()
         self._root_pem = config.root_cert.read_bytes()
-        self.runtime = NodeRuntime(
-            config=config,
-            directory=directory,
-            keys=keys,
-            metadata=open_metadata_store(config.database),
-            objects=open_object_store(config.objects, **options),
-            matters=MatterCatalog.from_file(config.matters)
+        self.clock = clock
+        self.directory = directory
+        self.keys = keys
+        self.metadata = open_metadata_store(config.database)
+        self.objects = open_object_store(config.objects, **options)
+        matters = (
+            MatterCatalog.from_file(config.matters)
             if config.matters
-            else MatterCatalog.load_default(),
-            clock=clock,
+            else MatterCatalog.load_default()
         )
+        book = None
         if config.seals_dir is not None and (config.seals_dir / "ca.pem").exists():
-            self.runtime.seals = SealBook.load(config.seals_dir)
+            book = SealBook.load(config.seals_dir)
+        self.transfers = transfers = ActiveTransfers()
+        notifier = InboxNotifier()
         self.peers = GrpcPeerTransport(
             PeerChannels(self._tls_chain, self._tls_key, config.limits.max_message_bytes)
         )
-        self.dispatcher = DeliveryDispatcher(self.runtime, config.delivery, self.peers)
-        self.runtime.offer_delivery = self.dispatcher.offer
-        self.jobs = NodeJobs(config.node_id, self.runtime.metadata.engine)
+        self.dispatcher = DeliveryDispatcher(
+            metadata=self.metadata,
+            directory=directory,
+            outgoing=OutgoingPackets(
+                node_id=config.node_id, metadata=self.metadata, objects=self.objects
+            ),
+            limits=config.limits,
+            clock=clock,
+            policy=config.delivery,
+            transport=self.peers,
+        )
+        self.seals = SealOffice(
+            node_id=config.node_id,
+            metadata=self.metadata,
+            keys=keys,
+            book=book,
+            clock=clock,
+            verification_url=config.verification_url,
+            status_list_hours=config.status_list_hours,
+            result_seal=config.result_seal,
+        )
+        self.cases = CaseSteps(
+            node_id=config.node_id,
+            metadata=self.metadata,
+            keys=keys,
+            directory=directory,
+            clock=clock,
+            offer_delivery=self.dispatcher.offer,
+        )
+        self.submit = SubmitPackets(
+            node_id=config.node_id,
+            metadata=self.metadata,
+            objects=self.objects,
+            keys=keys,
+            directory=directory,
+            matters=matters,
+            limits=config.limits,
+            clock=clock,
+            seals=self.seals,
+            transfers=transfers,
+            inbox=notifier,
+            offer_delivery=self.dispatcher.offer,
+        )
+        self.receive = ReceivePackets(
+            node_id=config.node_id,
+            metadata=self.metadata,
+            objects=self.objects,
+            keys=keys,
+            directory=directory,
+            limits=config.limits,
+            clock=clock,
+            transfers=transfers,
+            inbox=notifier,
+        )
+        self.inbox = HallInbox(
+            node_id=config.node_id,
+            metadata=self.metadata,
+            objects=self.objects,
+            keys=keys,
+            directory=directory,
+            notifier=notifier,
+        )
+        self.verification = DocumentVerification(
+            roots=roots, directory=directory, seals=self.seals, clock=clock
+        )
+        self._sweep = lambda: sweep_orphan_blobs(self.metadata, self.objects, transfers)
+        self.jobs = NodeJobs(config.node_id, self.metadata.engine)
         self.health = health.HealthServicer()
         self.idle_watchdog = IdleWatchdog(config.admission.idle_timeout_seconds)
         self.admission = Admission(
@@ -123,15 +196,19 @@ class RelayNode:
                 ("grpc.so_reuseport", 0),
             ],
         )
-        add_checked_service(
-            hall_pb2_grpc.add_HallServiceServicer_to_server, HallServicer(self.runtime), server
+        node_id, directory = cfg.node_id, self.directory
+        hall = HallServicer(
+            node_id=node_id,
+            directory=directory,
+            submit=self.submit,
+            inbox=self.inbox,
+            cases=self.cases,
         )
-        add_checked_service(
-            relay_pb2_grpc.add_RelayServiceServicer_to_server, RelayServicer(self.runtime), server
-        )
-        add_checked_service(
-            seal_pb2_grpc.add_SealServiceServicer_to_server, SealServicer(self.runtime), server
-        )
+        relay = RelayServicer(directory=directory, receive=self.receive, cases=self.cases)
+        seal = SealServicer(node_id=node_id, directory=directory, seals=self.seals)
+        add_checked_service(hall_pb2_grpc.add_HallServiceServicer_to_server, hall, server)
+        add_checked_service(relay_pb2_grpc.add_RelayServiceServicer_to_server, relay, server)
+        add_checked_service(seal_pb2_grpc.add_SealServiceServicer_to_server, seal, server)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
         reflection.enable_server_reflection(
             (*_SERVICES, health.SERVICE_NAME, reflection.SERVICE_NAME), server
@@ -154,9 +231,9 @@ class RelayNode:
         self.jobs.start(
             delivery=self.dispatcher.dispatch_due,
             delivery_seconds=cfg.delivery.poll_interval,
-            directory=self.runtime.directory.refresh,
+            directory=self.directory.refresh,
             directory_seconds=cfg.directory_refresh_seconds,
-            orphans=lambda: sweep_orphan_blobs(self.runtime),
+            orphans=self._sweep,
             orphan_seconds=cfg.orphan_sweep_seconds,
         )
         self.dispatcher.kick()
@@ -171,9 +248,13 @@ class RelayNode:
             interceptors=[self.public_admission],
             options=[("grpc.max_receive_message_length", self.config.limits.max_message_bytes)],
         )
-        add_checked_service(
-            seal_pb2_grpc.add_VerifyServiceServicer_to_server, VerifyServicer(self.runtime), public
+        verify = VerifyServicer(
+            verification=self.verification,
+            seals=self.seals,
+            directory=self.directory,
+            limits=self.config.limits,
         )
+        add_checked_service(seal_pb2_grpc.add_VerifyServiceServicer_to_server, verify, public)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, public)
         reflection.enable_server_reflection(
             (_VERIFY, health.SERVICE_NAME, reflection.SERVICE_NAME), public
@@ -200,8 +281,8 @@ class RelayNode:
         self.jobs.stop()
         self.dispatcher.stop()
         self.peers.close()
-        self.runtime.objects.close()
-        self.runtime.metadata.close()
+        self.objects.close()
+        self.metadata.close()
         _log.info("node %s stopped", self.config.node_id)
 
     def wait(self) -> None:

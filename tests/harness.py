@@ -6,6 +6,7 @@ import hashlib
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -72,8 +73,8 @@ class Cluster:
         overrides.setdefault("storage", {}).update(storage)
         return load_config(self.fed / node_id / "node.toml", environ={}, overrides=overrides)
 
-    def start(self, node_id: str) -> RelayNode:
-        node = RelayNode(self.config(node_id))
+    def start(self, node_id: str, *, clock: Callable[[], datetime] = utcnow) -> RelayNode:
+        node = RelayNode(self.config(node_id), clock=clock)
         node.start()
         self.nodes[node_id] = node
         return node
@@ -93,7 +94,7 @@ class Cluster:
             self.stop(n)
 
     def directory(self) -> FederationDirectory:
-        return next(iter(self.nodes.values())).runtime.directory.current
+        return next(iter(self.nodes.values())).directory.current
 
     def node_channel(self, as_node: str, to_node: str) -> grpc.Channel:
         """A channel to ``to_node`` that presents ``as_node``'s TLS identity."""
@@ -154,7 +155,7 @@ def snapshot(node: RelayNode) -> dict[str, Any]:
     and ``blob_digests`` the size and SHA-256 of each blob, so that a changed row or blob
     shows even when no count changes.
     """
-    rt = node.runtime
+    rt = node
     counts: dict[str, int] = {}
     tables: dict[str, str] = {}
     with rt.metadata.transaction() as session:

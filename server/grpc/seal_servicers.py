@@ -10,16 +10,17 @@ import grpc
 from tongban.keys.clock import format_time, parse_time
 from tongban.keys.ecert import ECertStatusEntry
 from tongban.keys.errors import echo
-from tongban.keys.pki import Role, certificate_pem, load_certificates
+from tongban.keys.pki import Role, certificate_pem
 from tongban.keys.seals import SealRecord
-from tongban.keys.verification import seal_verification_result
 from tongban.proto import common_pb2, seal_pb2, seal_pb2_grpc
+from tongban.server.config import Limits
 from tongban.server.domain.errors import InvalidRequest, PermissionDenied, TooLarge
 from tongban.server.grpc.converters import envelope_to_proto
 from tongban.server.grpc.identity import caller_identity
 from tongban.server.grpc.status import guard, guard_stream
-from tongban.server.usecases import seals
-from tongban.server.usecases.runtime import NodeRuntime, require_admin
+from tongban.server.usecases.runtime import DirectoryHolder, require_admin
+from tongban.server.usecases.seals import SealOffice
+from tongban.server.usecases.verify import DocumentVerification
 
 __all__ = ["SealServicer", "VerifyServicer"]
 
@@ -62,16 +63,20 @@ def _time(text: str, what: str) -> object:
 
 
 class SealServicer(seal_pb2_grpc.SealServiceServicer):
-    def __init__(self, runtime: NodeRuntime) -> None:
-        self._rt = runtime
+    def __init__(self, *, node_id: str, directory: DirectoryHolder, seals: SealOffice) -> None:
+        self._node_id = node_id
+        self._directory = directory
+        self._seals = seals
+
+    def _admin(self, context: grpc.ServicerContext) -> str:
+        return require_admin(self._node_id, caller_identity(context, self._directory.current))
 
     def RegisterSeal(
         self, request: seal_pb2.RegisterSealRequest, context: grpc.ServicerContext
     ) -> seal_pb2.SealInfo:
         def call() -> seal_pb2.SealInfo:
-            require_admin(self._rt, caller_identity(context, self._rt.directory.current))
-            record = seals.register_seal(
-                self._rt,
+            self._admin(context)
+            record = self._seals.register_seal(
                 seal_id=request.seal_id,
                 name=request.name,
                 org_uscc=request.org_uscc,
@@ -87,11 +92,9 @@ class SealServicer(seal_pb2_grpc.SealServiceServicer):
         self, request: seal_pb2.RevokeSealRequest, context: grpc.ServicerContext
     ) -> seal_pb2.SealInfo:
         def call() -> seal_pb2.SealInfo:
-            require_admin(self._rt, caller_identity(context, self._rt.directory.current))
+            self._admin(context)
             return _info(
-                seals.revoke_seal(
-                    self._rt, request.seal_id, reason=request.reason, note=request.note
-                )
+                self._seals.revoke_seal(request.seal_id, reason=request.reason, note=request.note)
             )
 
         return guard(context, "RevokeSeal", call)
@@ -102,9 +105,9 @@ class SealServicer(seal_pb2_grpc.SealServiceServicer):
         context: grpc.ServicerContext,
     ) -> Iterator[seal_pb2.SealDocumentResponse]:
         def stream() -> Iterator[seal_pb2.SealDocumentResponse]:
-            who = caller_identity(context, self._rt.directory.current)
-            if who.role not in (Role.HALL, Role.ADMIN) or who.node_id != self._rt.node_id:
-                raise PermissionDenied(f"{who} may not use the seals of node {self._rt.node_id}")
+            who = caller_identity(context, self._directory.current)
+            if who.role not in (Role.HALL, Role.ADMIN) or who.node_id != self._node_id:
+                raise PermissionDenied(f"{who} may not use the seals of node {self._node_id}")
             first = next(request_iterator, None)
             if first is None or first.WhichOneof("part") != "header":
                 raise InvalidRequest("the first message of a seal request must be the header")
@@ -116,8 +119,7 @@ class SealServicer(seal_pb2_grpc.SealServiceServicer):
                         raise InvalidRequest("only document data may follow the header")
                     yield req.data
 
-            sealed = seals.seal_document(
-                self._rt,
+            sealed = self._seals.seal_document(
                 seal_id=h.seal_id,
                 document_name=h.document_name,
                 chunks=data(),
@@ -134,10 +136,10 @@ class SealServicer(seal_pb2_grpc.SealServiceServicer):
         self, request: seal_pb2.ChangeECertStatusRequest, context: grpc.ServicerContext
     ) -> seal_pb2.ECertStatusInfo:
         def call() -> seal_pb2.ECertStatusInfo:
-            require_admin(self._rt, caller_identity(context, self._rt.directory.current))
+            self._admin(context)
             return _status(
-                seals.change_ecert_status(
-                    self._rt, request.identifier, request.status, reason=request.reason
+                self._seals.change_ecert_status(
+                    request.identifier, request.status, reason=request.reason
                 )
             )
 
@@ -148,20 +150,28 @@ class VerifyServicer(seal_pb2_grpc.VerifyServiceServicer):
     """Verification for anyone: the same checks an offline verifier runs, plus the current
     e-certificate status from this node's own records."""
 
-    def __init__(self, runtime: NodeRuntime) -> None:
-        self._rt = runtime
-        self._roots = load_certificates(runtime.config.root_cert.read_bytes())
+    def __init__(
+        self,
+        *,
+        verification: DocumentVerification,
+        seals: SealOffice,
+        directory: DirectoryHolder,
+        limits: Limits,
+    ) -> None:
+        self._verification = verification
+        self._seals = seals
+        self._directory = directory
+        self._limits = limits
 
     def Verify(
         self, request_iterator: Iterator[seal_pb2.VerifyRequest], context: grpc.ServicerContext
     ) -> seal_pb2.VerifyResponse:
         def call() -> seal_pb2.VerifyResponse:
-            rt = self._rt
             first = next(request_iterator, None)
             if first is None or first.WhichOneof("part") != "header":
                 raise InvalidRequest("the first message of a verify request must be the header")
             # Anyone may call: the document is read only up to this limit, never to its end.
-            limit = rt.config.limits.max_anonymous_verify_bytes
+            limit = self._limits.max_anonymous_verify_bytes
             seal = bytearray()
             with tempfile.SpooledTemporaryFile(max_size=8 << 20) as document:
                 size = 0
@@ -182,15 +192,9 @@ class VerifyServicer(seal_pb2_grpc.VerifyServiceServicer):
                     else:
                         raise InvalidRequest("only document and seal data may follow the header")
                 document.seek(0)
-                now = rt.clock()
-                records = self._seal_records()
-                report = seal_verification_result(
+                report = self._verification.verify(
                     document,  # type: ignore[arg-type]
                     seal=bytes(seal) if first.header.detached else None,
-                    roots=self._roots,
-                    seals=records,
-                    at=now,
-                    online_status=lambda identifier: seals.ecert_status(rt, identifier),
                 )
             return seal_pb2.VerifyResponse(
                 indication=report.indication.value,
@@ -201,39 +205,32 @@ class VerifyServicer(seal_pb2_grpc.VerifyServiceServicer):
 
         return guard(context, "Verify", call)
 
-    def _seal_records(self) -> list[SealRecord]:
-        # This node's own records need no signature round trip; the directory may add more.
-        published = [SealRecord.from_json_dict(s) for s in self._rt.directory.current.seals]
-        return [*seals.registered_seals(self._rt), *published]
-
     def GetECertStatus(
         self, request: seal_pb2.ECertStatusRequest, context: grpc.ServicerContext
     ) -> seal_pb2.ECertStatusInfo:
         return guard(
             context,
             "GetECertStatus",
-            lambda: _status(seals.ecert_status(self._rt, request.identifier)),
+            lambda: _status(self._verification.ecert_status(request.identifier)),
         )
 
     def GetStatusList(
         self, request: seal_pb2.PublishedRequest, context: grpc.ServicerContext
     ) -> common_pb2.SignedEnvelope:
-        return guard(
-            context, "GetStatusList", lambda: envelope_to_proto(seals.status_list(self._rt))
-        )
+        return guard(context, "GetStatusList", lambda: envelope_to_proto(self._seals.status_list()))
 
     def GetSealRegistry(
         self, request: seal_pb2.PublishedRequest, context: grpc.ServicerContext
     ) -> common_pb2.SignedEnvelope:
         return guard(
-            context, "GetSealRegistry", lambda: envelope_to_proto(seals.seal_registry(self._rt))
+            context, "GetSealRegistry", lambda: envelope_to_proto(self._seals.seal_registry())
         )
 
     def GetDirectory(
         self, request: seal_pb2.PublishedRequest, context: grpc.ServicerContext
     ) -> common_pb2.SignedEnvelope:
         def call() -> common_pb2.SignedEnvelope:
-            env = self._rt.directory.current.envelope
+            env = self._directory.current.envelope
             assert env is not None
             return envelope_to_proto(env)
 

@@ -10,10 +10,9 @@ from collections.abc import Iterator
 import grpc
 
 from tongban.keys.clock import format_time
-from tongban.keys.envelope import sign_envelope
 from tongban.proto import hall_pb2, hall_pb2_grpc, relay_pb2, relay_pb2_grpc
 from tongban.server.domain.errors import InvalidRequest
-from tongban.server.domain.statements import ACK_TYPE, EventAck, FileEntry, RecipientEntry
+from tongban.server.domain.statements import FileEntry, RecipientEntry
 from tongban.server.grpc.converters import (
     envelope_from_proto,
     envelope_to_proto,
@@ -22,8 +21,12 @@ from tongban.server.grpc.converters import (
 )
 from tongban.server.grpc.identity import caller_identity
 from tongban.server.grpc.status import guard, guard_stream, refusal_of
-from tongban.server.usecases import cases, events, inbox, messages, receive, submit
-from tongban.server.usecases.runtime import NodeRuntime, require_hall, require_node
+from tongban.server.usecases import cases, inbox, messages
+from tongban.server.usecases.cases import CaseSteps
+from tongban.server.usecases.inbox import HallInbox
+from tongban.server.usecases.receive import ReceivePackets
+from tongban.server.usecases.runtime import DirectoryHolder, require_hall, require_node
+from tongban.server.usecases.submit import SubmitPackets
 
 __all__ = ["HallServicer", "RelayServicer"]
 
@@ -210,17 +213,30 @@ def _fetch_responses(parts: Iterator[messages.FetchPart]) -> Iterator[hall_pb2.F
 
 
 class HallServicer(hall_pb2_grpc.HallServiceServicer):
-    def __init__(self, runtime: NodeRuntime) -> None:
-        self._rt = runtime
+    def __init__(
+        self,
+        *,
+        node_id: str,
+        directory: DirectoryHolder,
+        submit: SubmitPackets,
+        inbox: HallInbox,
+        cases: CaseSteps,
+    ) -> None:
+        self._node_id = node_id
+        self._directory = directory
+        self._submit = submit
+        self._inbox = inbox
+        self._cases = cases
 
     def _hall(self, context: grpc.ServicerContext) -> str:
-        return require_hall(self._rt, caller_identity(context, self._rt.directory.current))
+        directory = self._directory.current
+        return require_hall(self._node_id, directory, caller_identity(context, directory))
 
     def Submit(
         self, request_iterator: Iterator[hall_pb2.SubmitRequest], context: grpc.ServicerContext
     ) -> hall_pb2.SubmitResponse:
         def call() -> hall_pb2.SubmitResponse:
-            r = submit.submit_packet(self._rt, self._hall(context), _submit_parts(request_iterator))
+            r = self._submit.submit(self._hall(context), _submit_parts(request_iterator))
             return _submit_response(r)
 
         return guard(context, "Submit", call)
@@ -230,7 +246,7 @@ class HallServicer(hall_pb2_grpc.HallServiceServicer):
     ) -> hall_pb2.SubmitResponse:
         def call() -> hall_pb2.SubmitResponse:
             hall = self._hall(context)
-            return _submit_response(submit.submit_packet(self._rt, hall, iter([_header(request)])))
+            return _submit_response(self._submit.submit(hall, iter([_header(request)])))
 
         return guard(context, "SubmitForm", call)
 
@@ -238,8 +254,7 @@ class HallServicer(hall_pb2_grpc.HallServiceServicer):
         self, request: hall_pb2.InboxRequest, context: grpc.ServicerContext
     ) -> hall_pb2.InboxResponse:
         def call() -> hall_pb2.InboxResponse:
-            items = inbox.list_inbox(
-                self._rt,
+            items = self._inbox.list(
                 self._hall(context),
                 direction=request.direction,
                 limit=request.limit,
@@ -255,22 +270,20 @@ class HallServicer(hall_pb2_grpc.HallServiceServicer):
             hall = self._hall(context)
             after = 0
             if not request.include_existing:
-                existing = inbox.list_inbox(
-                    self._rt, hall, direction=request.direction, limit=inbox.MAX_INBOX_PAGE
+                existing = self._inbox.list(
+                    hall, direction=request.direction, limit=inbox.MAX_INBOX_PAGE
                 )
                 while existing:
                     after = existing[-1].row_id
-                    existing = inbox.list_inbox(
-                        self._rt,
+                    existing = self._inbox.list(
                         hall,
                         direction=request.direction,
                         after_row=after,
                         limit=inbox.MAX_INBOX_PAGE,
                     )
-            generation = self._rt.inbox.generation
+            generation = self._inbox.generation
             while context.is_active():
-                for item in inbox.list_inbox(
-                    self._rt,
+                for item in self._inbox.list(
                     hall,
                     direction=request.direction,
                     after_row=after,
@@ -278,7 +291,7 @@ class HallServicer(hall_pb2_grpc.HallServiceServicer):
                 ):
                     after = item.row_id
                     yield _entry(item)
-                generation = self._rt.inbox.wait(generation, timeout=1.0)
+                generation = self._inbox.wait(generation, timeout=1.0)
 
         return guard_stream(context, "WatchInbox", stream)
 
@@ -286,15 +299,15 @@ class HallServicer(hall_pb2_grpc.HallServiceServicer):
         self, request: hall_pb2.FetchRequest, context: grpc.ServicerContext
     ) -> Iterator[hall_pb2.FetchResponse]:
         def stream() -> Iterator[hall_pb2.FetchResponse]:
-            parts = inbox.fetch_packet(self._rt, self._hall(context), request.packet_id)
+            parts = self._inbox.fetch(self._hall(context), request.packet_id)
             yield from _fetch_responses(parts)
 
         return guard_stream(context, "Fetch", stream)
 
     def Act(self, request: hall_pb2.ActRequest, context: grpc.ServicerContext) -> hall_pb2.CaseView:
         def call() -> hall_pb2.CaseView:
-            view = cases.act_on_case(
-                self._rt, self._hall(context), request.case_id, request.leg, _action(request)
+            view = self._cases.act(
+                self._hall(context), request.case_id, request.leg, _action(request)
             )
             return _case_view(view)
 
@@ -306,14 +319,14 @@ class HallServicer(hall_pb2_grpc.HallServiceServicer):
         return guard(
             context,
             "GetCase",
-            lambda: _case_view(cases.case_view(self._rt, self._hall(context), request.case_id)),
+            lambda: _case_view(self._cases.view(self._hall(context), request.case_id)),
         )
 
     def History(
         self, request: hall_pb2.CaseRequest, context: grpc.ServicerContext
     ) -> hall_pb2.HistoryResponse:
         def call() -> hall_pb2.HistoryResponse:
-            entries, intact = cases.case_history(self._rt, self._hall(context), request.case_id)
+            entries, intact = self._cases.history(self._hall(context), request.case_id)
             return hall_pb2.HistoryResponse(
                 case_id=request.case_id,
                 chain_intact=intact,
@@ -350,17 +363,23 @@ def _deliver_parts(requests: Iterator[relay_pb2.DeliverRequest]) -> Iterator[mes
 
 
 class RelayServicer(relay_pb2_grpc.RelayServiceServicer):
-    def __init__(self, runtime: NodeRuntime) -> None:
-        self._rt = runtime
+    def __init__(
+        self, *, directory: DirectoryHolder, receive: ReceivePackets, cases: CaseSteps
+    ) -> None:
+        self._directory = directory
+        self._receive = receive
+        self._cases = cases
+
+    def _peer(self, context: grpc.ServicerContext) -> str:
+        directory = self._directory.current
+        return require_node(directory, caller_identity(context, directory)).node_id
 
     def Deliver(
         self, request_iterator: Iterator[relay_pb2.DeliverRequest], context: grpc.ServicerContext
     ) -> relay_pb2.DeliverResponse:
         def call() -> relay_pb2.DeliverResponse:
-            peer = require_node(self._rt, caller_identity(context, self._rt.directory.current))
-            receipt, dup = receive.receive_packet(
-                self._rt, peer.node_id, _deliver_parts(request_iterator)
-            )
+            peer = self._peer(context)
+            receipt, dup = self._receive.receive(peer, _deliver_parts(request_iterator))
             return relay_pb2.DeliverResponse(receipt=envelope_to_proto(receipt), duplicate=dup)
 
         return guard(context, "Deliver", call)
@@ -369,9 +388,9 @@ class RelayServicer(relay_pb2_grpc.RelayServiceServicer):
         self, request: relay_pb2.DeliverBatchRequest, context: grpc.ServicerContext
     ) -> relay_pb2.DeliverBatchResponse:
         def call() -> relay_pb2.DeliverBatchResponse:
-            peer = require_node(self._rt, caller_identity(context, self._rt.directory.current))
+            peer = self._peer(context)
             openings = [opening_from_proto(o) for o in request.packets]
-            outcomes = receive.receive_batch(self._rt, peer.node_id, openings)
+            outcomes = self._receive.receive_batch(peer, openings)
             response = relay_pb2.DeliverBatchResponse()
             for opening, outcome in zip(openings, outcomes, strict=True):
                 if outcome.receipt is not None:
@@ -392,15 +411,8 @@ class RelayServicer(relay_pb2_grpc.RelayServiceServicer):
         self, request: relay_pb2.PushEventRequest, context: grpc.ServicerContext
     ) -> relay_pb2.PushEventResponse:
         def call() -> relay_pb2.PushEventResponse:
-            rt = self._rt
-            peer = require_node(rt, caller_identity(context, self._rt.directory.current))
-            env = envelope_from_proto(request.event)
-            with rt.metadata.transaction() as session:
-                _, dup = events.apply_remote_event(session, rt, peer.node_id, env)
-            now = rt.clock()
-            ack = sign_envelope(
-                EventAck(env.digest, rt.node_id, now).to_payload(), ACK_TYPE, [rt.keys.signer(now)]
-            )
+            peer = self._peer(context)
+            ack, dup = self._cases.receive_event(peer, envelope_from_proto(request.event))
             return relay_pb2.PushEventResponse(ack=envelope_to_proto(ack), duplicate=dup)
 
         return guard(context, "PushEvent", call)

@@ -33,18 +33,20 @@ from sqlalchemy.sql.dml import Update
 from tongban.keys.directory import NodeEntry
 from tongban.keys.envelope import Envelope, verify_envelope
 from tongban.keys.errors import KeysError
-from tongban.server.config import DeliveryPolicy
+from tongban.server.config import DeliveryPolicy, Limits
 from tongban.server.domain.statements import ACK_TYPE, RECEIPT_TYPE, EventAck, Receipt
 from tongban.server.usecases.events import event_envelope
 from tongban.server.usecases.messages import DeliverOpening, DeliverPart, OutboxItem, OutgoingPacket
-from tongban.server.usecases.outgoing import (
-    delivery_openings,
-    delivery_parts,
-    inline_opening,
-    read_outgoing,
+from tongban.server.usecases.outgoing import OutgoingPackets
+from tongban.server.usecases.runtime import Clock, DirectoryHolder
+from tongban.storage.sql import (
+    DeliveryRow,
+    EventRow,
+    MetadataStore,
+    OutboxRow,
+    PacketRow,
+    UTCDateTime,
 )
-from tongban.server.usecases.runtime import NodeRuntime
-from tongban.storage.sql import DeliveryRow, EventRow, OutboxRow, PacketRow, UTCDateTime
 
 __all__ = ["BatchOutcome", "DeliveryDispatcher", "PeerCallFailed", "PeerTransport"]
 
@@ -166,9 +168,21 @@ class DeliveryDispatcher:
     """
 
     def __init__(
-        self, runtime: NodeRuntime, policy: DeliveryPolicy, transport: PeerTransport
+        self,
+        *,
+        metadata: MetadataStore,
+        directory: DirectoryHolder,
+        outgoing: OutgoingPackets,
+        limits: Limits,
+        clock: Clock,
+        policy: DeliveryPolicy,
+        transport: PeerTransport,
     ) -> None:
-        self._rt = runtime
+        self._metadata = metadata
+        self._directory = directory
+        self._packets = outgoing
+        self._limits = limits
+        self._clock = clock
         self._policy = policy
         self._transport = transport
         self._pool = ThreadPoolExecutor(policy.workers, thread_name_prefix="deliver")
@@ -248,12 +262,12 @@ class DeliveryDispatcher:
 
     def dispatch_due(self) -> int:
         """Start an attempt for every due item that is first in line for its case."""
-        now = self._rt.clock()
+        now = self._clock()
         with self._lock:
             free = self._policy.workers * 4 - len(self._in_flight)
         if free <= 0:
             return 0
-        with self._rt.metadata.read() as session:
+        with self._metadata.read() as session:
             # Plain tuples, oldest first: the first pending item of a lane blocks the rest.
             rows = session.execute(
                 select(
@@ -274,7 +288,7 @@ class DeliveryDispatcher:
                 .limit(2000)
             ).all()
         started = 0
-        limits = self._rt.config.limits
+        limits = self._limits
         seen: set[tuple[str, str]] = set()
         with self._lock:
             for row_id, dest, case_id, kind, ref, due, total_size in rows:
@@ -343,9 +357,8 @@ class DeliveryDispatcher:
             self._failed(row, f"{type(exc).__name__}: {exc}", permanent=False)
 
     def _checked_receipt(self, row: OutboxItem, receipt_env: Envelope, statement: bytes) -> Receipt:
-        rt = self._rt
-        peer = rt.directory.current.node(row.dest_node)
-        verify_envelope(receipt_env, peer.signing_keys(rt.clock()), payload_type=RECEIPT_TYPE)
+        peer = self._directory.current.node(row.dest_node)
+        verify_envelope(receipt_env, peer.signing_keys(self._clock()), payload_type=RECEIPT_TYPE)
         receipt = Receipt.from_payload(receipt_env.payload)
         if (
             str(receipt.packet_id) != row.ref
@@ -356,9 +369,8 @@ class DeliveryDispatcher:
         return receipt
 
     def _send_packet(self, row: OutboxItem) -> None:
-        rt = self._rt
-        peer = rt.directory.current.node(row.dest_node)
-        parts = delivery_parts(rt, row.packet or read_outgoing(rt, row.ref, row.dest_node))
+        peer = self._directory.current.node(row.dest_node)
+        parts = self._packets.parts(row.packet or self._packets.read(row.ref, row.dest_node))
         opening = next(parts)
         assert isinstance(opening, DeliverOpening)
         receipt_env, duplicate = self._transport.deliver(
@@ -403,7 +415,7 @@ class DeliveryDispatcher:
                 self._try(row)
         batch: list[OutboxItem] = []
         size = 0
-        budget = self._rt.config.limits.max_message_bytes // 2
+        budget = self._limits.max_message_bytes // 2
         for row in (r for r in rows if r.ref in packets):
             weight = packets[row.ref].weight
             if batch and size + weight > budget:
@@ -420,23 +432,22 @@ class DeliveryDispatcher:
         packets = {r.ref: r.packet for r in rows if r.packet is not None}
         unread = [r.ref for r in rows if r.packet is None]
         if unread:
-            openings = delivery_openings(self._rt, dest, unread)  # those without files, at once
+            openings = self._packets.openings(dest, unread)  # those without files, at once
             packets.update((ref, OutgoingPacket(o)) for ref, o in openings.items())
             for ref in unread:
                 if ref not in packets:
                     with suppress(Exception):  # then tried on its own, which records why
-                        packets[ref] = read_outgoing(self._rt, ref, dest)
-        budget = self._rt.config.limits.max_message_bytes // 2
+                        packets[ref] = self._packets.read(ref, dest)
+        budget = self._limits.max_message_bytes // 2
         return {ref: p for ref, p in packets.items() if p.weight <= budget}
 
     def _send_batch(
         self, dest: str, rows: list[OutboxItem], packets: dict[str, OutgoingPacket]
     ) -> None:
-        rt = self._rt
         try:
             outcomes = self._transport.deliver_batch(
-                rt.directory.current.node(dest),
-                [inline_opening(rt, packets[r.ref]) for r in rows],
+                self._directory.current.node(dest),
+                [self._packets.inline_opening(packets[r.ref]) for r in rows],
                 timeout=self._policy.rpc_timeout,
             )
             if len(outcomes) != len(rows):
@@ -489,7 +500,7 @@ class DeliveryDispatcher:
 
     def _complete(self, delivered: list[tuple[OutboxItem, Envelope, Receipt]]) -> None:
         """Record signed receipts: the deliveries are done, their outbox items too."""
-        now = self._rt.clock()
+        now = self._clock()
         mark_delivered, mark_done = _completion_statements()
 
         def record(session: Session) -> None:
@@ -507,28 +518,27 @@ class DeliveryDispatcher:
             )
             session.execute(mark_done, [{"b_id": row.id, "b_now": now} for row, _, _ in delivered])
 
-        self._rt.metadata.write_grouped(record)
+        self._metadata.write_grouped(record)
 
     def _send_event(self, row: OutboxItem) -> None:
-        rt = self._rt
-        peer = rt.directory.current.node(row.dest_node)
-        with rt.metadata.read() as session:
+        peer = self._directory.current.node(row.dest_node)
+        with self._metadata.read() as session:
             event = session.get(EventRow, row.ref)
             assert event is not None
             env = event_envelope(event)
         ack_env = self._transport.push_event(peer, env, timeout=self._policy.rpc_timeout)
-        verify_envelope(ack_env, peer.signing_keys(rt.clock()), payload_type=ACK_TYPE)
+        verify_envelope(ack_env, peer.signing_keys(self._clock()), payload_type=ACK_TYPE)
         ack = EventAck.from_payload(ack_env.payload)
         if ack.event_hash != row.ref or ack.receiver != row.dest_node:
             raise _Refused("the ack does not name this event and node")
 
     def _done(self, row: OutboxItem) -> None:
-        with self._rt.metadata.transaction() as session:
+        with self._metadata.transaction() as session:
             item = session.get(OutboxRow, row.id)
             assert item is not None
             item.state = "done"
             item.attempts += 1
-            item.done_at = self._rt.clock()
+            item.done_at = self._clock()
             item.last_error = ""
 
     def _failed(self, row: OutboxItem, error: str, *, permanent: bool) -> None:
@@ -540,7 +550,7 @@ class DeliveryDispatcher:
             "parked" if permanent else "will retry",
             error,
         )
-        with self._rt.metadata.transaction() as session:
+        with self._metadata.transaction() as session:
             item = session.get(OutboxRow, row.id)
             assert item is not None
             item.attempts += 1
@@ -549,7 +559,7 @@ class DeliveryDispatcher:
                 item.state = "failed"
             else:
                 delay = self._policy.backoff(item.attempts)
-                item.next_attempt_at = self._rt.clock() + timedelta(seconds=delay)
+                item.next_attempt_at = self._clock() + timedelta(seconds=delay)
             if row.kind == "packet":
                 delivery = session.get(DeliveryRow, (row.ref, row.dest_node))
                 if delivery is not None:

@@ -9,11 +9,12 @@ import json
 import uuid
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy.orm import Session
 
 from tongban.keys.envelope import Envelope, EnvelopeSignature, sign_envelope, verify_envelope
+from tongban.keys.keyring import NodeKeyRing
 from tongban.server.domain.errors import (
     IllegalTransition,
     InvalidRequest,
@@ -23,10 +24,11 @@ from tongban.server.domain.errors import (
 from tongban.server.domain.statements import EVENT_TYPE, EventStatement
 from tongban.server.domain.workflow import Party, check_transition
 from tongban.server.usecases.messages import OutboxItem
-from tongban.server.usecases.runtime import NodeRuntime
+from tongban.server.usecases.runtime import Clock, DirectoryHolder
 from tongban.storage.sql import CaseRow, EventRow, LegRow, OutboxRow
 
 __all__ = [
+    "EventParts",
     "append_local_event",
     "apply_remote_event",
     "decode_signatures",
@@ -42,6 +44,22 @@ __all__ = [
 ]
 
 
+class EventParts(Protocol):
+    """What recording and checking case events needs of the node that does it."""
+
+    @property
+    def node_id(self) -> str: ...
+
+    @property
+    def clock(self) -> Clock: ...
+
+    @property
+    def keys(self) -> NodeKeyRing: ...
+
+    @property
+    def directory(self) -> DirectoryHolder: ...
+
+
 def encode_signatures(env: Envelope) -> bytes:
     return json.dumps([{"keyid": s.key_id, "sig": s.sig.hex()} for s in env.signatures]).encode()
 
@@ -54,9 +72,9 @@ def event_envelope(row: EventRow) -> Envelope:
     return Envelope(row.payload, EVENT_TYPE, decode_signatures(row.signatures))
 
 
-def outbox_row(runtime: NodeRuntime, dest: str, case_id: str, kind: str, ref: str) -> OutboxRow:
+def outbox_row(node: EventParts, dest: str, case_id: str, kind: str, ref: str) -> OutboxRow:
     """A new outbox row owing ``dest`` a packet or event, due now."""
-    now = runtime.clock()
+    now = node.clock()
     return OutboxRow(
         dest_node=dest,
         case_id=case_id,
@@ -71,10 +89,10 @@ def outbox_row(runtime: NodeRuntime, dest: str, case_id: str, kind: str, ref: st
 
 
 def enqueue(
-    session: Session, runtime: NodeRuntime, dest: str, case_id: str, kind: str, ref: str
+    session: Session, node: EventParts, dest: str, case_id: str, kind: str, ref: str
 ) -> OutboxRow:
     """Owe ``dest`` a packet or event; the delivery worker sends it until acknowledged."""
-    row = outbox_row(runtime, dest, case_id, kind, ref)
+    row = outbox_row(node, dest, case_id, kind, ref)
     session.add(row)
     return row
 
@@ -87,12 +105,12 @@ def outbox_items(
     return [OutboxItem(r.id, r.dest_node, r.case_id, r.kind, r.ref, batchable) for r in rows]
 
 
-def party_of(runtime: NodeRuntime, case: CaseRow, leg: LegRow) -> Party:
-    if leg.node_id == runtime.node_id:
+def party_of(node: EventParts, case: CaseRow, leg: LegRow) -> Party:
+    if leg.node_id == node.node_id:
         return Party.HANDLING
-    if case.accepting_node == runtime.node_id:
+    if case.accepting_node == node.node_id:
         return Party.ACCEPTING
-    raise PermissionDenied(f"node {runtime.node_id} takes no part in leg {leg.node_id}")
+    raise PermissionDenied(f"node {node.node_id} takes no part in leg {leg.node_id}")
 
 
 def _apply(leg: LegRow, st: EventStatement, event_hash: str, status: str) -> None:
@@ -125,7 +143,7 @@ def _row(st: EventStatement, env: Envelope, key_id: str) -> EventRow:
 
 
 def local_event(
-    runtime: NodeRuntime,
+    node: EventParts,
     case: CaseRow,
     leg: LegRow,
     event: str,
@@ -141,26 +159,26 @@ def local_event(
     Raises:
         IllegalTransition: the step is not allowed for this party now.
     """
-    at = at or runtime.clock()
+    at = at or node.clock()
     if event == "submitted":
         if leg.head_seq != 0:
             raise IllegalTransition(f"leg {leg.node_id} was already submitted")
         status = "submitted"
     else:
-        status = check_transition(event, party_of(runtime, case, leg), leg.status, leg=leg.node_id)
+        status = check_transition(event, party_of(node, case, leg), leg.status, leg=leg.node_id)
     st = EventStatement(
         case_id=uuid.UUID(case.case_id),
         leg=leg.node_id,
         seq=leg.head_seq + 1,
         prev=leg.head_hash,
         event=event,
-        actor_node=runtime.node_id,
+        actor_node=node.node_id,
         actor_hall=actor_hall,
         at=at,
         detail=dict(detail),
         packet_id=packet_id,
     )
-    signer = runtime.keys.signer(at)
+    signer = node.keys.signer(at)
     env = sign_envelope(st.to_payload(), EVENT_TYPE, [signer])
     _apply(leg, st, env.digest, status)
     return env, _row(st, env, signer.key_id)
@@ -168,7 +186,7 @@ def local_event(
 
 def append_local_event(
     session: Session,
-    runtime: NodeRuntime,
+    node: EventParts,
     case: CaseRow,
     leg: LegRow,
     event: str,
@@ -183,31 +201,25 @@ def append_local_event(
     Raises:
         IllegalTransition: the step is not allowed for this party now.
     """
-    env, row = local_event(
-        runtime, case, leg, event, actor_hall, detail, packet_id=packet_id, at=at
-    )
+    env, row = local_event(node, case, leg, event, actor_hall, detail, packet_id=packet_id, at=at)
     session.add(row)
     return env
 
 
-def verify_event_signature(
-    runtime: NodeRuntime, env: Envelope, actor_node: str, at: datetime
-) -> str:
+def verify_event_signature(node: EventParts, env: Envelope, actor_node: str, at: datetime) -> str:
     """Check an event's signature against the actor node's keys valid at ``at``; key id."""
-    keys = runtime.directory.current.node(actor_node).signing_keys(at)
+    keys = node.directory.current.node(actor_node).signing_keys(at)
     return verify_envelope(env, keys, payload_type=EVENT_TYPE).key_id
 
 
-def _peer_statement(
-    runtime: NodeRuntime, peer_node: str, env: Envelope
-) -> tuple[EventStatement, str]:
+def _peer_statement(node: EventParts, peer_node: str, env: Envelope) -> tuple[EventStatement, str]:
     """An event a peer node made and signed itself: its statement and signing key id."""
     st = EventStatement.from_payload(env.payload)
     if st.actor_node != peer_node:
         raise PermissionDenied(
             f"event was made by node {st.actor_node} but sent by node {peer_node}"
         )
-    return st, verify_event_signature(runtime, env, peer_node, runtime.clock())
+    return st, verify_event_signature(node, env, peer_node, node.clock())
 
 
 def _chained_row(
@@ -246,20 +258,20 @@ def _chained_row(
 
 
 def remote_event(
-    runtime: NodeRuntime, peer_node: str, env: Envelope, case: CaseRow, leg: LegRow
+    node: EventParts, peer_node: str, env: Envelope, case: CaseRow, leg: LegRow
 ) -> tuple[EventStatement, EventRow]:
     """Verify a peer's event for a leg held as ``leg`` (e.g. one being created), advance
     the leg, and return the event's row for the caller to store; no database access.
 
     Raises: as :func:`apply_remote_event`, and InvalidRequest for an event of another leg.
     """
-    st, key_id = _peer_statement(runtime, peer_node, env)
+    st, key_id = _peer_statement(node, peer_node, env)
     return st, _chained_row(peer_node, st, env, key_id, case, leg)
 
 
 def apply_remote_event(
     session: Session,
-    runtime: NodeRuntime,
+    node: EventParts,
     peer_node: str,
     env: Envelope,
     *,
@@ -276,13 +288,13 @@ def apply_remote_event(
             act on this leg.
         IllegalTransition: the event does not extend the chain or is not allowed now.
     """
-    st, key_id = _peer_statement(runtime, peer_node, env)
+    st, key_id = _peer_statement(node, peer_node, env)
     existing = session.get(EventRow, env.digest)
     if existing is not None:
         return st, True
     case = case or session.get(CaseRow, str(st.case_id))
     leg = leg or session.get(LegRow, (str(st.case_id), st.leg))
     if case is None or leg is None:
-        raise NotFound(f"case {st.case_id} leg {st.leg} is not known at node {runtime.node_id}")
+        raise NotFound(f"case {st.case_id} leg {st.leg} is not known at node {node.node_id}")
     session.add(_chained_row(peer_node, st, env, key_id, case, leg))
     return st, False

@@ -23,6 +23,7 @@ from tongban.keys.envelope import (
     verify_envelope,
 )
 from tongban.keys.errors import echo
+from tongban.keys.keyring import NodeKeyRing
 from tongban.server.domain.errors import (
     IntegrityFailure,
     InvalidRequest,
@@ -41,8 +42,10 @@ from tongban.server.usecases.messages import (
     InboxItem,
 )
 from tongban.server.usecases.outgoing import delivery_states, records_of
-from tongban.server.usecases.runtime import NodeRuntime
+from tongban.server.usecases.runtime import DirectoryHolder, InboxNotifier
+from tongban.storage.objects import ObjectStore
 from tongban.storage.sql import (
+    MetadataStore,
     PacketFileRow,
     PacketRow,
 )
@@ -50,8 +53,7 @@ from tongban.storage.sql import (
 __all__ = [
     "DEFAULT_INBOX_PAGE",
     "MAX_INBOX_PAGE",
-    "fetch_packet",
-    "list_inbox",
+    "HallInbox",
 ]
 # Entries one ListInbox call returns when it names no limit, and at most.
 DEFAULT_INBOX_PAGE = 100
@@ -78,81 +80,127 @@ def _item(session: Session, row: PacketRow) -> InboxItem:
     )
 
 
-def list_inbox(
-    rt: NodeRuntime, hall_id: str, *, direction: str = "", after_row: int = 0, limit: int = 0
-) -> list[InboxItem]:
-    """Packets this hall sent or received, oldest first, after ``after_row``: ``limit``
-    of them (0 for :data:`DEFAULT_INBOX_PAGE`), never more than :data:`MAX_INBOX_PAGE`.
+class HallInbox:
+    """A hall's view of the packets it sent and received: list, watch and fetch them.
 
-    Raises:
-        InvalidRequest: an unknown direction or a negative limit.
+    Its dependencies are its constructor's arguments: the metadata and object stores that
+    hold the packets, the node's key ring that unwraps their data keys, the directory whose
+    keys check the senders' signatures, and the notifier that wakes watchers.
     """
-    if direction not in ("", "in", "out"):
-        raise InvalidRequest("direction must be 'in', 'out' or empty")
-    query = select(PacketRow).where(PacketRow.local_hall == hall_id, PacketRow.row_id > after_row)
-    if direction:
-        query = query.where(PacketRow.direction == direction)
-    if limit < 0:
-        raise InvalidRequest(f"limit {limit} is negative; use 0 for {DEFAULT_INBOX_PAGE} entries")
-    limit = min(limit or DEFAULT_INBOX_PAGE, MAX_INBOX_PAGE)
-    with rt.metadata.read() as session:
-        rows = list(session.scalars(query.order_by(PacketRow.row_id).limit(limit)))
-        return [_item(session, r) for r in rows]
 
+    def __init__(
+        self,
+        *,
+        node_id: str,
+        metadata: MetadataStore,
+        objects: ObjectStore,
+        keys: NodeKeyRing,
+        directory: DirectoryHolder,
+        notifier: InboxNotifier,
+    ) -> None:
+        self.node_id = node_id
+        self.metadata = metadata
+        self.objects = objects
+        self.keys = keys
+        self.directory = directory
+        self._notifier = notifier
 
-def fetch_packet(rt: NodeRuntime, hall_id: str, packet_id: str) -> Iterator[FetchPart]:
-    """Verify and decrypt a packet of this hall: the opening, then each file's bytes.
+    @property
+    def generation(self) -> int:
+        """A counter that moves whenever a packet arrives for any hall of this node."""
+        return self._notifier.generation
 
-    Each file ends with a :class:`FetchFileEnd`; its bytes are good only if ``verified``.
+    def wait(self, seen: int, timeout: float) -> int:
+        """Wait until the generation moves past ``seen`` or ``timeout`` runs out."""
+        return self._notifier.wait(seen, timeout)
 
-    Raises:
-        NotFound: no such packet for this hall (another hall's packet is not revealed).
-        IntegrityFailure / DecryptionError: stored content was altered.
-    """
-    with rt.metadata.read() as session:
-        row = session.scalar(select(PacketRow).where(PacketRow.packet_id == packet_id))
-        if row is None or row.local_hall != hall_id:
-            raise NotFound(f"packet {packet_id} not found for hall {hall_id}")
-        item = _item(session, row)
-        files = list(
-            session.scalars(
-                select(PacketFileRow)
-                .where(PacketFileRow.packet_id == packet_id)
-                .order_by(PacketFileRow.file_index)
-            )
+    def list(
+        self, hall_id: str, *, direction: str = "", after_row: int = 0, limit: int = 0
+    ) -> list[InboxItem]:
+        """Packets this hall sent or received, oldest first, after ``after_row``: ``limit``
+        of them (0 for :data:`DEFAULT_INBOX_PAGE`), never more than :data:`MAX_INBOX_PAGE`.
+
+        Raises:
+            InvalidRequest: an unknown direction or a negative limit.
+        """
+        if direction not in ("", "in", "out"):
+            raise InvalidRequest("direction must be 'in', 'out' or empty")
+        query = select(PacketRow).where(
+            PacketRow.local_hall == hall_id, PacketRow.row_id > after_row
         )
-    env = Envelope(row.statement, row.statement_type, decode_signatures(row.signatures))
-    st = PacketStatement.from_payload(row.statement)
-    at = row.stored_at if row.direction == "in" else row.created_at
-    keys = rt.directory.current.node(st.sender_node).signing_keys(at)
-    verified = verify_envelope(env, keys, payload_type=PACKET_TYPE)
-    data_key = unwrap_data_key(
-        row.wrapped_key, rt.keys.decryption_candidates(row.wrap_key_id), st.packet_id, rt.node_id
-    )
-    form_plain = FileCipher(
-        data_key, st.packet_id, FORM_FILE_INDEX, segment_size=MAX_SEGMENT_SIZE
-    ).open(0, row.form_ciphertext, final=True)
-    if hashlib.sha256(form_plain).hexdigest() != st.form_sha256:
-        raise IntegrityFailure("the stored form does not match its signed digest")
-    content = json.loads(form_plain)
-    a = content.get("applicant")
-    applicant = Applicant(a["name"], a["id_type"], a["id_number"]) if a else None
-    yield FetchOpening(
-        item, applicant, canonical_json(content["form"]), st.files, "verified", verified.key_id, env
-    )
-    record = st.segment_size + TAG_SIZE
-    for entry, f in zip(st.files, files, strict=True):
-        yield entry
-        cipher = FileCipher(data_key, st.packet_id, f.file_index, segment_size=st.segment_size)
-        blob = rt.objects.open_stream(f.blob_key, chunk_size=record)
-        segs = (
-            SealedSegment(i, i == f.segment_count - 1, ct)
-            for i, ct in enumerate(records_of(blob, record))
-        )
-        yield from cipher.decrypt_segments(segs)
-        digest = cipher.plaintext_digest.hexdigest()
-        if digest != entry.sha256 or cipher.plaintext_digest.size != entry.size:
-            raise IntegrityFailure(
-                f"stored file {entry.index} {echo(entry.name)} does not match its digest"
+        if direction:
+            query = query.where(PacketRow.direction == direction)
+        if limit < 0:
+            raise InvalidRequest(
+                f"limit {limit} is negative; use 0 for {DEFAULT_INBOX_PAGE} entries"
             )
-        yield FetchFileEnd(entry.index, digest, True)
+        limit = min(limit or DEFAULT_INBOX_PAGE, MAX_INBOX_PAGE)
+        with self.metadata.read() as session:
+            rows = list(session.scalars(query.order_by(PacketRow.row_id).limit(limit)))
+            return [_item(session, r) for r in rows]
+
+    def fetch(self, hall_id: str, packet_id: str) -> Iterator[FetchPart]:
+        """Verify and decrypt a packet of this hall: the opening, then each file's bytes.
+
+        Each file ends with a :class:`FetchFileEnd`; its bytes are good only if ``verified``.
+
+        Raises:
+            NotFound: no such packet for this hall (another hall's packet is not revealed).
+            IntegrityFailure / DecryptionError: stored content was altered.
+        """
+        with self.metadata.read() as session:
+            row = session.scalar(select(PacketRow).where(PacketRow.packet_id == packet_id))
+            if row is None or row.local_hall != hall_id:
+                raise NotFound(f"packet {packet_id} not found for hall {hall_id}")
+            item = _item(session, row)
+            files = list(
+                session.scalars(
+                    select(PacketFileRow)
+                    .where(PacketFileRow.packet_id == packet_id)
+                    .order_by(PacketFileRow.file_index)
+                )
+            )
+        env = Envelope(row.statement, row.statement_type, decode_signatures(row.signatures))
+        st = PacketStatement.from_payload(row.statement)
+        at = row.stored_at if row.direction == "in" else row.created_at
+        keys = self.directory.current.node(st.sender_node).signing_keys(at)
+        verified = verify_envelope(env, keys, payload_type=PACKET_TYPE)
+        data_key = unwrap_data_key(
+            row.wrapped_key,
+            self.keys.decryption_candidates(row.wrap_key_id),
+            st.packet_id,
+            self.node_id,
+        )
+        form_plain = FileCipher(
+            data_key, st.packet_id, FORM_FILE_INDEX, segment_size=MAX_SEGMENT_SIZE
+        ).open(0, row.form_ciphertext, final=True)
+        if hashlib.sha256(form_plain).hexdigest() != st.form_sha256:
+            raise IntegrityFailure("the stored form does not match its signed digest")
+        content = json.loads(form_plain)
+        a = content.get("applicant")
+        applicant = Applicant(a["name"], a["id_type"], a["id_number"]) if a else None
+        yield FetchOpening(
+            item,
+            applicant,
+            canonical_json(content["form"]),
+            st.files,
+            "verified",
+            verified.key_id,
+            env,
+        )
+        record = st.segment_size + TAG_SIZE
+        for entry, f in zip(st.files, files, strict=True):
+            yield entry
+            cipher = FileCipher(data_key, st.packet_id, f.file_index, segment_size=st.segment_size)
+            blob = self.objects.open_stream(f.blob_key, chunk_size=record)
+            segs = (
+                SealedSegment(i, i == f.segment_count - 1, ct)
+                for i, ct in enumerate(records_of(blob, record))
+            )
+            yield from cipher.decrypt_segments(segs)
+            digest = cipher.plaintext_digest.hexdigest()
+            if digest != entry.sha256 or cipher.plaintext_digest.size != entry.size:
+                raise IntegrityFailure(
+                    f"stored file {entry.index} {echo(entry.name)} does not match its digest"
+                )
+            yield FetchFileEnd(entry.index, digest, True)

@@ -29,8 +29,8 @@ from tongban.server.usecases.messages import (
     SubmitResult,
 )
 from tongban.server.usecases.outgoing import delivery_states
-from tongban.server.usecases.runtime import NodeRuntime
 from tongban.server.usecases.submit_checks import (
+    PlanParts,
     case_id_of,
     check_header_text,
     file_chunks,
@@ -62,7 +62,7 @@ class _HeldOutgoing:
     deliveries: tuple[DeliveryInfo, ...]
 
 
-def held_outgoing(rt: NodeRuntime, packet_id: uuid.UUID) -> _HeldOutgoing | None:
+def held_outgoing(rt: PlanParts, packet_id: uuid.UUID) -> _HeldOutgoing | None:
     with rt.metadata.read() as session:
         row = session.scalar(select(PacketRow).where(PacketRow.packet_id == str(packet_id)))
         if row is None:
@@ -103,7 +103,7 @@ def _reused(packet_id: uuid.UUID | str) -> Conflict:
     )
 
 
-def _same_header(rt: NodeRuntime, header: SubmitHeader, st: PacketStatement) -> bool:
+def _same_header(rt: PlanParts, header: SubmitHeader, st: PacketStatement) -> bool:
     """Whether ``header`` asks for exactly what the held statement ``st`` says (the header
     is checked as for a new packet; its errors are the caller's to see)."""
     check_header_text(header)
@@ -151,7 +151,7 @@ def resent_files(parts: Iterator[SubmitPart], held: _HeldOutgoing) -> Iterator[_
 
 
 def answer_resend(
-    rt: NodeRuntime,
+    rt: PlanParts,
     hall_id: str,
     header: SubmitHeader,
     held: _HeldOutgoing,

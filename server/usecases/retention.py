@@ -12,8 +12,9 @@ import logging
 
 from sqlalchemy import select
 
-from tongban.server.usecases.runtime import NodeRuntime
-from tongban.storage.sql import PacketFileRow
+from tongban.server.usecases.runtime import ActiveTransfers
+from tongban.storage.objects import ObjectStore
+from tongban.storage.sql import MetadataStore, PacketFileRow
 
 __all__ = ["sweep_orphan_blobs"]
 
@@ -21,23 +22,25 @@ _log = logging.getLogger("tongban.server.usecases.retention")
 _PREFIXES = ("out/", "in/")
 
 
-def sweep_orphan_blobs(rt: NodeRuntime) -> int:
+def sweep_orphan_blobs(
+    metadata: MetadataStore, objects: ObjectStore, transfers: ActiveTransfers
+) -> int:
     """Delete blobs under ``out/`` and ``in/`` that no committed file row refers to.
 
     The order matters: keys are listed, those a transfer is still writing are set aside, and
     only then are the file rows read. A transfer that was writing when the keys were listed
     has by then either committed (its rows are seen) or given up (its blobs are orphans).
     """
-    listed = [k for p in _PREFIXES for k in rt.objects.list_keys(p)]
-    settled = [k for k in listed if not rt.transfers.active(k)]
+    listed = [k for p in _PREFIXES for k in objects.list_keys(p)]
+    settled = [k for k in listed if not transfers.active(k)]
     if not settled:
         return 0
-    with rt.metadata.read() as session:
+    with metadata.read() as session:
         referenced = set(session.scalars(select(PacketFileRow.blob_key)))
     removed = 0
     for key in settled:
         if key not in referenced:
-            rt.objects.delete(key)
+            objects.delete(key)
             removed += 1
     if removed:
         _log.info("removed %d orphaned blobs", removed)

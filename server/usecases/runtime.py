@@ -1,35 +1,27 @@
-"""The running node's collaborators, built once at start-up and passed to every use case."""
+"""What a running node shares between its use cases: the current directory, inbox wake-ups,
+transfers in flight, and the rules of who may call which service."""
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
 from cryptography import x509
 
-from tongban.keys.clock import utcnow
 from tongban.keys.directory import FederationDirectory, NodeEntry, load_directory
 from tongban.keys.envelope import Envelope, parse_json_object
 from tongban.keys.errors import KeysError
-from tongban.keys.keyring import NodeKeyRing
 from tongban.keys.pki import Identity, Role
-from tongban.server.config import NodeConfig
 from tongban.server.domain.errors import PermissionDenied
-from tongban.server.domain.matters import MatterCatalog
-from tongban.server.usecases.messages import OutboxItem
-from tongban.server.usecases.seal_keys import SealBook
-from tongban.storage.objects import ObjectStore
-from tongban.storage.sql import MetadataStore
 
 __all__ = [
     "ActiveTransfers",
+    "Clock",
     "DirectoryHolder",
     "InboxNotifier",
-    "NodeRuntime",
     "require_admin",
     "require_hall",
     "require_node",
@@ -120,29 +112,7 @@ class ActiveTransfers:
             return any(key.startswith(p) for p in self._prefixes)
 
 
-@dataclass
-class NodeRuntime:
-    config: NodeConfig
-    directory: DirectoryHolder
-    keys: NodeKeyRing
-    metadata: MetadataStore
-    objects: ObjectStore
-    matters: MatterCatalog
-    clock: Clock = utcnow
-    inbox: InboxNotifier = field(default_factory=InboxNotifier)
-    transfers: ActiveTransfers = field(default_factory=ActiveTransfers)
-    offer_delivery: Callable[[list[OutboxItem]], None] = lambda items: None
-    seals: SealBook | None = None
-
-    @property
-    def node_id(self) -> str:
-        return self.config.node_id
-
-    def me(self) -> NodeEntry:
-        return self.directory.current.node(self.node_id)
-
-
-def require_hall(runtime: NodeRuntime, identity: Identity) -> str:
+def require_hall(node_id: str, directory: FederationDirectory, identity: Identity) -> str:
     """The calling hall's id, if it is a hall of this node.
 
     Raises:
@@ -150,16 +120,16 @@ def require_hall(runtime: NodeRuntime, identity: Identity) -> str:
     """
     if identity.role is not Role.HALL:
         raise PermissionDenied(f"{identity} may not use the hall service")
-    if identity.node_id != runtime.node_id:
+    if identity.node_id != node_id:
         raise PermissionDenied(
-            f"hall {identity.name} belongs to node {identity.node_id}, not to {runtime.node_id}"
+            f"hall {identity.name} belongs to node {identity.node_id}, not to {node_id}"
         )
-    if not runtime.me().has_hall(identity.name):
-        raise PermissionDenied(f"hall {identity.name} is not enrolled at node {runtime.node_id}")
+    if not directory.node(node_id).has_hall(identity.name):
+        raise PermissionDenied(f"hall {identity.name} is not enrolled at node {node_id}")
     return identity.name
 
 
-def require_node(runtime: NodeRuntime, identity: Identity) -> NodeEntry:
+def require_node(directory: FederationDirectory, identity: Identity) -> NodeEntry:
     """The calling peer node's directory entry.
 
     Raises:
@@ -167,18 +137,17 @@ def require_node(runtime: NodeRuntime, identity: Identity) -> NodeEntry:
     """
     if identity.role is not Role.NODE:
         raise PermissionDenied(f"{identity} may not use the relay service")
-    directory = runtime.directory.current
     if not directory.has_node(identity.node_id):
         raise PermissionDenied(f"node {identity.node_id} is not in the federation directory")
     return directory.node(identity.node_id)
 
 
-def require_admin(runtime: NodeRuntime, identity: Identity) -> str:
+def require_admin(node_id: str, identity: Identity) -> str:
     """The calling admin's name, if it is an admin of this node.
 
     Raises:
         PermissionDenied: not an admin of this node.
     """
-    if identity.role is not Role.ADMIN or identity.node_id != runtime.node_id:
-        raise PermissionDenied(f"{identity} is not an admin of node {runtime.node_id}")
+    if identity.role is not Role.ADMIN or identity.node_id != node_id:
+        raise PermissionDenied(f"{identity} is not an admin of node {node_id}")
     return identity.name

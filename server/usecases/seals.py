@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import logging
 import os
 import re
 from collections.abc import Iterable
@@ -31,6 +32,7 @@ from tongban.keys.ecert import (
 from tongban.keys.envelope import Envelope
 from tongban.keys.errors import CallerError, echo
 from tongban.keys.identifiers import validate_credit_code
+from tongban.keys.keyring import NodeKeyRing
 from tongban.keys.pki import private_key_pem
 from tongban.keys.seal_registry import SealRegistry, sign_seal_registry
 from tongban.keys.seals import (
@@ -48,24 +50,14 @@ from tongban.server.domain.errors import (
     NotFound,
     TooLarge,
 )
-from tongban.server.usecases.runtime import NodeRuntime
+from tongban.server.usecases.runtime import Clock
 from tongban.server.usecases.seal_image import render_seal_image
 from tongban.server.usecases.seal_keys import SealBook
-from tongban.storage.sql import ECertRow, SealRow
+from tongban.storage.sql import ECertRow, MetadataStore, SealRow
 
-__all__ = [
-    "SealedDocument",
-    "change_ecert_status",
-    "ecert_status",
-    "register_seal",
-    "registered_seals",
-    "revoke_seal",
-    "seal_document",
-    "seal_registry",
-    "seal_result_digest",
-    "status_list",
-]
+__all__ = ["RESULT_ECERT_TYPE", "SealOffice", "SealedDocument"]
 
+_log = logging.getLogger("tongban.server.usecases.seals")
 _SEAL_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 _MAX_PDF = 64 << 20
 RESULT_ECERT_TYPE = "RESULT"
@@ -84,12 +76,6 @@ def _write_new_key(path: Path, key: ec.EllipticCurvePrivateKey) -> None:
         os.fsync(fh.fileno())
 
 
-def _book(rt: NodeRuntime) -> SealBook:
-    if rt.seals is None:
-        raise IllegalTransition(f"node {rt.node_id} has no seal CA configured ([seals] dir)")
-    return rt.seals
-
-
 def _record(row: SealRow) -> SealRecord:
     return SealRecord.from_json_dict(json.loads(row.record))
 
@@ -99,125 +85,6 @@ def _seal_row(session: Session, seal_id: str) -> SealRow:
     if row is None:
         raise NotFound(f"unknown seal id {echo(seal_id)}")
     return row
-
-
-def register_seal(
-    rt: NodeRuntime,
-    *,
-    seal_id: str,
-    name: str,
-    org_uscc: str,
-    not_before: datetime,
-    not_after: datetime,
-    image_png: bytes | None = None,
-) -> SealRecord:
-    """Create a seal key and certificate under the node's seal CA and publish the record.
-
-    Raises:
-        InvalidRequest: bad seal id, name, credit code or window.
-        BadSealImage: the image is not a PNG within the limits.
-        Conflict: the seal id is taken.
-    """
-    book = _book(rt)
-    if not _SEAL_ID.fullmatch(seal_id):
-        raise InvalidRequest(f"seal id {echo(seal_id)} must be 1-64 of A-Z a-z 0-9 . _ -")
-    if not name.strip():
-        raise InvalidRequest("a seal needs its registered name")
-    uscc = validate_credit_code(org_uscc)
-    if not_after <= not_before:
-        raise InvalidRequest("the seal's validity window is empty")
-    if not_after > book.ca_certificate.not_valid_after_utc:
-        raise InvalidRequest("the seal cannot outlive the node's seal CA certificate")
-    if image_png is not None:
-        # Every PDF stamp draws it: an image that does not decode would fail each of them.
-        check_seal_image(image_png)
-    else:
-        image_png = render_seal_image(name.strip())
-    now = rt.clock()
-    with rt.metadata.transaction() as session:
-        if session.get(SealRow, seal_id) is not None:
-            raise Conflict(f"seal id {seal_id!r} is already registered")
-        new = create_seal(
-            seal_id=seal_id,
-            name=name.strip(),
-            org_uscc=uscc,
-            node_id=rt.node_id,
-            issuer_key=book.ca_key,
-            issuer_cert=book.ca_certificate,
-            not_before=not_before,
-            not_after=not_after,
-            now=now,
-            image_png=image_png,
-        )
-        assert new.key is not None
-        key_file = book.key_path(seal_id)
-        _write_new_key(key_file, new.key)
-        try:
-            session.add(
-                SealRow(
-                    seal_id=seal_id,
-                    name=new.record.name,
-                    org_uscc=uscc,
-                    record=json.dumps(new.record.to_json_dict()).encode(),
-                    image_png=new.image_png,
-                    key_ref=f"keys/{seal_id}.pem",
-                    created_at=now,
-                    revoked_at=None,
-                )
-            )
-            session.flush()
-        except BaseException:
-            key_file.unlink(missing_ok=True)
-            raise
-    return new.record
-
-
-def revoke_seal(
-    rt: NodeRuntime,
-    seal_id: str,
-    *,
-    reason: str = "",
-    note: str = "",
-    at: datetime | None = None,
-) -> SealRecord:
-    """Revoke a seal from ``at`` on (default now) for ``reason``, an RFC 5280 reason code.
-
-    An empty reason is ``unspecified``, which counts as a possible key compromise: the seal's
-    earlier documents then stay VALID only where their time is proven (ADR 0006).
-
-    Raises:
-        InvalidRequest: ``reason`` is not a revocation reason code.
-        NotFound / IllegalTransition: no such seal, or it was revoked already.
-    """
-    try:
-        code = RevocationReason.from_code(reason)
-    except CallerError as exc:
-        raise InvalidRequest(exc.message) from None
-    at = at or rt.clock()
-    with rt.metadata.transaction() as session:
-        row = _seal_row(session, seal_id)
-        if row.revoked_at is not None:
-            raise IllegalTransition(f"seal {seal_id} was already revoked")
-        record = _record(row).revoked(at, code, note)
-        row.record = json.dumps(record.to_json_dict()).encode()
-        row.revoked_at = at
-    return record
-
-
-def registered_seals(rt: NodeRuntime) -> list[SealRecord]:
-    """The records of every seal registered at this node, revoked ones included."""
-    with rt.metadata.read() as session:
-        rows = session.scalars(select(SealRow).order_by(SealRow.seal_id))
-        return [_record(r) for r in rows]
-
-
-def seal_registry(rt: NodeRuntime) -> Envelope:
-    """This node's seal records, signed with its relay signing key."""
-    records = registered_seals(rt)
-    now = rt.clock()
-    version = len(records) + sum(1 for r in records if r.revoked_at is not None)
-    registry = SealRegistry(rt.node_id, version, now, tuple(records))
-    return sign_seal_registry(registry, rt.keys.signer(now))
 
 
 def _next_identifier(session: Session, type_code: str, uscc: str) -> tuple[ECertIdentifier, int]:
@@ -239,191 +106,348 @@ class SealedDocument:
     pdf: bool
 
 
-def _usable(rt: NodeRuntime, session: Session, seal_id: str, at: datetime) -> SealRecord:
-    record = _record(_seal_row(session, seal_id))
-    if not record.valid_at(at):
-        raise IllegalTransition(f"seal {seal_id} is not valid now (revoked or outside its window)")
-    return record
+class SealOffice:
+    """A node's seals and the e-certificates they issue: register, revoke, seal, publish.
 
-
-def seal_document(
-    rt: NodeRuntime,
-    *,
-    seal_id: str,
-    document_name: str,
-    chunks: Iterable[bytes],
-    type_code: str,
-    pdf: bool = False,
-) -> SealedDocument:
-    """Seal a document with a registered seal and issue it an e-certificate identifier.
-
-    Raises:
-        NotFound: unknown seal id.
-        IllegalTransition: the seal is revoked or outside its window.
-        TooLarge: a PDF above 64 MiB (PAdES rewrites the file, so it is held in memory).
+    Its dependencies are its constructor's arguments: the metadata store that holds seal
+    and e-certificate rows, the node's relay keys that sign its registry and status list,
+    the seal book with the seal keys (None where no seal CA is configured), and the clock.
     """
-    book = _book(rt)
-    # Take the whole upload before any transaction opens: a slow client must not hold a lock.
-    digest = hashlib.sha256()
-    data = bytearray()
-    for chunk in chunks:
-        digest.update(chunk)
-        if pdf:
-            data += chunk
-            if len(data) > _MAX_PDF:
-                raise TooLarge(f"a PDF to seal may be at most {_MAX_PDF} bytes")
-    now = rt.clock()
-    signer = book.signer_if_present(seal_id)
-    chain = [book.ca_certificate]
-    with rt.metadata.transaction() as session:
-        record = _usable(rt, session, seal_id, now)
-        if signer is None:
-            raise IllegalTransition(f"the key of seal {seal_id} is missing at this node")
-        identifier, serial = _next_identifier(session, type_code, record.org_uscc)
-        if pdf:
-            out = io.BytesIO()
-            seal_pdf(
-                bytes(data),
-                out,
-                signer,
-                record.certificate,
-                chain=chain,
-                at=now,
-                ecert_identifier=identifier,
-                verification_url=rt.config.verification_url,
-                seal_image_png=_seal_row(session, seal_id).image_png,
-            )
-            signature = out.getvalue()
+
+    def __init__(
+        self,
+        *,
+        node_id: str,
+        metadata: MetadataStore,
+        keys: NodeKeyRing,
+        book: SealBook | None,
+        clock: Clock,
+        verification_url: str,
+        status_list_hours: float,
+        result_seal: str = "",
+    ) -> None:
+        self.node_id = node_id
+        self.metadata = metadata
+        self.keys = keys
+        self.seals = book
+        self.clock = clock
+        self.verification_url = verification_url
+        self.status_list_hours = status_list_hours
+        self.configured_result_seal = result_seal
+
+    def _book(self) -> SealBook:
+        if self.seals is None:
+            raise IllegalTransition(f"node {self.node_id} has no seal CA configured ([seals] dir)")
+        return self.seals
+
+    def register_seal(
+        self,
+        *,
+        seal_id: str,
+        name: str,
+        org_uscc: str,
+        not_before: datetime,
+        not_after: datetime,
+        image_png: bytes | None = None,
+    ) -> SealRecord:
+        """Create a seal key and certificate under the node's seal CA and publish the record.
+
+        Raises:
+            InvalidRequest: bad seal id, name, credit code or window.
+            BadSealImage: the image is not a PNG within the limits.
+            Conflict: the seal id is taken.
+        """
+        book = self._book()
+        if not _SEAL_ID.fullmatch(seal_id):
+            raise InvalidRequest(f"seal id {echo(seal_id)} must be 1-64 of A-Z a-z 0-9 . _ -")
+        if not name.strip():
+            raise InvalidRequest("a seal needs its registered name")
+        uscc = validate_credit_code(org_uscc)
+        if not_after <= not_before:
+            raise InvalidRequest("the seal's validity window is empty")
+        if not_after > book.ca_certificate.not_valid_after_utc:
+            raise InvalidRequest("the seal cannot outlive the node's seal CA certificate")
+        if image_png is not None:
+            # Every PDF stamp draws it: an image that does not decode would fail each of them.
+            check_seal_image(image_png)
         else:
-            signature = seal_digest(
-                digest.digest(),
-                signer,
-                record.certificate,
-                chain=chain,
-                at=now,
-                ecert_identifier=identifier,
+            image_png = render_seal_image(name.strip())
+        now = self.clock()
+        with self.metadata.transaction() as session:
+            if session.get(SealRow, seal_id) is not None:
+                raise Conflict(f"seal id {seal_id!r} is already registered")
+            new = create_seal(
+                seal_id=seal_id,
+                name=name.strip(),
+                org_uscc=uscc,
+                node_id=self.node_id,
+                issuer_key=book.ca_key,
+                issuer_cert=book.ca_certificate,
+                not_before=not_before,
+                not_after=not_after,
+                now=now,
+                image_png=image_png,
             )
+            assert new.key is not None
+            key_file = book.key_path(seal_id)
+            _write_new_key(key_file, new.key)
+            try:
+                session.add(
+                    SealRow(
+                        seal_id=seal_id,
+                        name=new.record.name,
+                        org_uscc=uscc,
+                        record=json.dumps(new.record.to_json_dict()).encode(),
+                        image_png=new.image_png,
+                        key_ref=f"keys/{seal_id}.pem",
+                        created_at=now,
+                        revoked_at=None,
+                    )
+                )
+                session.flush()
+            except BaseException:
+                key_file.unlink(missing_ok=True)
+                raise
+        return new.record
+
+    def revoke_seal(
+        self,
+        seal_id: str,
+        *,
+        reason: str = "",
+        note: str = "",
+        at: datetime | None = None,
+    ) -> SealRecord:
+        """Revoke a seal from ``at`` on (default now) for ``reason``, an RFC 5280 reason code.
+
+        An empty reason is ``unspecified``, which counts as a possible key compromise: the seal's
+        earlier documents then stay VALID only where their time is proven (ADR 0006).
+
+        Raises:
+            InvalidRequest: ``reason`` is not a revocation reason code.
+            NotFound / IllegalTransition: no such seal, or it was revoked already.
+        """
+        try:
+            code = RevocationReason.from_code(reason)
+        except CallerError as exc:
+            raise InvalidRequest(exc.message) from None
+        at = at or self.clock()
+        with self.metadata.transaction() as session:
+            row = _seal_row(session, seal_id)
+            if row.revoked_at is not None:
+                raise IllegalTransition(f"seal {seal_id} was already revoked")
+            record = _record(row).revoked(at, code, note)
+            row.record = json.dumps(record.to_json_dict()).encode()
+            row.revoked_at = at
+        return record
+
+    def registered_seals(self) -> list[SealRecord]:
+        """The records of every seal registered at this node, revoked ones included."""
+        with self.metadata.read() as session:
+            rows = session.scalars(select(SealRow).order_by(SealRow.seal_id))
+            return [_record(r) for r in rows]
+
+    def seal_registry(self) -> Envelope:
+        """This node's seal records, signed with its relay signing key."""
+        records = self.registered_seals()
+        now = self.clock()
+        version = len(records) + sum(1 for r in records if r.revoked_at is not None)
+        registry = SealRegistry(self.node_id, version, now, tuple(records))
+        return sign_seal_registry(registry, self.keys.signer(now))
+
+    def _usable(self, session: Session, seal_id: str, at: datetime) -> SealRecord:
+        record = _record(_seal_row(session, seal_id))
+        if not record.valid_at(at):
+            raise IllegalTransition(
+                f"seal {seal_id} is not valid now (revoked or outside its window)"
+            )
+        return record
+
+    def seal_document(
+        self,
+        *,
+        seal_id: str,
+        document_name: str,
+        chunks: Iterable[bytes],
+        type_code: str,
+        pdf: bool = False,
+    ) -> SealedDocument:
+        """Seal a document with a registered seal and issue it an e-certificate identifier.
+
+        Raises:
+            NotFound: unknown seal id.
+            IllegalTransition: the seal is revoked or outside its window.
+            TooLarge: a PDF above 64 MiB (PAdES rewrites the file, so it is held in memory).
+        """
+        book = self._book()
+        # Take the whole upload before any transaction opens: a slow client must not hold a lock.
+        digest = hashlib.sha256()
+        data = bytearray()
+        for chunk in chunks:
+            digest.update(chunk)
+            if pdf:
+                data += chunk
+                if len(data) > _MAX_PDF:
+                    raise TooLarge(f"a PDF to seal may be at most {_MAX_PDF} bytes")
+        now = self.clock()
+        signer = book.signer_if_present(seal_id)
+        chain = [book.ca_certificate]
+        with self.metadata.transaction() as session:
+            record = self._usable(session, seal_id, now)
+            if signer is None:
+                raise IllegalTransition(f"the key of seal {seal_id} is missing at this node")
+            identifier, serial = _next_identifier(session, type_code, record.org_uscc)
+            if pdf:
+                out = io.BytesIO()
+                seal_pdf(
+                    bytes(data),
+                    out,
+                    signer,
+                    record.certificate,
+                    chain=chain,
+                    at=now,
+                    ecert_identifier=identifier,
+                    verification_url=self.verification_url,
+                    seal_image_png=_seal_row(session, seal_id).image_png,
+                )
+                signature = out.getvalue()
+            else:
+                signature = seal_digest(
+                    digest.digest(),
+                    signer,
+                    record.certificate,
+                    chain=chain,
+                    at=now,
+                    ecert_identifier=identifier,
+                )
+            session.add(
+                ECertRow(
+                    identifier=str(identifier),
+                    seal_id=seal_id,
+                    type_code=type_code,
+                    serial=serial,
+                    document_name=document_name,
+                    document_sha256=digest.hexdigest(),
+                    packet_id="",
+                    issued_at=now,
+                    status=ECertStatus.VALID.value,
+                    changed_at=now,
+                    reason="",
+                )
+            )
+        return SealedDocument(str(identifier), seal_id, signature, pdf)
+
+    def seal_result_digest(
+        self,
+        session: Session,
+        *,
+        seal_id: str,
+        document_name: str,
+        sha256_hex: str,
+        packet_id: str,
+    ) -> tuple[str, bytes]:
+        """Seal a result document from its digest inside the packet's transaction."""
+        book = self._book()
+        now = self.clock()
+        record = self._usable(session, seal_id, now)
+        identifier, serial = _next_identifier(session, RESULT_ECERT_TYPE, record.org_uscc)
+        signature = seal_digest(
+            bytes.fromhex(sha256_hex),
+            book.signer(seal_id),
+            record.certificate,
+            chain=[book.ca_certificate],
+            at=now,
+            ecert_identifier=identifier,
+        )
         session.add(
             ECertRow(
                 identifier=str(identifier),
                 seal_id=seal_id,
-                type_code=type_code,
+                type_code=RESULT_ECERT_TYPE,
                 serial=serial,
                 document_name=document_name,
-                document_sha256=digest.hexdigest(),
-                packet_id="",
+                document_sha256=sha256_hex,
+                packet_id=packet_id,
                 issued_at=now,
                 status=ECertStatus.VALID.value,
                 changed_at=now,
                 reason="",
             )
         )
-    return SealedDocument(str(identifier), seal_id, signature, pdf)
+        session.flush()
+        return str(identifier), signature
 
+    def change_ecert_status(self, identifier: str, status: str, *, reason: str) -> ECertStatusEntry:
+        """Revoke (撤销/吊销), cancel (注销) or expire (失效) an issued e-certificate.
 
-def seal_result_digest(
-    rt: NodeRuntime,
-    session: Session,
-    *,
-    seal_id: str,
-    document_name: str,
-    sha256_hex: str,
-    packet_id: str,
-) -> tuple[str, bytes]:
-    """Seal a result document from its digest inside the packet's transaction."""
-    book = _book(rt)
-    now = rt.clock()
-    record = _usable(rt, session, seal_id, now)
-    identifier, serial = _next_identifier(session, RESULT_ECERT_TYPE, record.org_uscc)
-    signature = seal_digest(
-        bytes.fromhex(sha256_hex),
-        book.signer(seal_id),
-        record.certificate,
-        chain=[book.ca_certificate],
-        at=now,
-        ecert_identifier=identifier,
-    )
-    session.add(
-        ECertRow(
-            identifier=str(identifier),
-            seal_id=seal_id,
-            type_code=RESULT_ECERT_TYPE,
-            serial=serial,
-            document_name=document_name,
-            document_sha256=sha256_hex,
-            packet_id=packet_id,
-            issued_at=now,
-            status=ECertStatus.VALID.value,
-            changed_at=now,
-            reason="",
-        )
-    )
-    session.flush()
-    return str(identifier), signature
+        Raises:
+            ECertIdentifierError: malformed identifier or bad check character.
+            NotFound: not issued by this node.
+            InvalidRequest: unknown status or missing reason.
+            IllegalTransition: it is no longer valid.
+        """
+        parse_ecert_identifier(identifier)
+        try:
+            new = ECertStatus(status)
+        except ValueError:
+            raise InvalidRequest(f"unknown e-certificate status {echo(status)}") from None
+        if new is ECertStatus.VALID:
+            raise InvalidRequest("an e-certificate cannot be made valid again; issue a new one")
+        if new in (ECertStatus.REVOKED, ECertStatus.CANCELLED) and not reason.strip():
+            raise InvalidRequest(f"a {new.value} e-certificate needs a reason")
+        now = self.clock()
+        with self.metadata.transaction() as session:
+            row = session.get(ECertRow, identifier)
+            if row is None:
+                raise NotFound(f"e-certificate {identifier} was not issued by node {self.node_id}")
+            if row.status != ECertStatus.VALID.value:
+                raise IllegalTransition(f"e-certificate {identifier} is already {row.status}")
+            row.status, row.changed_at, row.reason = new.value, now, reason.strip()
+        return ECertStatusEntry(identifier, new, now, reason.strip())
 
+    def ecert_status(self, identifier: str) -> ECertStatusEntry:
+        """The current status of an e-certificate this node issued (for online verification)."""
+        parse_ecert_identifier(identifier)
+        with self.metadata.read() as session:
+            row = session.get(ECertRow, identifier)
+            if row is None:
+                raise NotFound(f"e-certificate {identifier} was not issued by node {self.node_id}")
+            return ECertStatusEntry(identifier, ECertStatus(row.status), row.changed_at, row.reason)
 
-def change_ecert_status(
-    rt: NodeRuntime, identifier: str, status: str, *, reason: str
-) -> ECertStatusEntry:
-    """Revoke (撤销/吊销), cancel (注销) or expire (失效) an issued e-certificate.
-
-    Raises:
-        ECertIdentifierError: malformed identifier or bad check character.
-        NotFound: not issued by this node.
-        InvalidRequest: unknown status or missing reason.
-        IllegalTransition: it is no longer valid.
-    """
-    parse_ecert_identifier(identifier)
-    try:
-        new = ECertStatus(status)
-    except ValueError:
-        raise InvalidRequest(f"unknown e-certificate status {echo(status)}") from None
-    if new is ECertStatus.VALID:
-        raise InvalidRequest("an e-certificate cannot be made valid again; issue a new one")
-    if new in (ECertStatus.REVOKED, ECertStatus.CANCELLED) and not reason.strip():
-        raise InvalidRequest(f"a {new.value} e-certificate needs a reason")
-    now = rt.clock()
-    with rt.metadata.transaction() as session:
-        row = session.get(ECertRow, identifier)
-        if row is None:
-            raise NotFound(f"e-certificate {identifier} was not issued by node {rt.node_id}")
-        if row.status != ECertStatus.VALID.value:
-            raise IllegalTransition(f"e-certificate {identifier} is already {row.status}")
-        row.status, row.changed_at, row.reason = new.value, now, reason.strip()
-    return ECertStatusEntry(identifier, new, now, reason.strip())
-
-
-def ecert_status(rt: NodeRuntime, identifier: str) -> ECertStatusEntry:
-    """The current status of an e-certificate this node issued (for online verification)."""
-    parse_ecert_identifier(identifier)
-    with rt.metadata.read() as session:
-        row = session.get(ECertRow, identifier)
-        if row is None:
-            raise NotFound(f"e-certificate {identifier} was not issued by node {rt.node_id}")
-        return ECertStatusEntry(identifier, ECertStatus(row.status), row.changed_at, row.reason)
-
-
-def status_list(rt: NodeRuntime) -> Envelope:
-    """Every status change of this node's e-certificates, signed, current for a stated period."""
-    now = rt.clock()
-    with rt.metadata.read() as session:
-        rows = list(
-            session.scalars(
-                select(ECertRow)
-                .where(ECertRow.status != ECertStatus.VALID.value)
-                .order_by(ECertRow.changed_at)
+    def status_list(self) -> Envelope:
+        """Every status change of this node's e-certificates, signed, valid for a stated period."""
+        now = self.clock()
+        with self.metadata.read() as session:
+            rows = list(
+                session.scalars(
+                    select(ECertRow)
+                    .where(ECertRow.status != ECertStatus.VALID.value)
+                    .order_by(ECertRow.changed_at)
+                )
             )
+        listing = ECertStatusList.empty(
+            self.node_id, issued_at=now, next_update=now + timedelta(hours=self.status_list_hours)
         )
-    listing = ECertStatusList.empty(
-        rt.node_id, issued_at=now, next_update=now + timedelta(hours=rt.config.status_list_hours)
-    )
-    for r in rows:
-        listing = listing.with_change(
-            parse_ecert_identifier(r.identifier),
-            ECertStatus(r.status),
-            changed_at=r.changed_at,
-            reason=r.reason or r.status,
-            issued_at=now,
-            next_update=listing.next_update,
-        )
-    return sign_status_list(listing, rt.keys.signer(now))
+        for r in rows:
+            listing = listing.with_change(
+                parse_ecert_identifier(r.identifier),
+                ECertStatus(r.status),
+                changed_at=r.changed_at,
+                reason=r.reason or r.status,
+                issued_at=now,
+                next_update=listing.next_update,
+            )
+        return sign_status_list(listing, self.keys.signer(now))
+
+    def result_seal(self, session: Session) -> str | None:
+        """The seal for this node's results: the configured one, else the newest usable one."""
+        if self.seals is None:
+            return None
+        if self.configured_result_seal:
+            return self.configured_result_seal
+        now = self.clock()
+        for row in session.scalars(select(SealRow).order_by(SealRow.created_at.desc())):
+            if _record(row).valid_at(now):
+                return row.seal_id
+        _log.warning("node %s has no usable seal; results go out unsealed", self.node_id)
+        return None

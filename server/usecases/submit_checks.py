@@ -10,7 +10,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy.orm import Session
 
@@ -29,6 +29,7 @@ from tongban.server.domain.errors import (
     NotFound,
     TooLarge,
 )
+from tongban.server.domain.matters import MatterCatalog
 from tongban.server.domain.statements import (
     RecipientEntry,
     check_text,
@@ -40,13 +41,15 @@ from tongban.server.usecases.messages import (
     SubmitHeader,
     SubmitPart,
 )
-from tongban.server.usecases.runtime import NodeRuntime
+from tongban.server.usecases.runtime import Clock, DirectoryHolder
 from tongban.storage.sql import (
     CaseRow,
     LegRow,
+    MetadataStore,
 )
 
 __all__ = [
+    "PlanParts",
     "SubmitPlan",
     "case_id_of",
     "check_file_begin",
@@ -58,6 +61,28 @@ __all__ = [
     "resolve_recipients",
     "sealed_form_of",
 ]
+
+
+class PlanParts(Protocol):
+    """What checking and planning a hall's submission needs of the node."""
+
+    @property
+    def node_id(self) -> str: ...
+
+    @property
+    def clock(self) -> Clock: ...
+
+    @property
+    def limits(self) -> Limits: ...
+
+    @property
+    def directory(self) -> DirectoryHolder: ...
+
+    @property
+    def matters(self) -> MatterCatalog: ...
+
+    @property
+    def metadata(self) -> MetadataStore: ...
 
 
 @dataclass
@@ -97,9 +122,9 @@ def _parse_form(form_json: bytes, limit: int) -> dict[str, Any]:
         raise InvalidRequest(exc.message, code="malformed-form") from None
 
 
-def sealed_form_of(rt: NodeRuntime, header: SubmitHeader) -> bytes:
+def sealed_form_of(rt: PlanParts, header: SubmitHeader) -> bytes:
     """The form and applicant as sealed into the packet (canonical JSON), checked."""
-    limit = rt.config.limits.max_form_bytes
+    limit = rt.limits.max_form_bytes
     form = _parse_form(header.form_json, limit)
     applicant = _check_applicant(header.applicant, rt.clock())
     plain = canonical_json({"applicant": applicant, "form": form})
@@ -132,7 +157,7 @@ def check_header_text(header: SubmitHeader) -> None:
         check_text("department", r.department)
 
 
-def resolve_recipients(rt: NodeRuntime, header: SubmitHeader) -> tuple[RecipientEntry, ...]:
+def resolve_recipients(rt: PlanParts, header: SubmitHeader) -> tuple[RecipientEntry, ...]:
     directory = rt.directory.current
     out: list[RecipientEntry] = []
     for r in header.recipients:
@@ -152,7 +177,7 @@ def resolve_recipients(rt: NodeRuntime, header: SubmitHeader) -> tuple[Recipient
     return tuple(out)
 
 
-def plan_submit(rt: NodeRuntime, hall_id: str, header: SubmitHeader) -> SubmitPlan:
+def plan_submit(rt: PlanParts, hall_id: str, header: SubmitHeader) -> SubmitPlan:
     packet_id = packet_id_of(header)
     check_header_text(header)
     if header.kind == "application":
@@ -179,7 +204,7 @@ def plan_submit(rt: NodeRuntime, hall_id: str, header: SubmitHeader) -> SubmitPl
 
 
 def leg_for_packet(
-    session: Session, rt: NodeRuntime, hall_id: str, header: SubmitHeader, case_id: str
+    session: Session, rt: PlanParts, hall_id: str, header: SubmitHeader, case_id: str
 ) -> tuple[CaseRow, LegRow, RecipientEntry]:
     """The case and leg a supplement or result packet belongs to, checked for this hall."""
     case = session.get(CaseRow, case_id)

@@ -519,7 +519,8 @@ def test_a_document_sealed_in_the_first_second_of_a_seal_verifies(
 ) -> None:
     # The SDK takes not_before down to the second; a caller of the RPC itself may not.
     moment = utcnow().replace(microsecond=500_000)
-    cluster.nodes[NODE].runtime.clock = lambda: moment
+    cluster.stop(NODE)
+    cluster.start(NODE, clock=lambda: moment)
     folder = admin_folder(cluster)
     creds = grpc.ssl_channel_credentials(
         (folder / "root.pem").read_bytes(),

@@ -63,7 +63,7 @@ def test_round_trip_and_case_flow(
     assert got.files[0].path.read_bytes() == data
     assert got.files[0].sha256 == hashlib.sha256(data).hexdigest()
     # Nothing rests in plaintext: the stored blob is ciphertext of the right size.
-    store = c.nodes["420100"].runtime.objects
+    store = c.nodes["420100"].objects
     [key] = [k for k in store.list_keys("in/")]
     blob = store.read_bytes(key)
     assert data[:64] not in blob and len(blob) == len(data) + 16 * 4

@@ -98,7 +98,7 @@ def _grown_by(before: dict[str, Any], after: dict[str, Any], n: int) -> None:
 
 def _held(cluster: Cluster, node: str, packet_ids: list[str]) -> dict[str, int]:
     """How many packet rows the node holds for each of ``packet_ids``."""
-    with cluster.nodes[node].runtime.metadata.read() as session:
+    with cluster.nodes[node].metadata.read() as session:
         rows = session.scalars(
             select(PacketRow.packet_id).where(PacketRow.packet_id.in_(packet_ids))
         ).all()
@@ -108,7 +108,7 @@ def _held(cluster: Cluster, node: str, packet_ids: list[str]) -> dict[str, int]:
 def _no_trace(cluster: Cluster, openings: list[relay_pb2.PacketOpening]) -> None:
     ids = [_pid(o) for o in openings]
     assert _held(cluster, B, ids) == dict.fromkeys(ids, 0)
-    with cluster.nodes[B].runtime.metadata.read() as session:
+    with cluster.nodes[B].metadata.read() as session:
         cases = session.scalars(
             select(CaseRow.case_id).where(CaseRow.case_id.in_([_case_id(o) for o in openings]))
         ).all()
@@ -116,7 +116,7 @@ def _no_trace(cluster: Cluster, openings: list[relay_pb2.PacketOpening]) -> None
 
 
 def _stored_receipt(cluster: Cluster, packet_id: str) -> Envelope:
-    with cluster.nodes[B].runtime.metadata.read() as session:
+    with cluster.nodes[B].metadata.read() as session:
         row = session.scalar(select(PacketRow).where(PacketRow.packet_id == packet_id))
         assert row is not None and row.direction == "in" and row.receipt is not None
         return Envelope.from_json_dict(json.loads(row.receipt))

@@ -26,7 +26,7 @@ APPLICANT = Applicant("张三", "citizen", citizen_id())
 
 
 def _delivery(cluster: Cluster, packet_id: str) -> tuple[str, int, str]:
-    with cluster.nodes[A].runtime.metadata.read() as session:
+    with cluster.nodes[A].metadata.read() as session:
         row = session.scalar(
             select(DeliveryRow).where(DeliveryRow.packet_id == packet_id, DeliveryRow.node_id == B)
         )
@@ -71,7 +71,7 @@ def test_a_packet_too_large_for_the_peers_message_limit_goes_in_a_stream(
 def test_a_peer_that_takes_files_only_in_a_stream_gets_them_so(
     two_nodes: Cluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real = packets.receive_batch
+    real = packets.ReceivePackets.receive_batch
     refused: list[str] = []
 
     def like_an_older_node(
@@ -85,7 +85,7 @@ def test_a_peer_that_takes_files_only_in_a_stream_gets_them_so(
                 outcomes.insert(i, packets.DeliverOutcome(None, error=error))
         return outcomes
 
-    monkeypatch.setattr(packets, "receive_batch", like_an_older_node)
+    monkeypatch.setattr(packets.ReceivePackets, "receive_batch", like_an_older_node)
     cluster = two_nodes
     cluster.start(A)
     cluster.start(B)

@@ -56,7 +56,7 @@ def _submit_requests(file_name: str, data: bytes) -> list[hall_pb2.SubmitRequest
 
 
 def _outbox_rows(cluster: Cluster) -> int:
-    with cluster.nodes[SENDER].runtime.metadata.read() as session:
+    with cluster.nodes[SENDER].metadata.read() as session:
         return session.scalar(select(func.count()).select_from(OutboxRow)) or 0
 
 

@@ -45,7 +45,7 @@ def test_watch_streams_packets_as_they_arrive(cluster: Cluster) -> None:
 
 
 def test_scheduler_keeps_its_jobs_in_the_node_database(cluster: Cluster) -> None:
-    engine = cluster.nodes["420700"].runtime.metadata.engine
+    engine = cluster.nodes["420700"].metadata.engine
     assert "apscheduler_jobs" in inspect(engine).get_table_names()
     with engine.connect() as conn:
         ids = sorted(r[0] for r in conn.execute(text("select id from apscheduler_jobs")))
@@ -54,7 +54,7 @@ def test_scheduler_keeps_its_jobs_in_the_node_database(cluster: Cluster) -> None
 
 def test_directory_refresh_takes_only_a_newer_root_signed_version(cluster: Cluster) -> None:
     node = cluster.nodes["420100"]
-    holder = node.runtime.directory
+    holder = node.directory
     current = holder.current
     root = PrivateKeySigner(load_private_key((cluster.fed / "root" / "root-key.pem").read_bytes()))  # type: ignore[arg-type]
     wuhan = current.node("420100")
@@ -110,7 +110,7 @@ def test_orphan_sweep_removes_only_unreferenced_idle_blobs(cluster: Cluster) -> 
             Material("a.bin", None, "application/octet-stream", lambda: iter([b"x" * 100]), 100)
         ],
     )
-    rt = cluster.nodes["420700"].runtime
+    rt = cluster.nodes["420700"]
     kept = sorted(rt.objects.list_keys("out/"))
     assert len(kept) == 1
     # What a crash between blob write and commit leaves, one still being written, and a
@@ -119,8 +119,10 @@ def test_orphan_sweep_removes_only_unreferenced_idle_blobs(cluster: Cluster) -> 
     rt.objects.put_bytes("in/other-packet/def456/3", b"orphaned too")
     rt.objects.put_bytes("out/live-packet/ghi789/0", b"still uploading")
     with rt.transfers.hold("out/live-packet/ghi789/"):
-        assert sweep_orphan_blobs(rt) == 2
+        assert sweep_orphan_blobs(rt.metadata, rt.objects, rt.transfers) == 2
     assert sorted(rt.objects.list_keys("")) == sorted([*kept, "out/live-packet/ghi789/0"])
-    assert sweep_orphan_blobs(rt) == 1  # no longer active, never committed
+    assert (
+        sweep_orphan_blobs(rt.metadata, rt.objects, rt.transfers) == 1
+    )  # no longer active, never committed
     assert sorted(rt.objects.list_keys("")) == kept
     assert ez.fetch(r.packet_id, cluster.root / "o").files[0].path.read_bytes() == b"x" * 100

@@ -159,7 +159,7 @@ class SendingNode:
         return receipt.packet_id
 
     def rows(self, packet_id: str) -> tuple[OutboxRow, DeliveryRow]:
-        with self.cluster.nodes[SENDER].runtime.metadata.read() as session:
+        with self.cluster.nodes[SENDER].metadata.read() as session:
             outbox = session.scalars(
                 select(OutboxRow).where(OutboxRow.kind == "packet", OutboxRow.ref == packet_id)
             ).one()

@@ -226,7 +226,7 @@ def test_unreachable_recipient_is_retried_until_it_acknowledges(
     )
 
     def attempts() -> int:
-        with c.nodes["420700"].runtime.metadata.transaction() as s:
+        with c.nodes["420700"].metadata.transaction() as s:
             row = s.scalar(select(DeliveryRow).where(DeliveryRow.packet_id == r.packet_id))
             assert row is not None
             return (
