@@ -9,9 +9,11 @@ from collections.abc import Iterator
 
 from tongban.keys.envelope import Envelope, EnvelopeSignature
 from tongban.proto import common_pb2, relay_pb2
+from tongban.server.domain.errors import InvalidRequest
 from tongban.server.usecases.messages import DeliverOpening, DeliverPart, DeliverSegment
 
 __all__ = [
+    "deliver_parts_from_proto",
     "deliver_requests",
     "envelope_from_proto",
     "envelope_to_proto",
@@ -81,3 +83,16 @@ def deliver_requests(parts: Iterator[DeliverPart]) -> Iterator[relay_pb2.Deliver
             request = relay_pb2.DeliverRequest()
             _fill_segment(request.segment, part)
             yield request
+
+
+def deliver_parts_from_proto(
+    requests: Iterator[relay_pb2.DeliverRequest],
+) -> Iterator[DeliverPart]:
+    for req in requests:
+        which = req.WhichOneof("part")
+        if which == "opening":
+            yield opening_from_proto(req.opening)
+        elif which == "segment":
+            yield segment_from_proto(req.segment)
+        else:
+            raise InvalidRequest("empty delivery message")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -105,14 +105,31 @@ class HallInbox:
         self.directory = directory
         self._notifier = notifier
 
-    @property
-    def generation(self) -> int:
-        """A counter that moves whenever a packet arrives for any hall of this node."""
-        return self._notifier.generation
+    def watch(
+        self, hall_id: str, *, direction: str, include_existing: bool, active: Callable[[], bool]
+    ) -> Iterator[InboxItem]:
+        """This hall's packets as they arrive, while ``active()`` holds: first those already
+        held if ``include_existing``, then each new one, oldest first.
 
-    def wait(self, seen: int, timeout: float) -> int:
-        """Wait until the generation moves past ``seen`` or ``timeout`` runs out."""
-        return self._notifier.wait(seen, timeout)
+        Raises:
+            InvalidRequest: an unknown direction.
+        """
+        after = 0
+        if not include_existing:
+            existing = self.list(hall_id, direction=direction, limit=MAX_INBOX_PAGE)
+            while existing:
+                after = existing[-1].row_id
+                existing = self.list(
+                    hall_id, direction=direction, after_row=after, limit=MAX_INBOX_PAGE
+                )
+        generation = self._notifier.generation
+        while active():
+            for item in self.list(
+                hall_id, direction=direction, after_row=after, limit=MAX_INBOX_PAGE
+            ):
+                after = item.row_id
+                yield item
+            generation = self._notifier.wait(generation, timeout=1.0)
 
     def list(
         self, hall_id: str, *, direction: str = "", after_row: int = 0, limit: int = 0
