@@ -98,6 +98,31 @@ def _next_identifier(session: Session, type_code: str, uscc: str) -> tuple[ECert
     return ECertIdentifier(type_code, uscc, f"{serial:012d}"), serial
 
 
+def _issued(
+    identifier: ECertIdentifier,
+    serial: int,
+    seal_id: str,
+    document_name: str,
+    sha256_hex: str,
+    packet_id: str,
+    now: datetime,
+) -> ECertRow:
+    """The row of an e-certificate issued now, valid."""
+    return ECertRow(
+        identifier=str(identifier),
+        seal_id=seal_id,
+        type_code=identifier.type_code,
+        serial=serial,
+        document_name=document_name,
+        document_sha256=sha256_hex,
+        packet_id=packet_id,
+        issued_at=now,
+        status=ECertStatus.VALID.value,
+        changed_at=now,
+        reason="",
+    )
+
+
 @dataclass(frozen=True)
 class SealedDocument:
     identifier: str
@@ -321,19 +346,7 @@ class SealOffice:
                     ecert_identifier=identifier,
                 )
             session.add(
-                ECertRow(
-                    identifier=str(identifier),
-                    seal_id=seal_id,
-                    type_code=type_code,
-                    serial=serial,
-                    document_name=document_name,
-                    document_sha256=digest.hexdigest(),
-                    packet_id="",
-                    issued_at=now,
-                    status=ECertStatus.VALID.value,
-                    changed_at=now,
-                    reason="",
-                )
+                _issued(identifier, serial, seal_id, document_name, digest.hexdigest(), "", now)
             )
         return SealedDocument(str(identifier), seal_id, signature, pdf)
 
@@ -359,21 +372,7 @@ class SealOffice:
             at=now,
             ecert_identifier=identifier,
         )
-        session.add(
-            ECertRow(
-                identifier=str(identifier),
-                seal_id=seal_id,
-                type_code=RESULT_ECERT_TYPE,
-                serial=serial,
-                document_name=document_name,
-                document_sha256=sha256_hex,
-                packet_id=packet_id,
-                issued_at=now,
-                status=ECertStatus.VALID.value,
-                changed_at=now,
-                reason="",
-            )
-        )
+        session.add(_issued(identifier, serial, seal_id, document_name, sha256_hex, packet_id, now))
         session.flush()
         return str(identifier), signature
 
