@@ -7,8 +7,16 @@ node A, A to node B), the packet's cryptography (HPKE wrap for A itself and for 
 B, three Ed25519 signatures: statement, "submitted" event and receipt, and their three
 verifications), and for files: AES-256-GCM at both nodes, SHA-256 of the plaintext at the
 hall and at both nodes and of the ciphertext B stored (its receipt names that digest), and
-the bytes written durably at both nodes. Each hop is priced at its cheapest: one call, plus
-its bytes at the streaming rate.
+the bytes written durably at both nodes, and the rows each node commits. Each hop is priced
+the way the relay makes it: the hall's form-only packet is one unary call; its application
+is the real submit stream of ten messages (header, then begin / data / end per scan); small
+packets travel from A to B up to 64 in one ``DeliverBatch`` call, so that call is priced per
+batch and divided by its packets; large ones go one stream each. SHA-256 is counted once
+per pass the code makes over a file's bytes: the plaintext at the hall, at A and at B, and
+the ciphertext at A and at B as each stores it (five). SQL is priced as the node writes it:
+one statement per table for a group of packets (group commit) and one commit per group,
+through SQLAlchemy Core on the node's own schema and SQLite settings (WAL, synchronous
+FULL) -- the ORM's own cost is not counted.
 This script measures each of those parts alone, in this process and in a bare grpcio server
 process (generic handlers, no protobuf, no application code), and adds them up into the CPU
 one packet (or one MB) needs before any of the relay's own code runs.
@@ -165,6 +173,10 @@ def measure_grpc(quick: bool) -> dict[str, float]:
                 form = os.urandom(2_500)
                 scale = 1 if quick else 3
                 u_client, u_server = _per_call(server.pid, lambda: unary(form), 150 * scale, 8)
+                # What A sends B for 64 form-only packets: statement, wrapped key, form
+                # ciphertext and the "submitted" event of each, in one call.
+                batch = os.urandom(64 * 3_400)
+                bt_client, bt_server = _per_call(server.pid, lambda: unary(batch), 30 * scale, 4)
                 small = os.urandom(100)
                 scan = os.urandom(300_000)
 
@@ -185,6 +197,8 @@ def measure_grpc(quick: bool) -> dict[str, float]:
     return {
         "unary_call_client_ms": u_client * 1e3,
         "unary_call_server_ms": u_server * 1e3,
+        "batch64_call_client_ms": bt_client * 1e3,
+        "batch64_call_server_ms": bt_server * 1e3,
         "application_stream_client_ms": b_client * 1e3,
         "application_stream_server_ms": b_server * 1e3,
         "stream_client_ms_per_mb": m_client / mb * 1e3,
@@ -238,6 +252,105 @@ def measure_write(directory: Path) -> dict[str, float]:
     return {"durable_write_ms_per_mb": _per_op(put) / ((1 << 20) / MB) * 1e3}
 
 
+GROUP = 64  # packets per group commit in the measurement, as many as one DeliverBatch
+
+
+def measure_sql(directory: Path) -> dict[str, float]:
+    """CPU of the rows one packet adds at each node, written as the node writes them.
+
+    A (sender) adds the case, its leg, the packet, its delivery, its "submitted" event and
+    its outbox item, and later marks the delivery and the outbox item done; B (receiver)
+    adds the case, leg, packet and event. Files add one row per file at each node. Rows are
+    inserted ``GROUP`` packets at a time with one executemany per table and one commit.
+    """
+    from sqlalchemy import Table, bindparam, update
+
+    from tongban.storage.sql import Base, open_metadata_store
+
+    store = open_metadata_store(f"sqlite:///{directory / 'floor.db'}")
+    tables = Base.metadata.tables
+    sizes = {"statement": 700, "payload": 500, "signatures": 150, "form_ciphertext": 2_100}
+    sizes |= {"wrapped_key": 120, "receipt": 400}
+    now = datetime.now(UTC)
+    serial = iter(range(10**9))
+    packets: list[str] = []
+
+    def row(table: Table, packet_id: str, case_id: str) -> dict[str, Any]:
+        """A row as wide as the node's: the packet's ids, node ids, sized byte columns."""
+        values: dict[str, Any] = {}
+        for col in table.columns:
+            if col.primary_key and col.autoincrement is True:
+                continue
+            # A TypeDecorator (the node's UTC datetimes) names what it stores in ``impl``.
+            kind = getattr(col.type, "impl", col.type).python_type
+            if col.name in ("packet_id", "case_id"):
+                values[col.name] = packet_id if col.name == "packet_id" else case_id
+            elif col.name.endswith("node") or col.name == "node_id":
+                values[col.name] = "420100"
+            elif kind is bytes:
+                values[col.name] = os.urandom(sizes.get(col.name, 64))
+            elif kind is int:
+                values[col.name] = next(serial)
+            elif kind is bool:
+                values[col.name] = False
+            elif kind is datetime:
+                values[col.name] = now
+            else:
+                values[col.name] = uuid.uuid4().hex
+        return values
+
+    def write(names: list[str], files: int) -> Callable[[], object]:
+        def op() -> None:
+            ids = [(str(uuid.uuid4()), str(uuid.uuid4())) for _ in range(GROUP)]
+            with store.engine.begin() as conn:
+                for name in names:
+                    t = tables[name]
+                    conn.execute(t.insert(), [row(t, p, c) for p, c in ids])
+                if files:
+                    t = tables["packet_files"]
+                    conn.execute(t.insert(), [row(t, p, c) for p, c in ids for _ in range(files)])
+            packets[:] = [p for p, _ in ids]
+
+        return op
+
+    deliveries, outbox = tables["deliveries"], tables["outbox"]
+    mark_delivery = (
+        update(deliveries)
+        .where(deliveries.c.packet_id == bindparam("p"), deliveries.c.node_id == "420100")
+        .values(state="delivered", receipt=bindparam("r"), delivered_at=bindparam("t"))
+    )
+    mark_outbox = (
+        update(outbox)
+        .where(outbox.c.ref == bindparam("p"))
+        .values(state="done", done_at=bindparam("t"))
+    )
+
+    def sent(files: int) -> Callable[[], object]:
+        """A's groups: the packets' rows, then the group that marks them delivered."""
+
+        def op() -> None:
+            write(["cases", "legs", "packets", "deliveries", "events", "outbox"], files)()
+            receipt = os.urandom(sizes["receipt"])
+            with store.engine.begin() as conn:
+                conn.execute(mark_delivery, [{"p": p, "r": receipt, "t": now} for p in packets])
+                conn.execute(mark_outbox, [{"p": p, "t": now} for p in packets])
+
+        return op
+
+    received = ["cases", "legs", "packets", "events"]
+
+    try:
+        result = {
+            "sql_a_sender_ms": _per_op(sent(0)) / GROUP * 1e3,
+            "sql_a_receiver_ms": _per_op(write(received, 0)) / GROUP * 1e3,
+            "sql_b_sender_ms": _per_op(sent(3)) / GROUP * 1e3,
+            "sql_b_receiver_ms": _per_op(write(received, 3)) / GROUP * 1e3,
+        }
+    finally:
+        store.close()
+    return result
+
+
 def floors(m: dict[str, float], cores: int) -> dict[str, dict[str, float]]:
     """CPU milliseconds per packet (a, b) or per MB (c) that no implementation avoids, and
     the rate that bounds on ``cores`` fully used."""
@@ -246,16 +359,21 @@ def floors(m: dict[str, float], cores: int) -> dict[str, dict[str, float]]:
         2 * m["hpke_wrap_ms"] + m["hpke_unwrap_ms"] + 3 * sign + 3 * verify
     )  # wraps for A and B; statement, event and receipt signed and verified once each
     call = m["unary_call_client_ms"] + m["unary_call_server_ms"]
+    batched = (m["batch64_call_client_ms"] + m["batch64_call_server_ms"]) / 64
+    stream = m["application_stream_client_ms"] + m["application_stream_server_ms"]
     hop_mb = m["stream_client_ms_per_mb"] + m["stream_server_ms_per_mb"]
     # SHA-256 of the plaintext at the hall (its declared digest), at A (the signed manifest)
-    # and at B (checked against it), and of what B stored (its receipt names it);
-    # AES-GCM at A and at B; the bytes written durably at A and at B.
-    per_mb = 4 * m["sha256_ms_per_mb"] + 2 * m["aes_gcm_ms_per_mb"]
+    # and at B (checked against it), and of the ciphertext A and B each store (the stored
+    # digest A keeps, the one B's receipt names); AES-GCM at A and at B; the bytes written
+    # durably at A and at B.
+    per_mb = 5 * m["sha256_ms_per_mb"] + 2 * m["aes_gcm_ms_per_mb"]
     per_mb += 2 * m["durable_write_ms_per_mb"]
     scans_mb = 3 * 300_000 / MB
-    # Each hop at its cheapest: one call, its bytes at the streaming rate per MB.
-    a = 2 * call + per_packet
-    b = 2 * (call + hop_mb * scans_mb) + per_packet + per_mb * scans_mb
+    # (a): the hall's SubmitForm call, A's share of a 64-packet DeliverBatch call.
+    a = call + batched + per_packet + m["sql_a_sender_ms"] + m["sql_a_receiver_ms"]
+    # (b): the hall's ten-message submit stream; A to B the same bytes in one stream.
+    b = 2 * stream + per_packet + per_mb * scans_mb
+    b += m["sql_b_sender_ms"] + m["sql_b_receiver_ms"]
     c = 2 * hop_mb + per_mb
     return {k: {"floor_ms": v, "bound": cores * 1e3 / v} for k, v in (("a", a), ("b", b), ("c", c))}
 
@@ -273,6 +391,7 @@ def main() -> int:
         measured.update(measure_crypto())
         with tempfile.TemporaryDirectory(dir=Path(__file__).resolve().parent) as tmp:
             measured.update(measure_write(Path(tmp)))
+            measured.update(measure_sql(Path(tmp)))
         rounds.append(measured)
     median = {k: statistics.median(r[k] for r in rounds) for k in rounds[0]}
     bound = floors(median, cores)
