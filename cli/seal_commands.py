@@ -421,7 +421,7 @@ def _seal_locally(args: argparse.Namespace) -> int:
 _SEAL_MODES: dict[str, tuple[frozenset[str], frozenset[str]]] = {
     # mode: (required options, further options allowed)
     "register": (
-        frozenset({"profile", "seal_id", "name", "uscc"}),
+        frozenset({"profile", "seal_id", "name", "org_name", "uscc"}),
         frozenset({"image", "not_before", "not_after"}),
     ),
     "revoke": (frozenset({"profile", "seal_id"}), frozenset({"reason", "note"})),
@@ -508,6 +508,7 @@ def _register_seal(args: argparse.Namespace) -> int:
             args.seal_id,
             args.name,
             args.uscc,
+            org_name=args.org_name,
             not_before=not_before,
             not_after=not_after,
             image_png=image,
@@ -587,7 +588,7 @@ def add_seal_parsers(subparsers: Any) -> None:
             "tongban seal FILE --profile DIR --seal-id ID [--type T] [--pdf] [--out OUT]\n"
             "       tongban seal FILE --seal-key KEY --seal-cert CERT [--ecert ID] [--pdf ...]\n"
             "       tongban seal register --profile ADMIN_DIR --seal-id ID --name NAME "
-            "--uscc CODE [--image PNG] [--not-before T] [--not-after T]\n"
+            "--org-name ORG --uscc CODE [--image PNG] [--not-before T] [--not-after T]\n"
             "       tongban seal revoke --profile ADMIN_DIR --seal-id ID [--reason CODE] "
             "[--note TEXT]"
         ),
@@ -617,6 +618,9 @@ def add_seal_parsers(subparsers: Any) -> None:
         "--image", help="seal image PNG: a registered seal's, or the stamp of a PDF sealed locally"
     )
     register.add_argument("--name", help="the seal's registered name")
+    register.add_argument(
+        "--org-name", help="name of the organisation owning the seal (the certificate's O=)"
+    )
     register.add_argument("--uscc", help="统一社会信用代码 of the organisation owning the seal")
     register.add_argument("--not-before", help="RFC 3339 (default: now)")
     register.add_argument("--not-after", help="RFC 3339 (default: three years after --not-before)")

@@ -11,7 +11,8 @@ port (server-authenticated TLS, no client certificate) as any third party would.
 Example:
     >>> admin = SealClient.from_profile(Path("fed/420700/admins/420700-admin"))  # doctest: +SKIP
     >>> admin.register_seal("approval", "鄂州市行政审批局行政审批专用章",        # doctest: +SKIP
-    ...     "11420700MB1234567X", not_before=now, not_after=now + timedelta(days=1095))
+    ...     "11420700MB1234567X", org_name="鄂州市行政审批局", not_before=now,
+    ...     not_after=now + timedelta(days=1095))
     >>> sealed = admin.seal_document(Path("permit.pdf"), seal_id="approval")  # doctest: +SKIP
     >>> node = VerificationClient("verify.example:443", node_id="420700",     # doctest: +SKIP
     ...     root_pem=Path("root.pem").read_bytes())
@@ -261,16 +262,18 @@ class SealClient:
         name: str,
         org_uscc: str,
         *,
+        org_name: str,
         not_before: datetime,
         not_after: datetime,
         image_png: bytes | None = None,
     ) -> SealInfo:
         """Register a seal (admin only); the node creates its key and certificate.
 
-        Without ``image_png`` the node draws the round red seal from ``name``. ``not_before``
-        is taken down to the whole second: a seal states its signing time in whole seconds,
-        so a window opening within a second would leave documents sealed in that second
-        looking sealed before the seal existed.
+        ``org_name`` is the owning organisation's name, which the seal certificate shows
+        (``O=``) beside its credit code. Without ``image_png`` the node draws the round red
+        seal from ``name``. ``not_before`` is taken down to the whole second: a seal states
+        its signing time in whole seconds, so a window opening within a second would leave
+        documents sealed in that second looking sealed before the seal existed.
 
         Raises:
             RequestRefused: e.g. INVALID_ARGUMENT for a bad credit code, ALREADY_EXISTS for a
@@ -280,6 +283,7 @@ class SealClient:
             seal_id=seal_id,
             name=name,
             org_uscc=org_uscc,
+            org_name=org_name,
             image_png=image_png or b"",
             not_before=format_time(not_before.replace(microsecond=0)),
             not_after=format_time(not_after),

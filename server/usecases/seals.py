@@ -106,6 +106,7 @@ def register_seal(
     *,
     seal_id: str,
     name: str,
+    org_name: str,
     org_uscc: str,
     not_before: datetime,
     not_after: datetime,
@@ -114,7 +115,7 @@ def register_seal(
     """Create a seal key and certificate under the node's seal CA and publish the record.
 
     Raises:
-        InvalidRequest: bad seal id, name, credit code or window.
+        InvalidRequest: bad seal id, name, organisation name, credit code or window.
         BadSealImage: the image is not a PNG within the limits.
         Conflict: the seal id is taken.
     """
@@ -123,6 +124,8 @@ def register_seal(
         raise InvalidRequest(f"seal id {echo(seal_id)} must be 1-64 of A-Z a-z 0-9 . _ -")
     if not name.strip():
         raise InvalidRequest("a seal needs its registered name")
+    if not org_name.strip():
+        raise InvalidRequest("a seal needs the name of the organisation that owns it")
     uscc = validate_credit_code(org_uscc)
     if not_after <= not_before:
         raise InvalidRequest("the seal's validity window is empty")
@@ -140,6 +143,7 @@ def register_seal(
         new = create_seal(
             seal_id=seal_id,
             name=name.strip(),
+            org_name=org_name.strip(),
             org_uscc=uscc,
             node_id=rt.node_id,
             issuer_key=book.ca_key,

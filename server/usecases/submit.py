@@ -10,13 +10,11 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import itertools
-import json
 import logging
 import uuid
 from collections.abc import Iterator
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -34,7 +32,6 @@ from tongban.keys.envelope import (
 from tongban.keys.errors import echo
 from tongban.keys.file_names import DistinctFileNames, check_file_names
 from tongban.keys.records import KeyRecord
-from tongban.keys.seals import SealRecord
 from tongban.server.domain.errors import (
     InvalidRequest,
     TooLarge,
@@ -67,6 +64,7 @@ from tongban.server.usecases.messages import (
 )
 from tongban.server.usecases.outgoing import delivery_states
 from tongban.server.usecases.resend import answer_resend, held_outgoing, resent_files
+from tongban.server.usecases.result_seal import result_seal_id
 from tongban.server.usecases.runtime import NodeRuntime
 from tongban.server.usecases.seals import seal_result_digest
 from tongban.server.usecases.submit_checks import (
@@ -83,7 +81,6 @@ from tongban.storage.sql import (
     LegRow,
     PacketFileRow,
     PacketRow,
-    SealRow,
 )
 
 __all__ = [
@@ -122,6 +119,9 @@ def submit_packet(rt: NodeRuntime, hall_id: str, parts: Iterator[SubmitPart]) ->
         if held is not None:
             return answer_resend(rt, hall_id, header, held, resent_files(parts, held))
     plan = plan_submit(rt, hall_id, header)
+    if header.kind == "result":
+        with rt.metadata.read() as session:
+            result_seal_id(rt, session)  # refused before any file is taken, not after
     limits = rt.config.limits
     # An attempt's files share the packet's directory, named after the attempt: a directory
     # of their own would cost every packet another directory to create and sync.
@@ -461,20 +461,6 @@ def _delivery_rows(
     ]
 
 
-def _result_seal(rt: NodeRuntime, session: Session) -> str | None:
-    """The seal for this node's results: the configured one, else the newest usable one."""
-    if rt.seals is None:
-        return None
-    if rt.config.result_seal:
-        return rt.config.result_seal
-    now = rt.clock()
-    for row in session.scalars(select(SealRow).order_by(SealRow.created_at.desc())):
-        if SealRecord.from_json_dict(json.loads(row.record)).valid_at(now):
-            return row.seal_id
-    _log.warning("node %s has no usable seal; results go out unsealed", rt.node_id)
-    return None
-
-
 def _seal_results(
     rt: NodeRuntime,
     session: Session,
@@ -486,9 +472,7 @@ def _seal_results(
 ) -> list[str]:
     """Seal every result document (detached CMS from its digest) and add each FILE.p7s to
     the packet; returns the e-certificate identifiers issued."""
-    seal_id = _result_seal(rt, session)
-    if seal_id is None:
-        return []
+    seal_id = result_seal_id(rt, session)
     identifiers = []
     for entry in list(entries):
         identifier, p7s = seal_result_digest(

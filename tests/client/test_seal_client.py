@@ -13,7 +13,7 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from tests.fixtures_seal import EZHOU_USCC, SEAL_NAME, make_pdf, openssl_cms_verify
+from tests.fixtures_seal import EZHOU_USCC, ORG_NAME, SEAL_NAME, make_pdf, openssl_cms_verify
 from tests.harness import Cluster, snapshot
 from tongban.cli.main import main
 from tongban.client.errors import RequestRefused
@@ -92,7 +92,12 @@ def public(cluster: Cluster) -> Iterator[VerificationClient]:
 def register(client: SealClient, seal_id: str = SEAL_ID) -> None:
     now = utcnow()
     client.register_seal(
-        seal_id, SEAL_NAME, EZHOU_USCC, not_before=now, not_after=now + timedelta(days=365)
+        seal_id,
+        SEAL_NAME,
+        EZHOU_USCC,
+        org_name=ORG_NAME,
+        not_before=now,
+        not_after=now + timedelta(days=365),
     )
 
 
@@ -142,7 +147,12 @@ def test_an_admin_registers_a_seal_and_a_hall_may_not(
 ) -> None:
     now = utcnow()
     info = admin.register_seal(
-        SEAL_ID, SEAL_NAME, EZHOU_USCC, not_before=now, not_after=now + timedelta(days=365)
+        SEAL_ID,
+        SEAL_NAME,
+        EZHOU_USCC,
+        org_name=ORG_NAME,
+        not_before=now,
+        not_after=now + timedelta(days=365),
     )
     assert (info.seal_id, info.name, info.org_uscc, info.node_id) == (
         SEAL_ID,
@@ -167,6 +177,7 @@ def test_an_admin_registers_a_seal_and_a_hall_may_not(
         "hall-seal",
         SEAL_NAME,
         EZHOU_USCC,
+        org_name=ORG_NAME,
         not_before=now,
         not_after=now + timedelta(days=1),
     )
@@ -419,7 +430,7 @@ def test_bad_input_is_refused_with_a_precise_status_and_changes_nothing(
     keys = sorted((cluster.fed / NODE / "seals" / "keys").iterdir())
     before = snapshot(node)
     now = utcnow()
-    window = {"not_before": now, "not_after": now + timedelta(days=30)}
+    window = {"not_before": now, "not_after": now + timedelta(days=30), "org_name": ORG_NAME}
     bad_uscc = EZHOU_USCC[:-1] + "B"
     check = parse_ecert_identifier(sealed.identifier).check
     wrong = "0" if check != "0" else "1"
@@ -457,6 +468,12 @@ def test_bad_input_is_refused_with_a_precise_status_and_changes_nothing(
             f"conflict: seal id '{SEAL_ID}' is already registered",
         ),
         (
+            (admin.register_seal, "no-org", SEAL_NAME, EZHOU_USCC),
+            window | {"org_name": " "},
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "invalid-request: a seal needs the name of the organisation that owns it",
+        ),
+        (
             (admin.register_seal, "bad id!", SEAL_NAME, EZHOU_USCC),
             window,
             grpc.StatusCode.INVALID_ARGUMENT,
@@ -464,7 +481,7 @@ def test_bad_input_is_refused_with_a_precise_status_and_changes_nothing(
         ),
         (
             (admin.register_seal, "late", SEAL_NAME, EZHOU_USCC),
-            {"not_before": now, "not_after": now - timedelta(days=1)},
+            {"not_before": now, "not_after": now - timedelta(days=1), "org_name": ORG_NAME},
             grpc.StatusCode.INVALID_ARGUMENT,
             "invalid-request: the seal's validity window is empty",
         ),
@@ -536,6 +553,7 @@ def test_a_document_sealed_in_the_first_second_of_a_seal_verifies(
                 seal_id=SEAL_ID,
                 name=SEAL_NAME,
                 org_uscc=EZHOU_USCC,
+                org_name=ORG_NAME,
                 not_before=format_time(moment - timedelta(milliseconds=250)),
                 not_after=format_time(moment + timedelta(days=30)),
             ),
@@ -612,6 +630,8 @@ def test_cli_register_seal_fetch_verify_online_and_offline(
         SEAL_ID,
         "--name",
         SEAL_NAME,
+        "--org-name",
+        ORG_NAME,
         "--uscc",
         EZHOU_USCC,
     )
@@ -767,6 +787,8 @@ def test_cli_seal_a_pdf_through_the_node_and_other_shapes_of_the_command(
             SEAL_ID,
             "--name",
             SEAL_NAME,
+            "--org-name",
+            ORG_NAME,
             "--uscc",
             EZHOU_USCC,
             "--not-before",
@@ -832,7 +854,7 @@ WRONG_SHAPES = [
     ),
     (
         ("seal", "register", "--profile", "{admin}", "--seal-id", "s", "--name", "n"),
-        "tongban seal register: error: registering a seal needs --uscc\n",
+        "tongban seal register: error: registering a seal needs --org-name, --uscc\n",
     ),
     (
         (
@@ -844,6 +866,8 @@ WRONG_SHAPES = [
             "s",
             "--name",
             "n",
+            "--org-name",
+            ORG_NAME,
             "--uscc",
             EZHOU_USCC,
             "--pdf",
@@ -860,6 +884,8 @@ WRONG_SHAPES = [
             "s",
             "--name",
             "n",
+            "--org-name",
+            ORG_NAME,
             "--uscc",
             EZHOU_USCC,
             "--not-after",
@@ -934,6 +960,8 @@ def test_cli_reports_what_the_node_refused(
         SEAL_ID,
         "--name",
         SEAL_NAME,
+        "--org-name",
+        ORG_NAME,
         "--uscc",
         EZHOU_USCC,
     )

@@ -1,0 +1,100 @@
+"""Which seal a handling node applies to its results, or why it cannot seal them.
+
+Every result goes out sealed or not at all: a node without a seal it may apply now (none
+registered, the configured one unknown, revoked or outside its window) refuses the result
+with :class:`NoUsableSeal`, whose message names the seal and the command that registers one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from tongban.keys.clock import format_time
+from tongban.keys.seals import SealRecord
+from tongban.server.domain.errors import NoUsableSeal
+from tongban.server.usecases.runtime import NodeRuntime
+from tongban.storage.sql import SealRow
+
+__all__ = ["register_command", "result_seal_id"]
+
+
+def register_command(rt: NodeRuntime, seal_id: str = "ID") -> str:
+    """The ``tongban seal register`` command for this node, with its admin profile's folder
+    where ``federation init`` put it (beside the node's seal folder)."""
+    profile = f"<admin profile of node {rt.node_id}>"
+    if rt.seals is not None:
+        admins = rt.seals.folder.parent / "admins"
+        found = sorted(admins.iterdir()) if admins.is_dir() else []
+        if found:
+            profile = _shown(found[0])
+    return (
+        f"tongban seal register --profile {profile} --seal-id {seal_id} --name NAME "
+        "--org-name ORGANISATION --uscc CODE"
+    )
+
+
+def _shown(path: Path) -> str:
+    """``path`` relative to the working directory when it lies below it, else absolute."""
+    absolute = path.resolve()
+    try:
+        return str(absolute.relative_to(Path(os.getcwd()).resolve()))
+    except ValueError:
+        return str(absolute)
+
+
+def _why_unusable(record: SealRecord, rt: NodeRuntime) -> str:
+    now = rt.clock()
+    if record.revoked_at is not None and now >= record.revoked_at:
+        return f"was revoked at {format_time(record.revoked_at)}"
+    return f"is valid only from {format_time(record.not_before)} to {format_time(record.not_after)}"
+
+
+def result_seal_id(rt: NodeRuntime, session: Session) -> str:
+    """The seal for this node's results: ``[seals] result_seal``, else the newest usable one.
+
+    Raises:
+        NoUsableSeal: no seal CA, the configured seal unknown or unusable now, or no
+            registered seal usable now; nothing may be sent unsealed.
+    """
+    if rt.seals is None:
+        raise NoUsableSeal(
+            f"node {rt.node_id} has no seal CA ([seals] dir in node.toml), so it cannot seal "
+            "results; give it the seals/ folder that tongban federation init wrote"
+        )
+    now = rt.clock()
+    configured = rt.config.result_seal
+    if configured:
+        row = session.get(SealRow, configured)
+        if row is None:
+            raise NoUsableSeal(
+                f"the result seal {configured} ([seals] result_seal) is not registered at node "
+                f"{rt.node_id}; register it: {register_command(rt, configured)}"
+            )
+        record = SealRecord.from_json_dict(json.loads(row.record))
+        if not record.valid_at(now):
+            raise NoUsableSeal(
+                f"the result seal {configured} ([seals] result_seal) of node {rt.node_id} "
+                f"{_why_unusable(record, rt)}; register another, name it in [seals] "
+                f"result_seal: {register_command(rt)}"
+            )
+        return configured
+    unusable = []
+    for row in session.scalars(select(SealRow).order_by(SealRow.created_at.desc())):
+        record = SealRecord.from_json_dict(json.loads(row.record))
+        if record.valid_at(now):
+            return row.seal_id
+        unusable.append(f"{row.seal_id} {_why_unusable(record, rt)}")
+    if not unusable:
+        raise NoUsableSeal(
+            f"node {rt.node_id} has no seal registered, so its results cannot be sealed; "
+            f"register one: {register_command(rt)}"
+        )
+    raise NoUsableSeal(
+        f"node {rt.node_id} has no usable seal for its results ({'; '.join(unusable[:2])}); "
+        f"register another: {register_command(rt)}"
+    )
