@@ -118,14 +118,16 @@ def offline(
     """Verify as a third party with nothing but the root and the fetched files."""
     at = utcnow() + at_offset
     directory = load_directory(_envelope(published / "directory.json"), roots(cluster), at=at)
-    registry = load_seal_registry(_envelope(published / "seal-registry.json"), directory, at=at)
+    registry = load_seal_registry(
+        _envelope(published / NODE / "seal-registry.json"), directory, at=at
+    )
     report = seal_verification_result(
         document,
         seal=seal,
         roots=roots(cluster),
         seals=registry.seals,
         at=at,
-        status_list=_envelope(published / "status-list.json"),
+        status_list=_envelope(published / NODE / "status-list.json"),
         status_keys=directory.node(NODE).signing_keys(at),
     )
     return report.indication, report.sub_indication
@@ -226,12 +228,19 @@ def test_seal_through_the_node_then_verify_with_openssl_and_offline(
 
     published = tmp_path / "published"
     files = fetch_published(public, published, roots=roots(cluster))
-    assert sorted(p.name for p in published.iterdir()) == [
+    assert sorted(str(p.relative_to(published)) for p in published.rglob("*")) == [
+        NODE,
+        f"{NODE}/seal-registry.json",
+        f"{NODE}/status-list.json",
         "directory.json",
-        "seal-registry.json",
-        "status-list.json",
+        "root.pem",
     ]
     assert files.directory == published / "directory.json"
+    assert files.root == published / "root.pem"
+    assert (published / "root.pem").read_bytes() == root_pem_path(cluster).read_bytes()
+    # Published for anyone to read, whatever the umask.
+    assert {p.stat().st_mode & 0o777 for p in published.rglob("*") if p.is_file()} == {0o644}
+    assert {p.stat().st_mode & 0o777 for p in [published, published / NODE]} == {0o755}
     assert offline(cluster, published, document, p7s) == (Indication.VALID, None)
     assert offline(cluster, published, document.read_bytes() + b"!", p7s)[1] is (
         SubIndication.HASH_FAILURE
@@ -323,7 +332,7 @@ def test_a_changed_ecert_status_shows_online_at_once_and_in_the_next_status_list
         SubIndication.ECERT_REVOKED,
     )
     listing = load_status_list(
-        _envelope(after / "status-list.json"),
+        _envelope(after / NODE / "status-list.json"),
         cluster.directory().node(NODE).signing_keys(utcnow()),
         at=utcnow(),
     )
@@ -365,7 +374,7 @@ def test_a_revoked_seal_seals_no_more_and_earlier_seals_stay_valid(
     published = tmp_path / "published"
     fetch_published(public, published, roots=roots(cluster))
     assert offline(cluster, published, DOCUMENT, sealed.data) == (Indication.VALID, None)
-    registry = json.loads(_envelope(published / "seal-registry.json").payload)
+    registry = json.loads(_envelope(published / NODE / "seal-registry.json").payload)
     assert SealRecord.from_json_dict(registry["seals"][0]).revoked_at == info.revoked_at
 
 
@@ -666,7 +675,12 @@ def test_cli_register_seal_fetch_verify_online_and_offline(
     assert code == 0
     assert capsys.readouterr().out == "".join(
         f"wrote {published / n}\n"
-        for n in ("directory.json", "seal-registry.json", "status-list.json")
+        for n in (
+            "root.pem",
+            "directory.json",
+            f"{NODE}/seal-registry.json",
+            f"{NODE}/status-list.json",
+        )
     )
 
     offline_args = (
@@ -679,15 +693,35 @@ def test_cli_register_seal_fetch_verify_online_and_offline(
         "--directory",
         published / "directory.json",
         "--seals",
-        published / "seal-registry.json",
+        published / NODE / "seal-registry.json",
     )
-    assert cli(*offline_args, "--status-list", published / "status-list.json", "--json") == 0
+    assert cli(*offline_args, "--status-list", published / NODE / "status-list.json", "--json") == 0
     report = json.loads(capsys.readouterr().out)
     assert (report["indication"], report["ecert_status"]) == ("VALID", "valid")
     assert report["signer"]["seal_id"] == SEAL_ID
     # without the registry the seal is unknown
     assert cli(*offline_args[:-2], "--json") == 3
     capsys.readouterr()
+
+    # the published folder alone: root, directory, every node's registry and status list
+    by_folder = ("verify", document, "--seal", p7s, "--trust", published / "root.pem")
+    assert cli(*by_folder, "--published", published, "--json") == 0
+    report = json.loads(capsys.readouterr().out)
+    assert (report["indication"], report["ecert_status"]) == ("VALID", "valid")
+    # a folder without this node's lists knows no such seal
+    bare = tmp_path / "bare"
+    bare.mkdir()
+    (bare / "directory.json").write_bytes((published / "directory.json").read_bytes())
+    assert cli(*by_folder, "--published", bare, "--json") == 3
+    report = json.loads(capsys.readouterr().out)
+    assert report["sub_indication"] == "SIG_CONSTRAINTS_FAILURE"
+    assert (
+        report["checks"][4]["detail"] == f"seal id '{SEAL_ID}' is not in the published seal records"
+    )
+    assert cli(*by_folder, "--published", tmp_path / "nowhere") == 2
+    assert capsys.readouterr().err == (
+        f"tongban verify: error: --published: {tmp_path / 'nowhere'} is not a folder\n"
+    )
 
     # a verification service that does not answer leaves the status undecided
     from tongban.cli.demo import free_ports
@@ -710,7 +744,7 @@ def test_cli_register_seal_fetch_verify_online_and_offline(
     report = json.loads(capsys.readouterr().out)
     assert (report["indication"], report["sub_indication"]) == ("INVALID", "ECERT_REVOKED")
     # the list fetched before the revocation does not know yet; a fresh one does
-    assert cli(*offline_args, "--status-list", published / "status-list.json") == 0
+    assert cli(*offline_args, "--status-list", published / NODE / "status-list.json") == 0
     capsys.readouterr()
     assert (
         cli(
@@ -728,7 +762,9 @@ def test_cli_register_seal_fetch_verify_online_and_offline(
         == 0
     )
     capsys.readouterr()
-    assert cli(*offline_args, "--status-list", published / "status-list.json") == 1
+    assert cli(*offline_args, "--status-list", published / NODE / "status-list.json") == 1
+    assert capsys.readouterr().out.startswith("INVALID (ECERT_REVOKED)")
+    assert cli(*by_folder, "--published", published) == 1
     assert capsys.readouterr().out.startswith("INVALID (ECERT_REVOKED)")
 
     # the seal key is reported stolen: its seals no longer count on their claimed time
