@@ -181,7 +181,8 @@ dir = "keys"
 # The node's seal CA (issued by the federation root; it can issue seal certificates only)
 # and the registered seals' keys.
 dir = "seals"
-# Seal applied automatically to result documents this node returns (empty: none).
+# Seal applied to every result document this node returns (empty: the newest usable
+# registered seal). A result is refused while the node has no usable seal.
 result_seal = ""
 # Published in QR codes of sealed documents.
 verification_url = "https://verify.example/{spec.node_id}"
