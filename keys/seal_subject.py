@@ -92,9 +92,10 @@ def seal_identity(cert: x509.Certificate) -> Identity:
         ]
     if not uris:
         return identity_from_certificate(cert)
-    if len(uris) != 1:
+    uri, *others = uris
+    if others:
         raise BadPeerData(f"the certificate names {len(uris)} seals, expected 1")
-    node_id, sep, seal_id = uris[0].removeprefix(SEAL_URN_PREFIX).partition(":")
+    node_id, sep, seal_id = uri.removeprefix(SEAL_URN_PREFIX).partition(":")
     if not sep or not node_id or not seal_id:
-        raise BadPeerData(f"malformed seal name {uris[0]!r}")
+        raise BadPeerData(f"malformed seal name {uri!r}")
     return Identity(Role.SEAL, node_id, seal_id)
