@@ -29,9 +29,9 @@ def register_command(rt: NodeRuntime, seal_id: str = "ID") -> str:
     profile = f"<admin profile of node {rt.node_id}>"
     if rt.seals is not None:
         admins = rt.seals.folder.parent / "admins"
-        found = sorted(admins.iterdir()) if admins.is_dir() else []
-        if found:
-            profile = _shown(found[0])
+        first = min(admins.iterdir(), default=None) if admins.is_dir() else None
+        if first is not None:
+            profile = _shown(first)
     return (
         f"tongban seal register --profile {profile} --seal-id {seal_id} --name NAME "
         "--org-name ORGANISATION --uscc CODE"
@@ -47,9 +47,8 @@ def _shown(path: Path) -> str:
         return str(absolute)
 
 
-def _why_unusable(record: SealRecord, rt: NodeRuntime) -> str:
-    now = rt.clock()
-    if record.revoked_at is not None and now >= record.revoked_at:
+def _why_unusable(record: SealRecord) -> str:
+    if record.revoked_at is not None:
         return f"was revoked at {format_time(record.revoked_at)}"
     return f"is valid only from {format_time(record.not_before)} to {format_time(record.not_after)}"
 
@@ -79,7 +78,7 @@ def result_seal_id(rt: NodeRuntime, session: Session) -> str:
         if not record.valid_at(now):
             raise NoUsableSeal(
                 f"the result seal {configured} ([seals] result_seal) of node {rt.node_id} "
-                f"{_why_unusable(record, rt)}; register another, name it in [seals] "
+                f"{_why_unusable(record)}; register another, name it in [seals] "
                 f"result_seal: {register_command(rt)}"
             )
         return configured
@@ -88,13 +87,14 @@ def result_seal_id(rt: NodeRuntime, session: Session) -> str:
         record = SealRecord.from_json_dict(json.loads(row.record))
         if record.valid_at(now):
             return row.seal_id
-        unusable.append(f"{row.seal_id} {_why_unusable(record, rt)}")
+        unusable.append(f"{row.seal_id} {_why_unusable(record)}")
     if not unusable:
         raise NoUsableSeal(
             f"node {rt.node_id} has no seal registered, so its results cannot be sealed; "
             f"register one: {register_command(rt)}"
         )
     raise NoUsableSeal(
-        f"node {rt.node_id} has no usable seal for its results ({'; '.join(unusable[:2])}); "
-        f"register another: {register_command(rt)}"
+        # The command first: a long list is what the status message's length limit cuts.
+        f"node {rt.node_id} has no usable seal for its results; register another: "
+        f"{register_command(rt)} ({'; '.join(unusable)})"
     )

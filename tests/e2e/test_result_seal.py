@@ -80,9 +80,9 @@ def test_a_node_whose_only_seal_is_revoked_refuses_results(
         revoked = admin.revoke_seal("wh-old", "superseded")
     assert revoked.revoked_at is not None
     assert _refused_and_unchanged(cluster, tmp_path) == (
-        f"no-usable-seal: node {HANDLER} has no usable seal for its results (wh-old was revoked "
-        f"at {format_time(revoked.revoked_at)}); register another: tongban seal register "
-        f"--profile {_profile(cluster)} {COMMAND_TAIL}"
+        f"no-usable-seal: node {HANDLER} has no usable seal for its results; register another: "
+        f"tongban seal register --profile {_profile(cluster)} {COMMAND_TAIL} (wh-old was "
+        f"revoked at {format_time(revoked.revoked_at)})"
     )
 
 
@@ -93,9 +93,9 @@ def test_a_node_whose_seal_is_outside_its_window_refuses_results(
     end = start + timedelta(days=30)
     register_seal(cluster, HANDLER, "wh-next", not_before=start, not_after=end)
     assert _refused_and_unchanged(cluster, tmp_path) == (
-        f"no-usable-seal: node {HANDLER} has no usable seal for its results (wh-next is valid "
-        f"only from {format_time(start)} to {format_time(end)}); register another: tongban "
-        f"seal register --profile {_profile(cluster)} {COMMAND_TAIL}"
+        f"no-usable-seal: node {HANDLER} has no usable seal for its results; register another: "
+        f"tongban seal register --profile {_profile(cluster)} {COMMAND_TAIL} (wh-next is "
+        f"valid only from {format_time(start)} to {format_time(end)})"
     )
 
 
