@@ -87,6 +87,7 @@ def main() -> int:
         seal_id="bench-seal",
         name="鄂州市行政审批局行政审批专用章",
         org_uscc="11420700MB1539542A",
+        org_name="鄂州市行政审批局",
         node_id="420700",
         issuer_key=root_key,
         issuer_cert=root,

@@ -190,6 +190,7 @@ def _register_seal(fed: Path) -> None:
             "wh-approval",
             "武汉市行政审批局行政审批专用章",
             _company_code("MA4WUHAN"),
+            org_name="武汉市行政审批局",
             not_before=now,
             not_after=now + timedelta(days=3 * 365),
         )

@@ -3,7 +3,8 @@
 OUT/root/            the root key and certificate: keep the key offline
 OUT/offline/<node>/  the node's identity CA (issues its TLS, hall and admin certificates):
                      keep it offline, with the node's administrators
-OUT/public/          root.pem and directory.json, for third-party verifiers
+OUT/public/          root.pem and directory.json, for third-party verifiers (0644); each
+                     node's lists join them with ``tongban published fetch --out OUT/public``
 OUT/<node>/          everything one node needs: copy it to that node
     node.toml  root.pem  directory.json  tls/  keys/  seals/  halls/<hall>/  admins/<admin>/
 
@@ -113,9 +114,13 @@ def write_federation(out: Path, specs: Sequence[NodeSpec], *, now: datetime) -> 
     (out / "root").chmod(0o700)
     (out / "root" / "root.pem").write_bytes(root_pem)
     write_private_key(out / "root" / "root-key.pem", fed.root_key)
+    # public/ is for anyone who verifies: readable by all whatever the umask.
     (out / "public").mkdir()
+    (out / "public").chmod(0o755)
     (out / "public" / "root.pem").write_bytes(root_pem)
     (out / "public" / "directory.json").write_text(directory_json, encoding="utf-8")
+    for published in ("root.pem", "directory.json"):
+        (out / "public" / published).chmod(0o644)
     for node in fed.nodes:
         d = out / node.spec.node_id
         (d / "tls").mkdir(parents=True)
@@ -176,7 +181,8 @@ dir = "keys"
 # The node's seal CA (issued by the federation root; it can issue seal certificates only)
 # and the registered seals' keys.
 dir = "seals"
-# Seal applied automatically to result documents this node returns (empty: none).
+# Seal applied to every result document this node returns (empty: the newest usable
+# registered seal). A result is refused while the node has no usable seal.
 result_seal = ""
 # Published in QR codes of sealed documents.
 verification_url = "https://verify.example/{spec.node_id}"

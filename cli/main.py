@@ -15,15 +15,36 @@ __all__ = ["main"]
 
 
 def _federation_init(args: argparse.Namespace) -> int:
-    endpoints = dict(e.split("=", 1) for e in args.endpoint or [])
     try:
-        return _write_federation(args, endpoints)
+        endpoints = _node_addresses(args.endpoint, "--endpoint")
+        public = _node_addresses(args.public_endpoint, "--public-endpoint")
+        return _write_federation(args, endpoints, public)
+    except ValueError as exc:
+        print(f"tongban federation init: {exc}")
+        return 2
     except (FileExistsError, KeysError) as exc:
         print(f"tongban federation init: {exc}")
         return 2
 
 
-def _write_federation(args: argparse.Namespace, endpoints: dict[str, str]) -> int:
+def _node_addresses(given: list[str] | None, option: str) -> dict[str, str]:
+    """``NODE=HOST:PORT`` options as a mapping.
+
+    Raises:
+        ValueError: an option without ``=``.
+    """
+    addresses = {}
+    for text in given or []:
+        node, sep, address = text.partition("=")
+        if not sep or not node or not address:
+            raise ValueError(f"{option} {text!r} must be NODE=HOST:PORT")
+        addresses[node] = address
+    return addresses
+
+
+def _write_federation(
+    args: argparse.Namespace, endpoints: dict[str, str], public: dict[str, str]
+) -> int:
     from tongban.cli.federation import node_specs, write_federation
     from tongban.keys.clock import utcnow
 
@@ -34,12 +55,14 @@ def _write_federation(args: argparse.Namespace, endpoints: dict[str, str]) -> in
         endpoints=endpoints,
         names={},
         halls=args.halls,
+        public_endpoints=public,
     )
     fed = write_federation(Path(args.out), specs, now=utcnow())
     for n in fed.nodes:
         halls = ", ".join(h.name for h in n.halls)
+        public_port = f", public {n.spec.public_endpoint}" if n.spec.public_endpoint else ""
         print(
-            f"node {n.spec.node_id} {n.spec.name} at {n.spec.endpoint}: "
+            f"node {n.spec.node_id} {n.spec.name} at {n.spec.endpoint}{public_port}: "
             f"{Path(args.out) / n.spec.node_id} (halls: {halls})"
         )
     print(f"root and directory for verifiers: {Path(args.out) / 'public'}")
@@ -99,8 +122,22 @@ def build_parser() -> argparse.ArgumentParser:
         help="node id (GB/T 2260 code), repeat for each node",
     )
     init.add_argument("--host", default="127.0.0.1")
-    init.add_argument("--base-port", type=int, default=50051)
-    init.add_argument("--endpoint", action="append", help="NODE=HOST:PORT override")
+    init.add_argument(
+        "--base-port",
+        type=int,
+        default=50051,
+        help="the i-th node listens on BASE+i (relay and halls, mTLS) and on BASE+100+i "
+        "(public verification, TLS without client certificate); default 50051",
+    )
+    init.add_argument(
+        "--endpoint", action="append", help="NODE=HOST:PORT: this node's relay/hall port"
+    )
+    init.add_argument(
+        "--public-endpoint",
+        action="append",
+        help="NODE=HOST:PORT: this node's public verification port (a node given --endpoint "
+        "has none unless this is given)",
+    )
     init.add_argument("--halls", type=int, default=2, help="halls per node")
     init.set_defaults(handler=_federation_init)
     migrate = fed.add_parser(

@@ -31,6 +31,7 @@ from typing import Any
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
+from tongban.cli.published_folder import PublishedFolder, read_published_folder
 from tongban.client.errors import RequestRefused
 from tongban.client.seals import (
     RevocationReason,
@@ -49,7 +50,7 @@ from tongban.keys.clock import format_time, parse_time, utcnow
 from tongban.keys.directory import FederationDirectory, load_directory
 from tongban.keys.ecert import parse_ecert_identifier
 from tongban.keys.envelope import Envelope, parse_json_object
-from tongban.keys.errors import KeysError
+from tongban.keys.errors import CallerError, KeysError
 from tongban.keys.pki import (
     CertificatePublicKey,
     certificate_pem,
@@ -204,6 +205,28 @@ def _status_keys(
     return node_keys[node_id]
 
 
+def _status_list_envelope(path: str) -> Envelope:
+    try:
+        return Envelope.from_json_dict(_json(path, "status list"))
+    except KeysError as exc:
+        raise _CommandError(f"status list {path}: {exc.message}") from None
+
+
+def _published(args: argparse.Namespace) -> PublishedFolder | None:
+    """With ``--published DIR``: its directory and every node's seal registry join what was
+    given; its status lists are consulted after the seal says whose it is."""
+    if not args.published:
+        return None
+    try:
+        folder = read_published_folder(Path(args.published))
+    except FileNotFoundError as exc:
+        raise _CommandError(f"--published: {exc}") from None
+    if args.directory is None and folder.directory is not None:
+        args.directory = str(folder.directory)
+    args.seals = [*(args.seals or []), *(str(p) for p in folder.seal_registries)]
+    return folder
+
+
 def _print_report(report: SealVerificationReport) -> None:
     print(report.summary)
     print()
@@ -261,6 +284,7 @@ def _run_verify(args: argparse.Namespace) -> int:
     try:
         at = _at(args.at)
         roots = _roots(args.trust)
+        published = _published(args)
         records, node_keys, directory = _directory(args.directory, roots, at)
         records += _seal_registries(args.seals, directory, at)
         client = _online(args, roots)
@@ -268,10 +292,7 @@ def _run_verify(args: argparse.Namespace) -> int:
             records += _node_seals(client, args, directory, roots, at)
         envelope = keys = None
         if args.status_list:
-            try:
-                envelope = Envelope.from_json_dict(_json(args.status_list, "status list"))
-            except KeysError as exc:
-                raise _CommandError(f"status list {args.status_list}: {exc.message}") from None
+            envelope = _status_list_envelope(args.status_list)
             keys = _status_keys(args, envelope, node_keys)
         document = Path(args.file)
         if not document.is_file():
@@ -279,17 +300,29 @@ def _run_verify(args: argparse.Namespace) -> int:
         seal = Path(args.seal) if args.seal else None
         if seal is not None and not seal.is_file():
             raise _CommandError(f"cannot read seal {args.seal}")
-        report = seal_verification_result(
-            document,
-            seal=seal,
-            roots=roots,
-            seals=records,
-            at=at,
-            status_list=envelope,
-            status_keys=keys,
-            status_max_age=timedelta(hours=args.status_max_age),
-            online_status=client.ecert_status if client is not None else None,
-        )
+
+        def verified(
+            envelope: Envelope | None, keys: dict[str, CertificatePublicKey] | None
+        ) -> SealVerificationReport:
+            return seal_verification_result(
+                document,
+                seal=seal,
+                roots=roots,
+                seals=records,
+                at=at,
+                status_list=envelope,
+                status_keys=keys,
+                status_max_age=timedelta(hours=args.status_max_age),
+                online_status=client.ecert_status if client is not None else None,
+            )
+
+        report = verified(envelope, keys)
+        if published is not None and envelope is None and client is None and report.signer:
+            # The status list to consult is the one of the node the seal belongs to.
+            listed = published.status_lists.get(report.signer.node_id)
+            if listed is not None:
+                envelope = _status_list_envelope(str(listed))
+                report = verified(envelope, _status_keys(args, envelope, node_keys))
     except _CommandError as exc:
         print(f"tongban verify: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -333,6 +366,13 @@ def add_verify_parser(subparsers: Any) -> argparse.ArgumentParser:
         'JSON file {"seals": [...]}; repeat for several nodes',
     )
     parser.add_argument("--status-list", help="the issuing node's signed e-certificate status list")
+    parser.add_argument(
+        "--published",
+        metavar="DIR",
+        help="a folder of published lists (federation init's public/, or published fetch "
+        "--out): its directory.json, every <node>/seal-registry.json, and the status list of "
+        "the node whose seal it is",
+    )
     parser.add_argument(
         "--status-key",
         action="append",
@@ -421,7 +461,7 @@ def _seal_locally(args: argparse.Namespace) -> int:
 _SEAL_MODES: dict[str, tuple[frozenset[str], frozenset[str]]] = {
     # mode: (required options, further options allowed)
     "register": (
-        frozenset({"profile", "seal_id", "name", "uscc"}),
+        frozenset({"profile", "seal_id", "name", "org_name", "uscc"}),
         frozenset({"image", "not_before", "not_after"}),
     ),
     "revoke": (frozenset({"profile", "seal_id"}), frozenset({"reason", "note"})),
@@ -508,6 +548,7 @@ def _register_seal(args: argparse.Namespace) -> int:
             args.seal_id,
             args.name,
             args.uscc,
+            org_name=args.org_name,
             not_before=not_before,
             not_after=not_after,
             image_png=image,
@@ -587,7 +628,7 @@ def add_seal_parsers(subparsers: Any) -> None:
             "tongban seal FILE --profile DIR --seal-id ID [--type T] [--pdf] [--out OUT]\n"
             "       tongban seal FILE --seal-key KEY --seal-cert CERT [--ecert ID] [--pdf ...]\n"
             "       tongban seal register --profile ADMIN_DIR --seal-id ID --name NAME "
-            "--uscc CODE [--image PNG] [--not-before T] [--not-after T]\n"
+            "--org-name ORG --uscc CODE [--image PNG] [--not-before T] [--not-after T]\n"
             "       tongban seal revoke --profile ADMIN_DIR --seal-id ID [--reason CODE] "
             "[--note TEXT]"
         ),
@@ -617,6 +658,9 @@ def add_seal_parsers(subparsers: Any) -> None:
         "--image", help="seal image PNG: a registered seal's, or the stamp of a PDF sealed locally"
     )
     register.add_argument("--name", help="the seal's registered name")
+    register.add_argument(
+        "--org-name", help="name of the organisation owning the seal (the certificate's O=)"
+    )
     register.add_argument("--uscc", help="统一社会信用代码 of the organisation owning the seal")
     register.add_argument("--not-before", help="RFC 3339 (default: now)")
     register.add_argument("--not-after", help="RFC 3339 (default: three years after --not-before)")
@@ -678,14 +722,18 @@ def _run_published_fetch(args: argparse.Namespace) -> int:
     except OSError as exc:
         print(f"{command}: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except CallerError as exc:
+        print(f"{command}: error: {exc.message}", file=sys.stderr)
+        return EXIT_USAGE
     except RequestRefused as exc:
         print(f"{command}: refused: {exc}", file=sys.stderr)
         return EXIT_REFUSED
     except KeysError as exc:
         print(f"{command}: not trusted, nothing written: {exc.message}", file=sys.stderr)
         return EXIT_INVALID
-    for path in (files.directory, files.seal_registry, files.status_list):
-        print(f"wrote {path}")
+    for path in (files.root, files.directory, files.seal_registry, files.status_list):
+        if path is not None:
+            print(f"wrote {path}")
     return 0
 
 
@@ -714,7 +762,9 @@ def add_published_parsers(subparsers: Any) -> None:
         description="Fetch the federation directory, the node's seal registry and its "
         "e-certificate status list from the node's verification service; nothing is written "
         "unless the directory verifies against --trust and the lists against the node's keys "
-        "in it. Writes directory.json, seal-registry.json and status-list.json.",
+        "in it. Writes root.pem, directory.json, NODE/seal-registry.json and "
+        "NODE/status-list.json, readable by anyone (0644); fetch each node into the same "
+        "folder and verify offline with tongban verify --published DIR.",
     )
     fetch.add_argument("--node", required=True, metavar="HOST:PORT", help="the public port")
     fetch.add_argument("--node-id", required=True, help="the node's id")

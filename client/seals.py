@@ -11,7 +11,8 @@ port (server-authenticated TLS, no client certificate) as any third party would.
 Example:
     >>> admin = SealClient.from_profile(Path("fed/420700/admins/420700-admin"))  # doctest: +SKIP
     >>> admin.register_seal("approval", "鄂州市行政审批局行政审批专用章",        # doctest: +SKIP
-    ...     "11420700MB1234567X", not_before=now, not_after=now + timedelta(days=1095))
+    ...     "11420700MB1234567X", org_name="鄂州市行政审批局", not_before=now,
+    ...     not_after=now + timedelta(days=1095))
     >>> sealed = admin.seal_document(Path("permit.pdf"), seal_id="approval")  # doctest: +SKIP
     >>> node = VerificationClient("verify.example:443", node_id="420700",     # doctest: +SKIP
     ...     root_pem=Path("root.pem").read_bytes())
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import tempfile
 import tomllib
 from collections.abc import Iterator, Sequence
@@ -39,7 +41,8 @@ from tongban.keys.clock import format_time, parse_time, utcnow
 from tongban.keys.directory import load_directory
 from tongban.keys.ecert import ECertStatus, ECertStatusEntry, load_status_list
 from tongban.keys.envelope import Envelope, EnvelopeSignature, parse_json_object
-from tongban.keys.errors import BadPeerData
+from tongban.keys.errors import BadPeerData, CallerError
+from tongban.keys.pki import certificate_pem
 from tongban.keys.seal_registry import load_seal_registry
 from tongban.keys.seals import RevocationReason
 from tongban.keys.verification import Indication, SubIndication
@@ -118,11 +121,12 @@ class OnlineVerification:
 
 @dataclass(frozen=True)
 class PublishedFiles:
-    """Where :func:`fetch_published` wrote a node's signed lists."""
+    """Where :func:`fetch_published` wrote a node's signed lists (and the trust root)."""
 
     directory: Path
     seal_registry: Path
     status_list: Path
+    root: Path | None = None
 
 
 _refused = RequestRefused.from_rpc_error
@@ -261,16 +265,18 @@ class SealClient:
         name: str,
         org_uscc: str,
         *,
+        org_name: str,
         not_before: datetime,
         not_after: datetime,
         image_png: bytes | None = None,
     ) -> SealInfo:
         """Register a seal (admin only); the node creates its key and certificate.
 
-        Without ``image_png`` the node draws the round red seal from ``name``. ``not_before``
-        is taken down to the whole second: a seal states its signing time in whole seconds,
-        so a window opening within a second would leave documents sealed in that second
-        looking sealed before the seal existed.
+        ``org_name`` is the owning organisation's name, which the seal certificate shows
+        (``O=``) beside its credit code. Without ``image_png`` the node draws the round red
+        seal from ``name``. ``not_before`` is taken down to the whole second: a seal states
+        its signing time in whole seconds, so a window opening within a second would leave
+        documents sealed in that second looking sealed before the seal existed.
 
         Raises:
             RequestRefused: e.g. INVALID_ARGUMENT for a bad credit code, ALREADY_EXISTS for a
@@ -280,6 +286,7 @@ class SealClient:
             seal_id=seal_id,
             name=name,
             org_uscc=org_uscc,
+            org_name=org_name,
             image_png=image_png or b"",
             not_before=format_time(not_before.replace(microsecond=0)),
             not_after=format_time(not_after),
@@ -492,10 +499,22 @@ class VerificationClient:
             raise _refused(exc) from None
 
 
+_NODE_ID = re.compile(r"[0-9]{6}")
+PUBLISHED_MODE = 0o644
+"""Published lists are for anyone to read: owner-writable, world-readable."""
+
+
 def _write_atomically(path: Path, data: bytes) -> None:
     with tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", delete=False) as f:
         f.write(data)
+    # A temporary file is created owner-only; what is published is for anyone to read.
+    os.chmod(f.name, PUBLISHED_MODE)
     os.replace(f.name, path)
+
+
+def _published_folder(path: Path) -> None:
+    path.mkdir(parents=True, exist_ok=True)
+    path.chmod(0o755)
 
 
 def fetch_published(
@@ -507,16 +526,21 @@ def fetch_published(
 ) -> PublishedFiles:
     """Fetch the node's directory, seal registry and status list and write them for offline use.
 
-    Writes ``directory.json``, ``seal-registry.json`` and ``status-list.json`` (envelope JSON)
-    under ``out_dir``. With ``roots``, nothing is written unless the directory verifies
-    against them, the registry and the status list verify against the node's keys in that
-    directory, and both name the node asked.
+    Writes ``directory.json`` and ``<node>/seal-registry.json`` and ``<node>/status-list.json``
+    (envelope JSON) under ``out_dir``, so one folder holds the lists of every node fetched
+    into it, and with ``roots`` also ``root.pem``: everything an offline verifier needs, each
+    file readable by anyone (0644). With ``roots``, nothing is written unless the directory
+    verifies against them, the registry and the status list verify against the node's keys
+    in that directory, and both name the node asked.
 
     Raises:
         RequestRefused: the node refused a call (or could not be reached: UNAVAILABLE).
         SignatureError / UnknownKeyError / BadPeerData: with ``roots``, a list does not verify.
         OSError: ``out_dir`` cannot be written.
+        CallerError: the client's node id is not a node id (it names a folder).
     """
+    if not _NODE_ID.fullmatch(client.node_id):
+        raise CallerError(f"node id {client.node_id!r} is not a six-digit division code")
     directory, registry, status = client.directory(), client.seal_registry(), client.status_list()
     if roots is not None:
         at = at or utcnow()
@@ -531,9 +555,14 @@ def fetch_published(
             raise BadPeerData(
                 f"node {client.node_id} sent the status list of node {statuses.node_id}"
             )
-    out_dir.mkdir(parents=True, exist_ok=True)
+    node_dir = out_dir / client.node_id
+    _published_folder(out_dir)
+    _published_folder(node_dir)
     files = PublishedFiles(
-        out_dir / "directory.json", out_dir / "seal-registry.json", out_dir / "status-list.json"
+        out_dir / "directory.json",
+        node_dir / "seal-registry.json",
+        node_dir / "status-list.json",
+        out_dir / "root.pem" if roots else None,
     )
     for path, envelope in (
         (files.directory, directory),
@@ -542,4 +571,6 @@ def fetch_published(
     ):
         text = json.dumps(envelope.to_json_dict(), indent=1) + "\n"
         _write_atomically(path, text.encode())
+    if files.root is not None and roots:
+        _write_atomically(files.root, b"".join(certificate_pem(r) for r in roots))
     return files

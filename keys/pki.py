@@ -313,8 +313,15 @@ def issue_certificate(
     not_after: datetime | None = None,
     dns_names: Sequence[str] = (),
     ip_addresses: Sequence[str] = (),
+    subject: x509.Name | None = None,
+    uris: Sequence[str] = (),
+    extensions: Sequence[x509.ExtensionType] = (),
 ) -> x509.Certificate:
     """Issue an end-entity certificate for a node, hall, admin or seal key.
+
+    ``subject`` replaces ``C=CN, O=<node_id>, OU=<role>, CN=<name>`` (seals name their
+    organisation, :mod:`tongban.keys.seal_subject`); ``uris`` are added to the subject
+    alternative name and ``extensions`` as non-critical extensions.
 
     Nodes get serverAuth and clientAuth and the DNS name ``node-<id>.tongban``; halls and
     admins clientAuth and ``<name>.<role>.node-<id>.tongban``; seals non-repudiation with
@@ -331,7 +338,7 @@ def issue_certificate(
     seal = role is Role.SEAL
     builder = (
         x509.CertificateBuilder()
-        .subject_name(_name(role, node_id, name))
+        .subject_name(subject or _name(role, node_id, name))
         .issuer_name(issuer_cert.subject)
         .public_key(subject_public_key)
         .serial_number(x509.random_serial_number())
@@ -359,6 +366,9 @@ def issue_certificate(
     builder = builder.add_extension(x509.ExtendedKeyUsage(list(usages)), critical=False)
     alt_names += [x509.DNSName(d) for d in dns_names]
     alt_names += [x509.IPAddress(ipaddress.ip_address(a)) for a in ip_addresses]
+    alt_names += [x509.UniformResourceIdentifier(u) for u in uris]
+    for extension in extensions:
+        builder = builder.add_extension(extension, critical=False)
     if alt_names:
         builder = builder.add_extension(x509.SubjectAlternativeName(alt_names), critical=False)
     return builder.sign(issuer_key, hashes.SHA256())

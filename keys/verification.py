@@ -76,8 +76,8 @@ from tongban.keys.pki import (
     DOCUMENT_SIGNING,
     CertificatePublicKey,
     Role,
-    identity_from_certificate,
 )
+from tongban.keys.seal_subject import seal_identity
 from tongban.keys.seals import (
     ECERT_IDENTIFIER_ATTRIBUTE,
     DocumentSource,
@@ -588,7 +588,7 @@ class _CertFacts:
         cert = x509.load_der_x509_certificate(der)
         subject = cert.subject.rfc4514_string()
         try:
-            identity = identity_from_certificate(cert)
+            identity = seal_identity(cert)
         except BadPeerData as exc:
             seal_id, node_id, holder, is_seal = subject, "", exc.message, False
         else:

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from tongban.proto import common_pb2 as tongban_dot_proto_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18tongban/proto/seal.proto\x12\x10tongban.relay.v1\x1a\x1atongban/proto/common.proto\"\x80\x01\n\x13RegisterSealRequest\x12\x0f\n\x07seal_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x10\n\x08org_uscc\x18\x03 \x01(\t\x12\x11\n\timage_png\x18\x04 \x01(\x0c\x12\x12\n\nnot_before\x18\x05 \x01(\t\x12\x11\n\tnot_after\x18\x06 \x01(\t\"\xf5\x01\n\x08SealInfo\x12\x0f\n\x07seal_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x10\n\x08org_uscc\x18\x03 \x01(\t\x12\x0f\n\x07node_id\x18\x04 \x01(\t\x12\x17\n\x0f\x63\x65rtificate_pem\x18\x05 \x01(\x0c\x12\x12\n\nnot_before\x18\x06 \x01(\t\x12\x11\n\tnot_after\x18\x07 \x01(\t\x12\x12\n\nrevoked_at\x18\x08 \x01(\t\x12\x19\n\x11revocation_reason\x18\t \x01(\t\x12\x1f\n\x17\x63\x65rtificate_fingerprint\x18\n \x01(\t\x12\x17\n\x0frevocation_note\x18\x0b \x01(\t\"B\n\x11RevokeSealRequest\x12\x0f\n\x07seal_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12\x0c\n\x04note\x18\x03 \x01(\t\"\\\n\x12SealDocumentHeader\x12\x0f\n\x07seal_id\x18\x01 \x01(\t\x12\x15\n\rdocument_name\x18\x02 \x01(\t\x12\x11\n\ttype_code\x18\x03 \x01(\t\x12\x0b\n\x03pdf\x18\x04 \x01(\x08\"e\n\x13SealDocumentRequest\x12\x36\n\x06header\x18\x01 \x01(\x0b\x32$.tongban.relay.v1.SealDocumentHeaderH\x00\x12\x0e\n\x04\x64\x61ta\x18\x02 \x01(\x0cH\x00\x42\x06\n\x04part\"D\n\x14SealDocumentResponse\x12\x14\n\nidentifier\x18\x01 \x01(\tH\x00\x12\x0e\n\x04\x64\x61ta\x18\x02 \x01(\x0cH\x00\x42\x06\n\x04part\"N\n\x18\x43hangeECertStatusRequest\x12\x12\n\nidentifier\x18\x01 \x01(\t\x12\x0e\n\x06status\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\"(\n\x12\x45\x43\x65rtStatusRequest\x12\x12\n\nidentifier\x18\x01 \x01(\t\"Y\n\x0f\x45\x43\x65rtStatusInfo\x12\x12\n\nidentifier\x18\x01 \x01(\t\x12\x0e\n\x06status\x18\x02 \x01(\t\x12\x12\n\nchanged_at\x18\x03 \x01(\t\x12\x0e\n\x06reason\x18\x04 \x01(\t\"7\n\x0cVerifyHeader\x12\x15\n\rdocument_name\x18\x01 \x01(\t\x12\x10\n\x08\x64\x65tached\x18\x02 \x01(\x08\"w\n\rVerifyRequest\x12\x30\n\x06header\x18\x01 \x01(\x0b\x32\x1e.tongban.relay.v1.VerifyHeaderH\x00\x12\x17\n\rdocument_data\x18\x02 \x01(\x0cH\x00\x12\x13\n\tseal_data\x18\x03 \x01(\x0cH\x00\x42\x06\n\x04part\"b\n\x0eVerifyResponse\x12\x12\n\nindication\x18\x01 \x01(\t\x12\x16\n\x0esub_indication\x18\x02 \x01(\t\x12\x0f\n\x07summary\x18\x03 \x01(\t\x12\x13\n\x0breport_json\x18\x04 \x01(\t\"\x12\n\x10PublishedRequest2\xf6\x02\n\x0bSealService\x12Q\n\x0cRegisterSeal\x12%.tongban.relay.v1.RegisterSealRequest\x1a\x1a.tongban.relay.v1.SealInfo\x12M\n\nRevokeSeal\x12#.tongban.relay.v1.RevokeSealRequest\x1a\x1a.tongban.relay.v1.SealInfo\x12\x61\n\x0cSealDocument\x12%.tongban.relay.v1.SealDocumentRequest\x1a&.tongban.relay.v1.SealDocumentResponse(\x01\x30\x01\x12\x62\n\x11\x43hangeECertStatus\x12*.tongban.relay.v1.ChangeECertStatusRequest\x1a!.tongban.relay.v1.ECertStatusInfo2\xbf\x03\n\rVerifyService\x12M\n\x06Verify\x12\x1f.tongban.relay.v1.VerifyRequest\x1a .tongban.relay.v1.VerifyResponse(\x01\x12Y\n\x0eGetECertStatus\x12$.tongban.relay.v1.ECertStatusRequest\x1a!.tongban.relay.v1.ECertStatusInfo\x12U\n\rGetStatusList\x12\".tongban.relay.v1.PublishedRequest\x1a .tongban.relay.v1.SignedEnvelope\x12W\n\x0fGetSealRegistry\x12\".tongban.relay.v1.PublishedRequest\x1a .tongban.relay.v1.SignedEnvelope\x12T\n\x0cGetDirectory\x12\".tongban.relay.v1.PublishedRequest\x1a .tongban.relay.v1.SignedEnvelopeb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18tongban/proto/seal.proto\x12\x10tongban.relay.v1\x1a\x1atongban/proto/common.proto\"\x92\x01\n\x13RegisterSealRequest\x12\x0f\n\x07seal_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x10\n\x08org_uscc\x18\x03 \x01(\t\x12\x11\n\timage_png\x18\x04 \x01(\x0c\x12\x12\n\nnot_before\x18\x05 \x01(\t\x12\x11\n\tnot_after\x18\x06 \x01(\t\x12\x10\n\x08org_name\x18\x07 \x01(\t\"\xf5\x01\n\x08SealInfo\x12\x0f\n\x07seal_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x10\n\x08org_uscc\x18\x03 \x01(\t\x12\x0f\n\x07node_id\x18\x04 \x01(\t\x12\x17\n\x0f\x63\x65rtificate_pem\x18\x05 \x01(\x0c\x12\x12\n\nnot_before\x18\x06 \x01(\t\x12\x11\n\tnot_after\x18\x07 \x01(\t\x12\x12\n\nrevoked_at\x18\x08 \x01(\t\x12\x19\n\x11revocation_reason\x18\t \x01(\t\x12\x1f\n\x17\x63\x65rtificate_fingerprint\x18\n \x01(\t\x12\x17\n\x0frevocation_note\x18\x0b \x01(\t\"B\n\x11RevokeSealRequest\x12\x0f\n\x07seal_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12\x0c\n\x04note\x18\x03 \x01(\t\"\\\n\x12SealDocumentHeader\x12\x0f\n\x07seal_id\x18\x01 \x01(\t\x12\x15\n\rdocument_name\x18\x02 \x01(\t\x12\x11\n\ttype_code\x18\x03 \x01(\t\x12\x0b\n\x03pdf\x18\x04 \x01(\x08\"e\n\x13SealDocumentRequest\x12\x36\n\x06header\x18\x01 \x01(\x0b\x32$.tongban.relay.v1.SealDocumentHeaderH\x00\x12\x0e\n\x04\x64\x61ta\x18\x02 \x01(\x0cH\x00\x42\x06\n\x04part\"D\n\x14SealDocumentResponse\x12\x14\n\nidentifier\x18\x01 \x01(\tH\x00\x12\x0e\n\x04\x64\x61ta\x18\x02 \x01(\x0cH\x00\x42\x06\n\x04part\"N\n\x18\x43hangeECertStatusRequest\x12\x12\n\nidentifier\x18\x01 \x01(\t\x12\x0e\n\x06status\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\"(\n\x12\x45\x43\x65rtStatusRequest\x12\x12\n\nidentifier\x18\x01 \x01(\t\"Y\n\x0f\x45\x43\x65rtStatusInfo\x12\x12\n\nidentifier\x18\x01 \x01(\t\x12\x0e\n\x06status\x18\x02 \x01(\t\x12\x12\n\nchanged_at\x18\x03 \x01(\t\x12\x0e\n\x06reason\x18\x04 \x01(\t\"7\n\x0cVerifyHeader\x12\x15\n\rdocument_name\x18\x01 \x01(\t\x12\x10\n\x08\x64\x65tached\x18\x02 \x01(\x08\"w\n\rVerifyRequest\x12\x30\n\x06header\x18\x01 \x01(\x0b\x32\x1e.tongban.relay.v1.VerifyHeaderH\x00\x12\x17\n\rdocument_data\x18\x02 \x01(\x0cH\x00\x12\x13\n\tseal_data\x18\x03 \x01(\x0cH\x00\x42\x06\n\x04part\"b\n\x0eVerifyResponse\x12\x12\n\nindication\x18\x01 \x01(\t\x12\x16\n\x0esub_indication\x18\x02 \x01(\t\x12\x0f\n\x07summary\x18\x03 \x01(\t\x12\x13\n\x0breport_json\x18\x04 \x01(\t\"\x12\n\x10PublishedRequest2\xf6\x02\n\x0bSealService\x12Q\n\x0cRegisterSeal\x12%.tongban.relay.v1.RegisterSealRequest\x1a\x1a.tongban.relay.v1.SealInfo\x12M\n\nRevokeSeal\x12#.tongban.relay.v1.RevokeSealRequest\x1a\x1a.tongban.relay.v1.SealInfo\x12\x61\n\x0cSealDocument\x12%.tongban.relay.v1.SealDocumentRequest\x1a&.tongban.relay.v1.SealDocumentResponse(\x01\x30\x01\x12\x62\n\x11\x43hangeECertStatus\x12*.tongban.relay.v1.ChangeECertStatusRequest\x1a!.tongban.relay.v1.ECertStatusInfo2\xbf\x03\n\rVerifyService\x12M\n\x06Verify\x12\x1f.tongban.relay.v1.VerifyRequest\x1a .tongban.relay.v1.VerifyResponse(\x01\x12Y\n\x0eGetECertStatus\x12$.tongban.relay.v1.ECertStatusRequest\x1a!.tongban.relay.v1.ECertStatusInfo\x12U\n\rGetStatusList\x12\".tongban.relay.v1.PublishedRequest\x1a .tongban.relay.v1.SignedEnvelope\x12W\n\x0fGetSealRegistry\x12\".tongban.relay.v1.PublishedRequest\x1a .tongban.relay.v1.SignedEnvelope\x12T\n\x0cGetDirectory\x12\".tongban.relay.v1.PublishedRequest\x1a .tongban.relay.v1.SignedEnvelopeb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,33 +33,33 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'tongban.proto.seal_pb2', _g
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_REGISTERSEALREQUEST']._serialized_start=75
-  _globals['_REGISTERSEALREQUEST']._serialized_end=203
-  _globals['_SEALINFO']._serialized_start=206
-  _globals['_SEALINFO']._serialized_end=451
-  _globals['_REVOKESEALREQUEST']._serialized_start=453
-  _globals['_REVOKESEALREQUEST']._serialized_end=519
-  _globals['_SEALDOCUMENTHEADER']._serialized_start=521
-  _globals['_SEALDOCUMENTHEADER']._serialized_end=613
-  _globals['_SEALDOCUMENTREQUEST']._serialized_start=615
-  _globals['_SEALDOCUMENTREQUEST']._serialized_end=716
-  _globals['_SEALDOCUMENTRESPONSE']._serialized_start=718
-  _globals['_SEALDOCUMENTRESPONSE']._serialized_end=786
-  _globals['_CHANGEECERTSTATUSREQUEST']._serialized_start=788
-  _globals['_CHANGEECERTSTATUSREQUEST']._serialized_end=866
-  _globals['_ECERTSTATUSREQUEST']._serialized_start=868
-  _globals['_ECERTSTATUSREQUEST']._serialized_end=908
-  _globals['_ECERTSTATUSINFO']._serialized_start=910
-  _globals['_ECERTSTATUSINFO']._serialized_end=999
-  _globals['_VERIFYHEADER']._serialized_start=1001
-  _globals['_VERIFYHEADER']._serialized_end=1056
-  _globals['_VERIFYREQUEST']._serialized_start=1058
-  _globals['_VERIFYREQUEST']._serialized_end=1177
-  _globals['_VERIFYRESPONSE']._serialized_start=1179
-  _globals['_VERIFYRESPONSE']._serialized_end=1277
-  _globals['_PUBLISHEDREQUEST']._serialized_start=1279
-  _globals['_PUBLISHEDREQUEST']._serialized_end=1297
-  _globals['_SEALSERVICE']._serialized_start=1300
-  _globals['_SEALSERVICE']._serialized_end=1674
-  _globals['_VERIFYSERVICE']._serialized_start=1677
-  _globals['_VERIFYSERVICE']._serialized_end=2124
+  _globals['_REGISTERSEALREQUEST']._serialized_end=221
+  _globals['_SEALINFO']._serialized_start=224
+  _globals['_SEALINFO']._serialized_end=469
+  _globals['_REVOKESEALREQUEST']._serialized_start=471
+  _globals['_REVOKESEALREQUEST']._serialized_end=537
+  _globals['_SEALDOCUMENTHEADER']._serialized_start=539
+  _globals['_SEALDOCUMENTHEADER']._serialized_end=631
+  _globals['_SEALDOCUMENTREQUEST']._serialized_start=633
+  _globals['_SEALDOCUMENTREQUEST']._serialized_end=734
+  _globals['_SEALDOCUMENTRESPONSE']._serialized_start=736
+  _globals['_SEALDOCUMENTRESPONSE']._serialized_end=804
+  _globals['_CHANGEECERTSTATUSREQUEST']._serialized_start=806
+  _globals['_CHANGEECERTSTATUSREQUEST']._serialized_end=884
+  _globals['_ECERTSTATUSREQUEST']._serialized_start=886
+  _globals['_ECERTSTATUSREQUEST']._serialized_end=926
+  _globals['_ECERTSTATUSINFO']._serialized_start=928
+  _globals['_ECERTSTATUSINFO']._serialized_end=1017
+  _globals['_VERIFYHEADER']._serialized_start=1019
+  _globals['_VERIFYHEADER']._serialized_end=1074
+  _globals['_VERIFYREQUEST']._serialized_start=1076
+  _globals['_VERIFYREQUEST']._serialized_end=1195
+  _globals['_VERIFYRESPONSE']._serialized_start=1197
+  _globals['_VERIFYRESPONSE']._serialized_end=1295
+  _globals['_PUBLISHEDREQUEST']._serialized_start=1297
+  _globals['_PUBLISHEDREQUEST']._serialized_end=1315
+  _globals['_SEALSERVICE']._serialized_start=1318
+  _globals['_SEALSERVICE']._serialized_end=1692
+  _globals['_VERIFYSERVICE']._serialized_start=1695
+  _globals['_VERIFYSERVICE']._serialized_end=2142
 # @@protoc_insertion_point(module_scope)

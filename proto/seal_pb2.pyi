@@ -26,6 +26,7 @@ class RegisterSealRequest(_message.Message):
     IMAGE_PNG_FIELD_NUMBER: _builtins.int
     NOT_BEFORE_FIELD_NUMBER: _builtins.int
     NOT_AFTER_FIELD_NUMBER: _builtins.int
+    ORG_NAME_FIELD_NUMBER: _builtins.int
     seal_id: _builtins.str
     name: _builtins.str
     """The registered name, e.g. 鄂州市行政审批局行政审批专用章."""
@@ -36,6 +37,8 @@ class RegisterSealRequest(_message.Message):
     not_before: _builtins.str
     """RFC 3339 times."""
     not_after: _builtins.str
+    org_name: _builtins.str
+    """The owning organisation's name, e.g. 鄂州市行政审批局: the certificate's O=."""
     def __init__(
         self,
         *,
@@ -45,10 +48,11 @@ class RegisterSealRequest(_message.Message):
         image_png: _builtins.bytes = ...,
         not_before: _builtins.str = ...,
         not_after: _builtins.str = ...,
+        org_name: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["image_png", b"image_png", "name", b"name", "not_after", b"not_after", "not_before", b"not_before", "org_uscc", b"org_uscc", "seal_id", b"seal_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["image_png", b"image_png", "name", b"name", "not_after", b"not_after", "not_before", b"not_before", "org_name", b"org_name", "org_uscc", b"org_uscc", "seal_id", b"seal_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -19,6 +19,9 @@ if [[ $want_test == 1 ]]; then
   # Independent PDF checkers the seal tests run against sealed PDFs.
   apt_packages+=(poppler-utils qpdf)
   test_programs+=(pdfsig qpdf)
+  # NSS's certutil makes the trust store pdfsig reads (the README's "Verify without tongban").
+  apt_packages+=(libnss3-tools)
+  test_programs+=(certutil)
 fi
 missing=()
 for p in "${apt_packages[@]}"; do

@@ -30,6 +30,7 @@ NOW = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
 EZHOU_USCC = "11420700MB1539542A"
 WUHAN_USCC = "11420100MB0000123A"
 SEAL_NAME = "鄂州市行政审批局行政审批专用章"
+ORG_NAME = "鄂州市行政审批局"
 VERIFY_URL = "https://verify.420700.tongban.example.cn/ecert"
 ECERT = ECertIdentifier("11100000000013338W011", EZHOU_USCC, "2026000001", "001")
 # A valid seal: registered a day before NOW for a year.
@@ -87,6 +88,7 @@ def new_seal(
         seal_id=seal_id,
         name=SEAL_NAME,
         org_uscc=EZHOU_USCC,
+        org_name=ORG_NAME,
         node_id="420700",
         issuer_key=issuer_key,
         issuer_cert=issuer_cert,

@@ -6,7 +6,7 @@ import hashlib
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -322,3 +322,27 @@ def delivered(client: HallClient, packet_id: str) -> Callable[[], bool]:
         return bool(items) and all(s == "delivered" for s in items[0].deliveries.values())
 
     return probe
+
+
+def register_seal(
+    cluster: Cluster,
+    node_id: str,
+    seal_id: str = "result-seal",
+    *,
+    not_before: datetime | None = None,
+    not_after: datetime | None = None,
+) -> str:
+    """Register a seal at ``node_id`` through its admin, as a handling node needs for results."""
+    from tongban.client.seals import SealClient
+
+    now = utcnow()
+    with SealClient.from_profile(cluster.fed / node_id / "admins" / f"{node_id}-admin") as admin:
+        admin.register_seal(
+            seal_id,
+            "武汉市行政审批局行政审批专用章",
+            "11420100MB1646962Q",
+            org_name="武汉市行政审批局",
+            not_before=not_before or now - timedelta(minutes=1),
+            not_after=not_after or now + timedelta(days=365),
+        )
+    return seal_id

@@ -16,6 +16,7 @@ Example:
     >>> now = datetime(2026, 1, 1, tzinfo=UTC)
     >>> root_key, root = generate_root(now=now)
     >>> seal = create_seal(seal_id="420700-approval", name="鄂州市行政审批局行政审批专用章",
+    ...     org_name="鄂州市行政审批局",
     ...     org_uscc="11420700MB1539542A", node_id="420700", issuer_key=root_key,
     ...     issuer_cert=root, not_before=now, not_after=now + timedelta(days=365),
     ...     image_png=b"png", now=now)

@@ -29,6 +29,7 @@ from tongban.keys.pki import (
     issue_certificate,
     load_certificate,
 )
+from tongban.keys.seal_subject import seal_subject, seal_uri, semantics_statement
 
 # A UUID-derived OID (ITU-T X.667): an attribute of our own needs no registered arc.
 ECERT_IDENTIFIER_ATTRIBUTE = "2.25.31634492887665145451589254790945096114"
@@ -37,6 +38,7 @@ DocumentSource = Path | bytes | BinaryIO
 _CHUNK = 1 << 20
 _SEAL_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 _MAX_NAME = 40
+_MAX_ORG_NAME = 64  # ub-organization-name (RFC 5280)
 
 
 # A seal image to register: a PNG of at most this many bytes, each side within this range
@@ -261,6 +263,7 @@ def create_seal(
     *,
     seal_id: str,
     name: str,
+    org_name: str,
     org_uscc: str,
     node_id: str,
     issuer_key: ec.EllipticCurvePrivateKey,
@@ -273,6 +276,9 @@ def create_seal(
 ) -> NewSeal:
     """Register a seal: a P-256 key, its certificate for the seal window, and an image.
 
+    The certificate names the organisation (``O=org_name``, ``organizationIdentifier``
+    ``NTRCN-<org_uscc>``) and the seal (``CN=name``) for third parties, and the node and seal
+    id for the verifier (:mod:`tongban.keys.seal_subject`).
     ``key`` may be a private key, a public key whose private half stays in an HSM, or None
     for a new key. ``image_png`` is the seal's picture (checked by the caller with
     :func:`check_seal_image`, or drawn by the node).
@@ -284,6 +290,10 @@ def create_seal(
         raise CallerError(f"seal id {seal_id!r} must be 1-64 characters of A-Z a-z 0-9 . _ -")
     if not name.strip() or len(name) > _MAX_NAME:
         raise CallerError(f"seal name must be 1-{_MAX_NAME} characters, got {len(name)}")
+    if not org_name.strip() or len(org_name) > _MAX_ORG_NAME:
+        raise CallerError(
+            f"organisation name must be 1-{_MAX_ORG_NAME} characters, got {len(org_name)}"
+        )
     try:
         if validate_credit_code(org_uscc) != org_uscc:
             raise CallerError(f"credit code {org_uscc!r} must be upper case")
@@ -312,6 +322,9 @@ def create_seal(
         now=now,
         not_before=start,
         not_after=end,
+        subject=seal_subject(org_name=org_name.strip(), org_uscc=org_uscc, seal_name=name),
+        uris=[seal_uri(node_id, seal_id)],
+        extensions=[semantics_statement()],
     )
     record = SealRecord(
         seal_id=seal_id,

@@ -14,6 +14,7 @@ __all__ = [
     "IllegalTransition",
     "IntegrityFailure",
     "InvalidRequest",
+    "NoUsableSeal",
     "NotFound",
     "PermissionDenied",
     "RelayError",
@@ -68,6 +69,12 @@ class Conflict(RelayError):
 
 class IllegalTransition(RelayError):
     code = "illegal-transition"
+
+
+class NoUsableSeal(IllegalTransition):
+    """A result cannot be sealed: the node has no seal it may apply now."""
+
+    code = "no-usable-seal"
 
 
 class TooLarge(RelayError):

@@ -79,6 +79,7 @@ class SealServicer(seal_pb2_grpc.SealServiceServicer):
             record = self._seals.register_seal(
                 seal_id=request.seal_id,
                 name=request.name,
+                org_name=request.org_name,
                 org_uscc=request.org_uscc,
                 not_before=_time(request.not_before, "not_before"),  # type: ignore[arg-type]
                 not_after=_time(request.not_after, "not_after"),  # type: ignore[arg-type]

@@ -9,7 +9,6 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import logging
 import os
 import re
 from collections.abc import Iterable
@@ -50,6 +49,7 @@ from tongban.server.domain.errors import (
     NotFound,
     TooLarge,
 )
+from tongban.server.usecases.result_seal import result_seal_id
 from tongban.server.usecases.runtime import Clock
 from tongban.server.usecases.seal_image import render_seal_image
 from tongban.server.usecases.seal_keys import SealBook
@@ -57,7 +57,6 @@ from tongban.storage.sql import ECertRow, MetadataStore, SealRow
 
 __all__ = ["RESULT_ECERT_TYPE", "SealOffice", "SealedDocument"]
 
-_log = logging.getLogger("tongban.server.usecases.seals")
 _SEAL_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 _MAX_PDF = 64 << 20
 RESULT_ECERT_TYPE = "RESULT"
@@ -170,6 +169,7 @@ class SealOffice:
         *,
         seal_id: str,
         name: str,
+        org_name: str,
         org_uscc: str,
         not_before: datetime,
         not_after: datetime,
@@ -178,7 +178,7 @@ class SealOffice:
         """Create a seal key and certificate under the node's seal CA and publish the record.
 
         Raises:
-            InvalidRequest: bad seal id, name, credit code or window.
+            InvalidRequest: bad seal id, name, organisation name, credit code or window.
             BadSealImage: the image is not a PNG within the limits.
             Conflict: the seal id is taken.
         """
@@ -187,6 +187,8 @@ class SealOffice:
             raise InvalidRequest(f"seal id {echo(seal_id)} must be 1-64 of A-Z a-z 0-9 . _ -")
         if not name.strip():
             raise InvalidRequest("a seal needs its registered name")
+        if not org_name.strip():
+            raise InvalidRequest("a seal needs the name of the organisation that owns it")
         uscc = validate_credit_code(org_uscc)
         if not_after <= not_before:
             raise InvalidRequest("the seal's validity window is empty")
@@ -204,6 +206,7 @@ class SealOffice:
             new = create_seal(
                 seal_id=seal_id,
                 name=name.strip(),
+                org_name=org_name.strip(),
                 org_uscc=uscc,
                 node_id=self.node_id,
                 issuer_key=book.ca_key,
@@ -438,15 +441,16 @@ class SealOffice:
             )
         return sign_status_list(listing, self.keys.signer(now))
 
-    def result_seal(self, session: Session) -> str | None:
-        """The seal for this node's results: the configured one, else the newest usable one."""
-        if self.seals is None:
-            return None
-        if self.configured_result_seal:
-            return self.configured_result_seal
-        now = self.clock()
-        for row in session.scalars(select(SealRow).order_by(SealRow.created_at.desc())):
-            if _record(row).valid_at(now):
-                return row.seal_id
-        _log.warning("node %s has no usable seal; results go out unsealed", self.node_id)
-        return None
+    def result_seal(self, session: Session) -> str:
+        """The seal for this node's results: ``[seals] result_seal``, else the newest usable one.
+
+        Raises:
+            NoUsableSeal: none may be applied now; nothing may be sent unsealed.
+        """
+        return result_seal_id(
+            session,
+            node_id=self.node_id,
+            book=self.seals,
+            now=self.clock(),
+            configured=self.configured_result_seal,
+        )

@@ -14,7 +14,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import itertools
-import logging
 import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -92,8 +91,6 @@ from tongban.storage.sql import (
 )
 
 __all__ = ["SubmitPackets", "delivery_states"]
-
-_log = logging.getLogger("tongban.server.usecases.submit")
 
 
 # ---- a packet id used before ----------------------------------------------------------------
@@ -186,6 +183,9 @@ class SubmitPackets:
             if held is not None:
                 return answer_resend(self, hall_id, header, held, resent_files(parts, held))
         plan = plan_submit(self, hall_id, header)
+        if header.kind == "result":
+            with self.metadata.read() as session:
+                self.seals.result_seal(session)  # refused before any file is taken, not after
         limits = self.limits
         # An attempt's files share the packet's directory, named after the attempt: a directory
         # of their own would cost every packet another directory to create and sync.
@@ -521,8 +521,6 @@ class SubmitPackets:
         """Seal every result document (detached CMS from its digest) and add each FILE.p7s to
         the packet; returns the e-certificate identifiers issued."""
         seal_id = self.seals.result_seal(session)
-        if seal_id is None:
-            return []
         identifiers = []
         for entry in list(entries):
             identifier, p7s = self.seals.seal_result_digest(

@@ -13,7 +13,7 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from tests.fixtures_seal import EZHOU_USCC, SEAL_NAME, make_pdf, openssl_cms_verify
+from tests.fixtures_seal import EZHOU_USCC, ORG_NAME, SEAL_NAME, make_pdf, openssl_cms_verify
 from tests.harness import Cluster, snapshot
 from tongban.cli.main import main
 from tongban.client.errors import RequestRefused
@@ -92,7 +92,12 @@ def public(cluster: Cluster) -> Iterator[VerificationClient]:
 def register(client: SealClient, seal_id: str = SEAL_ID) -> None:
     now = utcnow()
     client.register_seal(
-        seal_id, SEAL_NAME, EZHOU_USCC, not_before=now, not_after=now + timedelta(days=365)
+        seal_id,
+        SEAL_NAME,
+        EZHOU_USCC,
+        org_name=ORG_NAME,
+        not_before=now,
+        not_after=now + timedelta(days=365),
     )
 
 
@@ -113,14 +118,16 @@ def offline(
     """Verify as a third party with nothing but the root and the fetched files."""
     at = utcnow() + at_offset
     directory = load_directory(_envelope(published / "directory.json"), roots(cluster), at=at)
-    registry = load_seal_registry(_envelope(published / "seal-registry.json"), directory, at=at)
+    registry = load_seal_registry(
+        _envelope(published / NODE / "seal-registry.json"), directory, at=at
+    )
     report = seal_verification_result(
         document,
         seal=seal,
         roots=roots(cluster),
         seals=registry.seals,
         at=at,
-        status_list=_envelope(published / "status-list.json"),
+        status_list=_envelope(published / NODE / "status-list.json"),
         status_keys=directory.node(NODE).signing_keys(at),
     )
     return report.indication, report.sub_indication
@@ -142,7 +149,12 @@ def test_an_admin_registers_a_seal_and_a_hall_may_not(
 ) -> None:
     now = utcnow()
     info = admin.register_seal(
-        SEAL_ID, SEAL_NAME, EZHOU_USCC, not_before=now, not_after=now + timedelta(days=365)
+        SEAL_ID,
+        SEAL_NAME,
+        EZHOU_USCC,
+        org_name=ORG_NAME,
+        not_before=now,
+        not_after=now + timedelta(days=365),
     )
     assert (info.seal_id, info.name, info.org_uscc, info.node_id) == (
         SEAL_ID,
@@ -167,6 +179,7 @@ def test_an_admin_registers_a_seal_and_a_hall_may_not(
         "hall-seal",
         SEAL_NAME,
         EZHOU_USCC,
+        org_name=ORG_NAME,
         not_before=now,
         not_after=now + timedelta(days=1),
     )
@@ -215,12 +228,19 @@ def test_seal_through_the_node_then_verify_with_openssl_and_offline(
 
     published = tmp_path / "published"
     files = fetch_published(public, published, roots=roots(cluster))
-    assert sorted(p.name for p in published.iterdir()) == [
+    assert sorted(str(p.relative_to(published)) for p in published.rglob("*")) == [
+        NODE,
+        f"{NODE}/seal-registry.json",
+        f"{NODE}/status-list.json",
         "directory.json",
-        "seal-registry.json",
-        "status-list.json",
+        "root.pem",
     ]
     assert files.directory == published / "directory.json"
+    assert files.root == published / "root.pem"
+    assert (published / "root.pem").read_bytes() == root_pem_path(cluster).read_bytes()
+    # Published for anyone to read, whatever the umask.
+    assert {p.stat().st_mode & 0o777 for p in published.rglob("*") if p.is_file()} == {0o644}
+    assert {p.stat().st_mode & 0o777 for p in [published, published / NODE]} == {0o755}
     assert offline(cluster, published, document, p7s) == (Indication.VALID, None)
     assert offline(cluster, published, document.read_bytes() + b"!", p7s)[1] is (
         SubIndication.HASH_FAILURE
@@ -312,7 +332,7 @@ def test_a_changed_ecert_status_shows_online_at_once_and_in_the_next_status_list
         SubIndication.ECERT_REVOKED,
     )
     listing = load_status_list(
-        _envelope(after / "status-list.json"),
+        _envelope(after / NODE / "status-list.json"),
         cluster.directory().node(NODE).signing_keys(utcnow()),
         at=utcnow(),
     )
@@ -354,7 +374,7 @@ def test_a_revoked_seal_seals_no_more_and_earlier_seals_stay_valid(
     published = tmp_path / "published"
     fetch_published(public, published, roots=roots(cluster))
     assert offline(cluster, published, DOCUMENT, sealed.data) == (Indication.VALID, None)
-    registry = json.loads(_envelope(published / "seal-registry.json").payload)
+    registry = json.loads(_envelope(published / NODE / "seal-registry.json").payload)
     assert SealRecord.from_json_dict(registry["seals"][0]).revoked_at == info.revoked_at
 
 
@@ -419,7 +439,7 @@ def test_bad_input_is_refused_with_a_precise_status_and_changes_nothing(
     keys = sorted((cluster.fed / NODE / "seals" / "keys").iterdir())
     before = snapshot(node)
     now = utcnow()
-    window = {"not_before": now, "not_after": now + timedelta(days=30)}
+    window = {"not_before": now, "not_after": now + timedelta(days=30), "org_name": ORG_NAME}
     bad_uscc = EZHOU_USCC[:-1] + "B"
     check = parse_ecert_identifier(sealed.identifier).check
     wrong = "0" if check != "0" else "1"
@@ -457,6 +477,12 @@ def test_bad_input_is_refused_with_a_precise_status_and_changes_nothing(
             f"conflict: seal id '{SEAL_ID}' is already registered",
         ),
         (
+            (admin.register_seal, "no-org", SEAL_NAME, EZHOU_USCC),
+            window | {"org_name": " "},
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "invalid-request: a seal needs the name of the organisation that owns it",
+        ),
+        (
             (admin.register_seal, "bad id!", SEAL_NAME, EZHOU_USCC),
             window,
             grpc.StatusCode.INVALID_ARGUMENT,
@@ -464,7 +490,7 @@ def test_bad_input_is_refused_with_a_precise_status_and_changes_nothing(
         ),
         (
             (admin.register_seal, "late", SEAL_NAME, EZHOU_USCC),
-            {"not_before": now, "not_after": now - timedelta(days=1)},
+            {"not_before": now, "not_after": now - timedelta(days=1), "org_name": ORG_NAME},
             grpc.StatusCode.INVALID_ARGUMENT,
             "invalid-request: the seal's validity window is empty",
         ),
@@ -537,6 +563,7 @@ def test_a_document_sealed_in_the_first_second_of_a_seal_verifies(
                 seal_id=SEAL_ID,
                 name=SEAL_NAME,
                 org_uscc=EZHOU_USCC,
+                org_name=ORG_NAME,
                 not_before=format_time(moment - timedelta(milliseconds=250)),
                 not_after=format_time(moment + timedelta(days=30)),
             ),
@@ -613,6 +640,8 @@ def test_cli_register_seal_fetch_verify_online_and_offline(
         SEAL_ID,
         "--name",
         SEAL_NAME,
+        "--org-name",
+        ORG_NAME,
         "--uscc",
         EZHOU_USCC,
     )
@@ -647,7 +676,12 @@ def test_cli_register_seal_fetch_verify_online_and_offline(
     assert code == 0
     assert capsys.readouterr().out == "".join(
         f"wrote {published / n}\n"
-        for n in ("directory.json", "seal-registry.json", "status-list.json")
+        for n in (
+            "root.pem",
+            "directory.json",
+            f"{NODE}/seal-registry.json",
+            f"{NODE}/status-list.json",
+        )
     )
 
     offline_args = (
@@ -660,15 +694,35 @@ def test_cli_register_seal_fetch_verify_online_and_offline(
         "--directory",
         published / "directory.json",
         "--seals",
-        published / "seal-registry.json",
+        published / NODE / "seal-registry.json",
     )
-    assert cli(*offline_args, "--status-list", published / "status-list.json", "--json") == 0
+    assert cli(*offline_args, "--status-list", published / NODE / "status-list.json", "--json") == 0
     report = json.loads(capsys.readouterr().out)
     assert (report["indication"], report["ecert_status"]) == ("VALID", "valid")
     assert report["signer"]["seal_id"] == SEAL_ID
     # without the registry the seal is unknown
     assert cli(*offline_args[:-2], "--json") == 3
     capsys.readouterr()
+
+    # the published folder alone: root, directory, every node's registry and status list
+    by_folder = ("verify", document, "--seal", p7s, "--trust", published / "root.pem")
+    assert cli(*by_folder, "--published", published, "--json") == 0
+    report = json.loads(capsys.readouterr().out)
+    assert (report["indication"], report["ecert_status"]) == ("VALID", "valid")
+    # a folder without this node's lists knows no such seal
+    bare = tmp_path / "bare"
+    bare.mkdir()
+    (bare / "directory.json").write_bytes((published / "directory.json").read_bytes())
+    assert cli(*by_folder, "--published", bare, "--json") == 3
+    report = json.loads(capsys.readouterr().out)
+    assert report["sub_indication"] == "SIG_CONSTRAINTS_FAILURE"
+    assert (
+        report["checks"][4]["detail"] == f"seal id '{SEAL_ID}' is not in the published seal records"
+    )
+    assert cli(*by_folder, "--published", tmp_path / "nowhere") == 2
+    assert capsys.readouterr().err == (
+        f"tongban verify: error: --published: {tmp_path / 'nowhere'} is not a folder\n"
+    )
 
     # a verification service that does not answer leaves the status undecided
     from tongban.cli.demo import free_ports
@@ -691,7 +745,7 @@ def test_cli_register_seal_fetch_verify_online_and_offline(
     report = json.loads(capsys.readouterr().out)
     assert (report["indication"], report["sub_indication"]) == ("INVALID", "ECERT_REVOKED")
     # the list fetched before the revocation does not know yet; a fresh one does
-    assert cli(*offline_args, "--status-list", published / "status-list.json") == 0
+    assert cli(*offline_args, "--status-list", published / NODE / "status-list.json") == 0
     capsys.readouterr()
     assert (
         cli(
@@ -709,7 +763,9 @@ def test_cli_register_seal_fetch_verify_online_and_offline(
         == 0
     )
     capsys.readouterr()
-    assert cli(*offline_args, "--status-list", published / "status-list.json") == 1
+    assert cli(*offline_args, "--status-list", published / NODE / "status-list.json") == 1
+    assert capsys.readouterr().out.startswith("INVALID (ECERT_REVOKED)")
+    assert cli(*by_folder, "--published", published) == 1
     assert capsys.readouterr().out.startswith("INVALID (ECERT_REVOKED)")
 
     # the seal key is reported stolen: its seals no longer count on their claimed time
@@ -768,6 +824,8 @@ def test_cli_seal_a_pdf_through_the_node_and_other_shapes_of_the_command(
             SEAL_ID,
             "--name",
             SEAL_NAME,
+            "--org-name",
+            ORG_NAME,
             "--uscc",
             EZHOU_USCC,
             "--not-before",
@@ -833,7 +891,7 @@ WRONG_SHAPES = [
     ),
     (
         ("seal", "register", "--profile", "{admin}", "--seal-id", "s", "--name", "n"),
-        "tongban seal register: error: registering a seal needs --uscc\n",
+        "tongban seal register: error: registering a seal needs --org-name, --uscc\n",
     ),
     (
         (
@@ -845,6 +903,8 @@ WRONG_SHAPES = [
             "s",
             "--name",
             "n",
+            "--org-name",
+            ORG_NAME,
             "--uscc",
             EZHOU_USCC,
             "--pdf",
@@ -861,6 +921,8 @@ WRONG_SHAPES = [
             "s",
             "--name",
             "n",
+            "--org-name",
+            ORG_NAME,
             "--uscc",
             EZHOU_USCC,
             "--not-after",
@@ -935,6 +997,8 @@ def test_cli_reports_what_the_node_refused(
         SEAL_ID,
         "--name",
         SEAL_NAME,
+        "--org-name",
+        ORG_NAME,
         "--uscc",
         EZHOU_USCC,
     )

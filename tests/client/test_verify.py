@@ -427,7 +427,7 @@ def test_a_certificate_expired_at_the_signing_time() -> None:
     assert (report.indication, report.sub_indication) == (Indication.INVALID, SubIndication.EXPIRED)
     assert report.check("certificate_chain").outcome is CheckOutcome.PASSED
     assert report.check("key_validity").detail == (
-        "certificate CN=420700-approval,OU=seal,O=420700,C=CN (valid "
+        "certificate CN=鄂州市行政审批局行政审批专用章,2.5.4.97=NTRCN-11420700MB1539542A,O=鄂州市行政审批局,C=CN (valid "
         "2026-03-01T09:30:00.000000Z .. 2027-03-02T09:30:00.000000Z) is expired at the "
         "signing time 2027-03-05T09:30:00.000000Z"
     )

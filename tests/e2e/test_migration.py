@@ -16,7 +16,7 @@ import grpc
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from tests.fixtures_seal import EZHOU_USCC, SEAL_NAME
+from tests.fixtures_seal import EZHOU_USCC, ORG_NAME, SEAL_NAME
 from tests.harness import Cluster, citizen_id, delivered, start_cluster, wait_until
 from tests.legacy_pki import make_legacy
 from tongban.cli.main import main
@@ -66,6 +66,7 @@ def test_a_pre_hierarchy_federation_is_migrated_and_keeps_its_seals(
         seal_id=f"{A}-approval",
         name=SEAL_NAME,
         org_uscc=EZHOU_USCC,
+        org_name=ORG_NAME,
         node_id=A,
         issuer_key=_seal_key(fed, A),
         issuer_cert=old_seal_ca,

@@ -63,6 +63,7 @@ def _register(
             seal_id=seal_id,
             name=SEAL_NAME,
             org_uscc=USCC,
+            org_name="武汉市行政审批局",
             not_before=format_time(now - timedelta(minutes=1)),
             not_after=format_time(now + timedelta(days=365)),
         )
@@ -209,7 +210,7 @@ def test_result_is_sealed_automatically_and_verifies_independently(
 def test_result_with_a_revoked_configured_seal_is_refused(make_cluster, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     c = make_cluster(("420700", "420100"), overrides={"seals": {"result_seal": "wh-approval"}})
     _register(c)
-    _admin_stub(c, "420100").RevokeSeal(
+    revoked = _admin_stub(c, "420100").RevokeSeal(
         seal_pb2.RevokeSealRequest(seal_id="wh-approval", reason="keyCompromise", note="印章遗失")
     )
     case_id, _ez, wh = _decided_case(c, tmp_path)
@@ -220,9 +221,14 @@ def test_result_with_a_revoked_configured_seal_is_refused(make_cluster, tmp_path
     before = snapshot(c.nodes["420100"])
     with pytest.raises(RequestRefused) as exc:
         wh.return_result(case_id, [tmp_path / "p.pdf"])  # type: ignore[attr-defined]
+    revoked_at = revoked.revoked_at
+    admin = (c.fed / "420100" / "admins" / "420100-admin").resolve()
     assert (exc.value.status, exc.value.message) == (
         grpc.StatusCode.FAILED_PRECONDITION,
-        "illegal-transition: seal wh-approval is not valid now (revoked or outside its window)",
+        "no-usable-seal: the result seal wh-approval ([seals] result_seal) of node 420100 was "
+        f"revoked at {revoked_at}; register another, name it in [seals] result_seal: tongban "
+        f"seal register --profile {admin} --seal-id ID --name NAME --org-name ORGANISATION "
+        "--uscc CODE",
     )
     assert snapshot(c.nodes["420100"]) == before  # no blob, no e-certificate, no event
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import grpc
 import pytest
 
-from tests.harness import Cluster, citizen_id, delivered, snapshot, wait_until
+from tests.harness import Cluster, citizen_id, delivered, register_seal, snapshot, wait_until
 from tongban.client.errors import RequestRefused
 from tongban.client.hall import Applicant, Material
 
@@ -83,6 +83,7 @@ def test_full_case_with_supplement_result_and_identical_chains(
     assert wh.fetch(sup.packet_id, tmp_path / "sup").files[0].name == "licence.jpg"
     wh.accept(case)
     wh.decide(case, approved=True, note="准予")
+    register_seal(cluster, "420100")
     res = wh.return_result(case, [_file(tmp_path, "permit.pdf", 30)])
     wait_until("result reaches 鄂州", lambda: ez.case(case).legs[0].status == "result_returned")
     assert ez.case(case).legs[0].result_packets == (res.packet_id,)

@@ -22,6 +22,7 @@ from tests.fixtures_seal import (
     ECERT,
     EZHOU_USCC,
     NOW,
+    ORG_NAME,
     SEAL_FROM,
     SEAL_NAME,
     SEAL_UNTIL,
@@ -40,9 +41,9 @@ from tongban.keys.pki import (
     CertificatePublicKey,
     Role,
     generate_signing_key,
-    identity_from_certificate,
     issue_ca,
 )
+from tongban.keys.seal_subject import seal_identity
 from tongban.keys.seals import (
     ECERT_IDENTIFIER_ATTRIBUTE,
     RevocationReason,
@@ -65,8 +66,11 @@ from tongban.server.usecases.seal_image import (
 def test_create_seal_issues_a_seal_certificate_for_the_window() -> None:
     world = seal_world()
     record = world.record
-    identity = identity_from_certificate(record.certificate)
+    identity = seal_identity(record.certificate)
     assert (identity.role, identity.node_id, identity.name) == (Role.SEAL, "420700", record.seal_id)
+    assert record.certificate.subject.rfc4514_string() == (
+        f"CN={SEAL_NAME},2.5.4.97=NTRCN-{EZHOU_USCC},O={ORG_NAME},C=CN"
+    )
     assert record.certificate.not_valid_before_utc == SEAL_FROM
     assert record.certificate.not_valid_after_utc == SEAL_UNTIL
     usage = record.certificate.extensions.get_extension_for_class(x509.KeyUsage).value
@@ -173,6 +177,7 @@ def test_create_seal_refuses_bad_input() -> None:
         "seal_id": "s1",
         "name": SEAL_NAME,
         "org_uscc": EZHOU_USCC,
+        "org_name": ORG_NAME,
         "node_id": "420700",
         "issuer_key": world.root_key,
         "issuer_cert": world.root,
@@ -184,6 +189,8 @@ def test_create_seal_refuses_bad_input() -> None:
     cases: list[tuple[dict[str, object], str]] = [
         ({"seal_id": "bad id!"}, "seal id 'bad id!' must be"),
         ({"name": ""}, "seal name must be 1-40 characters"),
+        ({"org_name": " "}, "organisation name must be 1-64 characters, got 1"),
+        ({"org_name": "局" * 65}, "organisation name must be 1-64 characters, got 65"),
         ({"org_uscc": "11420700MB1539548W"}, "organisation code check character"),
         ({"not_after": SEAL_FROM}, "seal window is empty"),
         ({"key": ec.generate_private_key(ec.SECP384R1())}, "seal keys are P-256"),
@@ -201,6 +208,7 @@ def test_a_key_held_elsewhere_registers_by_its_public_key() -> None:
         seal_id="hsm-seal",
         name=SEAL_NAME,
         org_uscc=EZHOU_USCC,
+        org_name=ORG_NAME,
         node_id="420700",
         issuer_key=world.root_key,
         issuer_cert=world.root,
@@ -238,6 +246,7 @@ def test_the_seal_record_pins_the_drawn_picture_by_its_digest() -> None:
         seal_id="drawn",
         name="武汉市行政审批局",
         org_uscc=EZHOU_USCC,
+        org_name=ORG_NAME,
         node_id="420700",
         issuer_key=world.root_key,
         issuer_cert=world.root,

@@ -34,7 +34,7 @@ from tongban.keys.verification import (
 DOCUMENT = b"permit 2026-0001\n" * 64
 TICK = timedelta(microseconds=1)
 MID = SEAL_FROM + timedelta(days=100)
-CERT = "CN=420700-approval,OU=seal,O=420700,C=CN"
+CERT = "CN=鄂州市行政审批局行政审批专用章,2.5.4.97=NTRCN-11420700MB1539542A,O=鄂州市行政审批局,C=CN"
 WINDOW = f"{format_time(SEAL_FROM)} .. {format_time(SEAL_UNTIL)}"
 
 
