@@ -597,11 +597,12 @@ class HallClient:
     ) -> FetchedPacket:
         """Fetch a packet; each file is kept only once its SHA-256 matched the signed manifest.
 
+        ``out_dir`` is made when the node starts sending the packet, not for a refusal.
+
         Raises:
             RequestRefused: the node refused (unknown packet, tampered store…).
             FetchVerificationError: a file failed verification; no partial file is left.
         """
-        out_dir.mkdir(parents=True, exist_ok=True)
         root = out_dir.resolve()
         received = _Progress(progress)
 
@@ -651,6 +652,7 @@ class HallClient:
                 which = msg.WhichOneof("part")
                 if which == "opening":
                     opening = msg.opening
+                    root.mkdir(parents=True, exist_ok=True)  # once the node has the packet
                     _check_names([f.name for f in opening.files])
                 elif which == "file_begin":
                     info = msg.file_begin

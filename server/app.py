@@ -42,6 +42,7 @@ from tongban.server.grpc.request_decoding import add_checked_service
 from tongban.server.grpc.seal_servicers import SealServicer, VerifyServicer
 from tongban.server.grpc.servicers import HallServicer, RelayServicer
 from tongban.server.jobs import NodeJobs
+from tongban.server.listen import bind_port
 from tongban.server.usecases.delivery import DeliveryDispatcher
 from tongban.server.usecases.retention import sweep_orphan_blobs
 from tongban.server.usecases.runtime import DirectoryHolder, NodeRuntime
@@ -111,7 +112,6 @@ class RelayNode:
         """Start serving; returns the bound port (useful with port 0)."""
         cfg = self.config
         limit = cfg.limits.max_message_bytes
-        self.idle_watchdog.start()
         # A thread for every call the lanes admit: a full lane never waits for another's.
         threads = self.admission.threads(cfg.admission.spare_threads)
         server = grpc.server(
@@ -141,13 +141,19 @@ class RelayNode:
             root_certificates=self._root_pem,
             require_client_auth=True,
         )
-        self.port = server.add_secure_port(cfg.listen, creds)
-        if self.port == 0:
-            raise OSError(f"cannot listen on {cfg.listen}")
+        self.port = bind_port(
+            lambda address: server.add_secure_port(address, creds), cfg.listen, "[node] listen"
+        )
+        self.idle_watchdog.start()
         server.start()
         self._server = server
         if cfg.public_listen:
-            self._start_public(cfg.public_listen)
+            try:
+                self._start_public(cfg.public_listen)
+            except OSError:
+                server.stop(0).wait()
+                self.idle_watchdog.stop()
+                raise
         for name in ("", *_SERVICES):
             self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
         self.dispatcher.start()
@@ -179,9 +185,9 @@ class RelayNode:
             (_VERIFY, health.SERVICE_NAME, reflection.SERVICE_NAME), public
         )
         creds = grpc.ssl_server_credentials([(self._tls_key, self._tls_chain)])
-        self.public_port = public.add_secure_port(address, creds)
-        if self.public_port == 0:
-            raise OSError(f"cannot listen on {address}")
+        self.public_port = bind_port(
+            lambda a: public.add_secure_port(a, creds), address, "[node] public_listen"
+        )
         public.start()
         self._public = public
 

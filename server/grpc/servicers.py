@@ -23,6 +23,7 @@ from tongban.server.grpc.converters import (
 from tongban.server.grpc.identity import caller_identity
 from tongban.server.grpc.status import guard, guard_stream, refusal_of
 from tongban.server.usecases import cases, events, inbox, messages, receive, submit
+from tongban.server.usecases.id_prefixes import resolve_case_id, resolve_packet_id
 from tongban.server.usecases.runtime import NodeRuntime, require_hall, require_node
 
 __all__ = ["HallServicer", "RelayServicer"]
@@ -286,16 +287,18 @@ class HallServicer(hall_pb2_grpc.HallServiceServicer):
         self, request: hall_pb2.FetchRequest, context: grpc.ServicerContext
     ) -> Iterator[hall_pb2.FetchResponse]:
         def stream() -> Iterator[hall_pb2.FetchResponse]:
-            parts = inbox.fetch_packet(self._rt, self._hall(context), request.packet_id)
+            hall = self._hall(context)
+            packet_id = resolve_packet_id(self._rt, hall, request.packet_id)
+            parts = inbox.fetch_packet(self._rt, hall, packet_id)
             yield from _fetch_responses(parts)
 
         return guard_stream(context, "Fetch", stream)
 
     def Act(self, request: hall_pb2.ActRequest, context: grpc.ServicerContext) -> hall_pb2.CaseView:
         def call() -> hall_pb2.CaseView:
-            view = cases.act_on_case(
-                self._rt, self._hall(context), request.case_id, request.leg, _action(request)
-            )
+            hall = self._hall(context)
+            case_id = resolve_case_id(self._rt, hall, request.case_id)
+            view = cases.act_on_case(self._rt, hall, case_id, request.leg, _action(request))
             return _case_view(view)
 
         return guard(context, "Act", call)
@@ -303,19 +306,22 @@ class HallServicer(hall_pb2_grpc.HallServiceServicer):
     def GetCase(
         self, request: hall_pb2.CaseRequest, context: grpc.ServicerContext
     ) -> hall_pb2.CaseView:
-        return guard(
-            context,
-            "GetCase",
-            lambda: _case_view(cases.case_view(self._rt, self._hall(context), request.case_id)),
-        )
+        def call() -> hall_pb2.CaseView:
+            hall = self._hall(context)
+            case_id = resolve_case_id(self._rt, hall, request.case_id)
+            return _case_view(cases.case_view(self._rt, hall, case_id))
+
+        return guard(context, "GetCase", call)
 
     def History(
         self, request: hall_pb2.CaseRequest, context: grpc.ServicerContext
     ) -> hall_pb2.HistoryResponse:
         def call() -> hall_pb2.HistoryResponse:
-            entries, intact = cases.case_history(self._rt, self._hall(context), request.case_id)
+            hall = self._hall(context)
+            case_id = resolve_case_id(self._rt, hall, request.case_id)
+            entries, intact = cases.case_history(self._rt, hall, case_id)
             return hall_pb2.HistoryResponse(
-                case_id=request.case_id,
+                case_id=case_id,
                 chain_intact=intact,
                 events=[
                     hall_pb2.HistoryEvent(
