@@ -77,7 +77,7 @@ def _node_serve(args: argparse.Namespace) -> int:
         print(f"tongban node serve: {args.config}: {exc}")
         return 2
     try:
-        serve(config)
+        serve(config, announce=lambda text: print(text, flush=True))
     except PortInUse as exc:
         print(f"tongban node serve: {exc}")
         return 2
@@ -173,6 +173,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.INFO if args.verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    # APScheduler logs every run of every job at INFO, the delivery poll each second: -v
+    # shows the node's own lines, and the scheduler's warnings and errors only.
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)
     result: int = args.handler(args)
     return result
 

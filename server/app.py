@@ -43,6 +43,7 @@ from tongban.server.grpc.seal_servicers import SealServicer, VerifyServicer
 from tongban.server.grpc.servicers import HallServicer, RelayServicer
 from tongban.server.jobs import NodeJobs
 from tongban.server.listen import bind_port
+from tongban.server.summary import NodeSummary
 from tongban.server.usecases.delivery import DeliveryDispatcher
 from tongban.server.usecases.retention import sweep_orphan_blobs
 from tongban.server.usecases.runtime import DirectoryHolder, NodeRuntime
@@ -166,8 +167,14 @@ class RelayNode:
             orphan_seconds=cfg.orphan_sweep_seconds,
         )
         self.dispatcher.kick()
-        _log.info("node %s serving on port %d", cfg.node_id, self.port)
+        _log.debug("node %s serving on port %d", cfg.node_id, self.port)
         return self.port
+
+    def summary(self) -> NodeSummary:
+        """What the started node is: id, name, ports, storage, directory version, seals."""
+        return NodeSummary.of(
+            self.config, self.runtime, port=self.port, public_port=self.public_port
+        )
 
     def _start_public(self, address: str) -> None:
         """VerifyService for anyone: server-authenticated TLS, no client certificate."""
@@ -215,13 +222,17 @@ class RelayNode:
             self._server.wait_for_termination()
 
 
-def serve(config: NodeConfig) -> None:
-    """Run a node until SIGTERM or SIGINT, then shut down gracefully."""
+def serve(config: NodeConfig, *, announce: Callable[[str], None] = _log.info) -> None:
+    """Run a node until SIGTERM or SIGINT, then shut down gracefully.
+
+    ``announce`` receives the node's summary once it serves (the command prints it).
+    """
     # Threads that hold the database's write lock hand the GIL back and forth with RPC
     # threads; a short switch interval keeps them from queueing behind it for 5 ms a time.
     sys.setswitchinterval(float(os.environ.get("TONGBAN_SWITCH_INTERVAL", "0.0005")))
     node = RelayNode(config)
     node.start()
+    announce(node.summary().text())
     stopping = threading.Event()
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
