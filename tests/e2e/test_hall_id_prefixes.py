@@ -4,15 +4,19 @@ by every command that names a packet or a case, as git takes them."""
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 from pathlib import Path
 
 import grpc
 import pytest
 
+from tests.fixtures_seal import WUHAN_USCC, make_pdf
 from tests.harness import Cluster, citizen_id, delivered, wait_until
 from tongban.cli.main import main
 from tongban.client.errors import RequestRefused
 from tongban.client.hall import Applicant
+from tongban.client.seals import SealClient
+from tongban.keys.clock import utcnow
 
 
 def _hall(cluster: Cluster, node: str) -> str:
@@ -55,12 +59,32 @@ def test_commands_take_a_prefix_of_a_case_or_packet_id(
     capsys.readouterr()
     assert main(["hall", "--profile", wh, "case", case[:5]]) == 0
     assert f'"case_id": "{case}"' in capsys.readouterr().out
+    _register_seal(cluster)
     permit = tmp_path / "permit.pdf"
-    permit.write_bytes(b"%PDF-1.7\n")
+    permit.write_bytes(make_pdf("Permit 2026-0001"))
     assert main(["hall", "--profile", wh, "result", case[:7], "--file", str(permit)]) == 0
     assert f"case   {case}" in capsys.readouterr().out
+    ez = cluster.hall("420700")
+    wait_until("result at 鄂州", lambda: ez.case(case).legs[0].status == "result_returned")
+    assert main(["hall", "--profile", _hall(cluster, "420700"), "issue", case[:10]]) == 0
+    # The case says how far it went, as its one leg does.
+    issued = ez.case(case)
+    assert (issued.status, issued.legs[0].status, issued.complete) == ("issued", "issued", True)
     assert main(["hall", "--profile", wh, "history", case[:9]]) == 0
     assert "chain intact" in capsys.readouterr().out
+
+
+def _register_seal(cluster: Cluster) -> None:
+    now = utcnow()
+    admin = cluster.fed / "420100" / "admins" / "420100-admin"
+    with SealClient.from_profile(admin) as client:
+        client.register_seal(
+            "wh-approval",
+            "武汉市行政审批局行政审批专用章",
+            WUHAN_USCC,
+            not_before=now - timedelta(minutes=1),
+            not_after=now + timedelta(days=30),
+        )
 
 
 def test_an_ambiguous_packet_prefix_lists_the_candidates(
