@@ -163,6 +163,17 @@ def _environment_refusal() -> str | None:
     return None
 
 
+def _expected_scheduler_skips(record: logging.LogRecord) -> bool:
+    """False for APScheduler's word that a run was skipped or missed: the jobs coalesce and
+    run one at a time by design, so a busy node would otherwise log it every second."""
+    if not record.name.startswith("apscheduler"):
+        return True
+    message = record.getMessage()
+    return not (
+        "maximum number of running instances reached" in message or "was missed by" in message
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     refusal = _environment_refusal()
@@ -176,6 +187,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     # APScheduler logs every run of every job at INFO, the delivery poll each second: -v
     # shows the node's own lines, and the scheduler's warnings and errors only.
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(_expected_scheduler_skips)
     result: int = args.handler(args)
     return result
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import errno
 import socket
 from collections.abc import Callable
 
@@ -16,23 +15,21 @@ class PortInUse(OSError):
 
 
 def _in_use(address: str) -> bool:
-    """Whether binding ``address`` (HOST:PORT) now fails because something holds it."""
+    """Whether a program listens on ``address`` (HOST:PORT) now: it accepts a connection.
+
+    Asked by connecting rather than by binding: a port whose earlier connections still wait
+    out TIME_WAIT cannot be bound by a plain socket, yet grpc binds it and serves.
+    """
     host, _, port = address.rpartition(":")
-    host = host.strip("[]") or "0.0.0.0"  # noqa: S104 - the node's own listen address
-    if port in ("", "0"):
+    host = host.strip("[]")
+    if port in ("", "0") or not port.isdigit():
         return False
+    target = {"": "127.0.0.1", "0.0.0.0": "127.0.0.1", "::": "::1"}.get(host, host)  # noqa: S104
     try:
-        infos = socket.getaddrinfo(host, int(port), type=socket.SOCK_STREAM)
-    except (OSError, ValueError):
-        return False  # grpc refuses the address itself, with its own words
-    for family, kind, proto, _, sockaddr in infos:
-        with socket.socket(family, kind, proto) as probe:
-            try:
-                probe.bind(sockaddr)
-            except OSError as exc:
-                if exc.errno == errno.EADDRINUSE:
-                    return True
-    return False
+        with socket.create_connection((target, int(port)), timeout=2):
+            return True
+    except OSError:
+        return False
 
 
 def bind_port(add_port: Callable[[str], int], address: str, setting: str) -> int:

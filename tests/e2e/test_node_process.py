@@ -3,6 +3,7 @@ and a SIGTERM that ends it cleanly every time."""
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import subprocess
@@ -14,6 +15,7 @@ import pytest
 
 from tests.harness import start_cluster
 from tongban.cli.demo import free_ports
+from tongban.cli.main import _expected_scheduler_skips
 
 
 def _environ(**extra: str) -> dict[str, str]:
@@ -106,3 +108,34 @@ def test_sigterm_always_ends_the_node_cleanly(tmp_path: Path) -> None:
         assert "Traceback" not in err, err
         assert "cannot schedule new futures after shutdown" not in err, err
         assert " ERROR " not in err, err
+
+
+@pytest.mark.parametrize(
+    ("name", "level", "message", "shown"),
+    [
+        (
+            "apscheduler.scheduler",
+            logging.WARNING,
+            'Execution of job "x" skipped: maximum number of running instances reached (1)',
+            False,
+        ),
+        (
+            "apscheduler.executors.default",
+            logging.WARNING,
+            'Run time of job "x" was missed by 0:00:01',
+            False,
+        ),
+        (
+            "apscheduler.scheduler",
+            logging.ERROR,
+            'Error submitting job "x" to executor "default"',
+            True,
+        ),
+        ("tongban.server", logging.WARNING, "was missed by nobody", True),
+    ],
+)
+def test_only_the_schedulers_expected_skips_are_left_out(
+    name: str, level: int, message: str, shown: bool
+) -> None:
+    record = logging.LogRecord(name, level, __file__, 1, message, None, None)
+    assert _expected_scheduler_skips(record) is shown
