@@ -25,9 +25,10 @@ def _bbox(image: Image.Image, keep: Callable[[int, int, int], bool]) -> Box | No
     """The smallest box around the pixels ``keep`` picks, or None when it picks none."""
     xs: list[int] = []
     ys: list[int] = []
-    for index, (r, g, b) in enumerate(image.getdata()):
-        if keep(r, g, b):
-            y, x = divmod(index, image.width)
+    data = image.convert("RGB").tobytes()
+    for index in range(0, len(data), 3):
+        if keep(data[index], data[index + 1], data[index + 2]):
+            y, x = divmod(index // 3, image.width)
             xs.append(x)
             ys.append(y)
     return (min(xs), min(ys), max(xs), max(ys)) if xs else None
