@@ -32,7 +32,7 @@ from tongban.keys.identifiers import (
 from tongban.server.app import RelayNode
 from tongban.server.config import load_config
 
-__all__ = ["DemoFailure", "free_ports", "run_demo"]
+__all__ = ["SAMPLE_ORGANISATIONS", "DemoFailure", "credit_code", "free_ports", "run_demo"]
 
 T = TypeVar("T")
 NODES = ("420700", "420100", "440300")  # 鄂州, 武汉, 深圳
@@ -155,13 +155,25 @@ def _citizen() -> Applicant:
     return Applicant("张三", "citizen", body + citizen_id_check_char(body))
 
 
-def _company_code(org: str) -> str:
-    body = "91420700" + org + organisation_code_check_char(org)
+def credit_code(kind: str, division: str, org: str) -> str:
+    """A 统一社会信用代码 with valid check characters: ``kind`` (registration department and
+    organisation type, "91" for a company, "11" for a government body), the division code
+    of the organisation's own city and an 8-character organisation code body."""
+    body = kind + division + org + organisation_code_check_char(org)
     return body + credit_code_check_char(body)
 
 
+# The demo's organisations, each with its own city's division code (GB/T 2260): a 鄂州
+# company applying and the 武汉 approval bureau whose seal goes on the result.
+SAMPLE_ORGANISATIONS = {
+    "鄂州市好味道餐饮有限公司": credit_code("91", "420700", "MA49ABCD"),
+    "武汉市行政审批局行政审批专用章": credit_code("11", "420100", "MB000012"),
+}
+
+
 def _company() -> Applicant:
-    return Applicant("鄂州市好味道餐饮有限公司", "company", _company_code("MA49ABCD"))
+    name = "鄂州市好味道餐饮有限公司"
+    return Applicant(name, "company", SAMPLE_ORGANISATIONS[name])
 
 
 def _show_history(client: HallClient, case_id: str, title: str) -> None:
@@ -186,10 +198,11 @@ def _show_history(client: HallClient, case_id: str, title: str) -> None:
 def _register_seal(fed: Path) -> None:
     now = utcnow()
     with SealClient.from_profile(fed / "420100" / "admins" / "420100-admin") as admin:
+        name = "武汉市行政审批局行政审批专用章"
         info = admin.register_seal(
             "wh-approval",
-            "武汉市行政审批局行政审批专用章",
-            _company_code("MA4WUHAN"),
+            name,
+            SAMPLE_ORGANISATIONS[name],
             org_name="武汉市行政审批局",
             not_before=now,
             not_after=now + timedelta(days=3 * 365),

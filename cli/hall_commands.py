@@ -26,13 +26,61 @@ from tongban.keys.errors import KeysError
 __all__ = ["add_hall_parser"]
 
 _console = Console()
+# Progress goes to stderr, as pip's and curl's do: stdout keeps the results (and a refusal's
+# one line) for scripts and for copying.
+_progress_console = Console(stderr=True)
+
+
+class UsageError(Exception):
+    """A mistake in the command line or its files, said in one line with its fix."""
+
+
+_HALL_FILES = ("hall.toml", "cert.pem", "key.pem", "root.pem")
+_HALL_FOLDER = (
+    "a hall folder written by `tongban federation init`, e.g. fed/420700/halls/420700-hall-1"
+)
 
 
 def _client(args: argparse.Namespace) -> HallClient:
+    given = "--profile" if args.profile else "TONGBAN_HALL"
     profile = args.profile or os.environ.get("TONGBAN_HALL")
     if not profile:
-        raise SystemExit("tongban hall: give --profile HALL_FOLDER or set TONGBAN_HALL")
-    return HallClient.from_profile(Path(profile))
+        raise UsageError(
+            f"no hall folder: give --profile HALL_FOLDER or set TONGBAN_HALL to {_HALL_FOLDER}"
+        )
+    folder = Path(profile)
+    if not folder.is_dir():
+        raise UsageError(f"{given}={profile}: no such folder; point it at {_HALL_FOLDER}")
+    missing = [name for name in _HALL_FILES if not (folder / name).is_file()]
+    if missing:
+        raise UsageError(
+            f"{given}={profile} is not a hall folder (no {', '.join(missing)}); "
+            f"point it at {_HALL_FOLDER}"
+        )
+    return HallClient.from_profile(folder)
+
+
+def _existing_file(option: str, name: str) -> Path:
+    """The path given with ``option``, refused unless it names a readable file."""
+    path = Path(name)
+    if not path.is_file():
+        what = "is a folder, not a file" if path.is_dir() else "does not exist"
+        raise UsageError(
+            f"{option} {name} {what} (looked in {Path.cwd()}); give the path of an existing file"
+        )
+    return path
+
+
+def _form(name: str | None) -> dict[str, object]:
+    if not name:
+        return {}
+    try:
+        form = json.loads(_existing_file("--form", name).read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise UsageError(f"--form {name} is not JSON ({exc}); give a JSON object") from None
+    if not isinstance(form, dict):
+        raise UsageError(f"--form {name} holds a JSON {type(form).__name__}; give a JSON object")
+    return form
 
 
 def _progress() -> Progress:
@@ -42,15 +90,15 @@ def _progress() -> Progress:
         DownloadColumn(),
         TransferSpeedColumn(),
         TimeRemainingColumn(),
-        console=_console,
+        console=_progress_console,
         transient=False,
     )
 
 
 def _submit(args: argparse.Namespace) -> int:
-    files = [Path(f) for f in args.file]
+    files = [_existing_file("--file", f) for f in args.file]
     total = sum(f.stat().st_size for f in files)
-    form = json.loads(Path(args.form).read_text(encoding="utf-8")) if args.form else {}
+    form = _form(args.form)
     with _client(args) as client, _progress() as bar:
         task = bar.add_task("uploading", total=total)
         r = client.submit(
@@ -77,11 +125,12 @@ def _inbox(args: argparse.Namespace) -> int:
                 print(json.dumps(item.__dict__, ensure_ascii=False), flush=True)
             return 0
         items = client.inbox(args.direction or "")
-    table = Table("packet", "case", "kind", "dir", "from", "matter", "files", "deliveries")
-    for i in items:
-        table.add_row(
+    # Plain lines, not a table a narrow terminal would cut: ids stay whole to be copied.
+    rows = [("packet", "case", "kind", "dir", "from", "matter", "files", "deliveries")]
+    rows += [
+        (
             i.packet_id,
-            i.case_id[:8],
+            i.case_id,
             i.kind,
             i.direction,
             f"{i.sender_node}/{i.sender_hall}",
@@ -89,7 +138,11 @@ def _inbox(args: argparse.Namespace) -> int:
             str(i.file_count),
             ", ".join(f"{k}:{v}" for k, v in i.deliveries.items()),
         )
-    _console.print(table)
+        for i in items
+    ]
+    widths = [max(len(r[c]) for r in rows) for c in range(len(rows[0]) - 1)]
+    for r in rows:
+        print("  ".join([*(cell.ljust(w) for cell, w in zip(r, widths, strict=False)), r[-1]]))
     return 0
 
 
@@ -139,12 +192,13 @@ def _act(args: argparse.Namespace) -> int:
 
 
 def _packet_with_files(args: argparse.Namespace) -> int:
-    files = [Path(f) for f in args.file]
+    files = [_existing_file("--file", f) for f in args.file]
     with _client(args) as c:
+        case_id = c.case(args.case).case_id  # the node completes an id prefix
         if args.cmd == "supplement":
-            r = c.supplement(args.case, args.leg, files)
+            r = c.supplement(case_id, args.leg, files)
         else:
-            r = c.return_result(args.case, files)
+            r = c.return_result(case_id, files)
     print(f"packet {r.packet_id}\ncase   {r.case_id}")
     return 0
 
@@ -169,6 +223,7 @@ def _history(args: argparse.Namespace) -> int:
 
 
 Handler = Callable[[argparse.Namespace], int]
+_CASE_HELP = "case id, or enough of its start to be unambiguous"
 
 
 def _run(handler: Handler) -> Handler:
@@ -177,6 +232,9 @@ def _run(handler: Handler) -> Handler:
     def wrapped(args: argparse.Namespace) -> int:
         try:
             return handler(args)
+        except UsageError as exc:
+            print(f"tongban hall {args.cmd}: {exc}")
+            return 2
         except HallClientError as exc:
             print(f"tongban hall: {exc}")
             return 2
@@ -222,7 +280,7 @@ def add_hall_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.set_defaults(handler=_run(_inbox))
 
     p = cmds.add_parser("fetch", help="fetch, verify and decrypt a packet")
-    p.add_argument("packet")
+    p.add_argument("packet", help="packet id, or enough of its start to be unambiguous")
     p.add_argument("--out", required=True)
     p.set_defaults(handler=_run(_fetch))
 
@@ -236,7 +294,7 @@ def add_hall_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         ("case", "show a case"),
     ):
         p = cmds.add_parser(name, help=helptext)
-        p.add_argument("case")
+        p.add_argument("case", help=_CASE_HELP)
         p.add_argument("--leg", help="handling node of the leg (for 联办 cases)")
         if name == "refuse":
             p.add_argument("--reason", required=True)
@@ -248,16 +306,16 @@ def add_hall_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         p.set_defaults(handler=_run(_act))
 
     p = cmds.add_parser("supplement", help="send the materials a supplement request asked for")
-    p.add_argument("case")
+    p.add_argument("case", help=_CASE_HELP)
     p.add_argument("--leg", required=True)
     p.add_argument("--file", action="append", required=True)
     p.set_defaults(handler=_run(_packet_with_files))
 
     p = cmds.add_parser("result", help="return result documents of a decided case")
-    p.add_argument("case")
+    p.add_argument("case", help=_CASE_HELP)
     p.add_argument("--file", action="append", required=True)
     p.set_defaults(handler=_run(_packet_with_files))
 
     p = cmds.add_parser("history", help="the signed event history of a case")
-    p.add_argument("case")
+    p.add_argument("case", help=_CASE_HELP)
     p.set_defaults(handler=_run(_history))

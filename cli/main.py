@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -90,9 +91,19 @@ def _federation_migrate(args: argparse.Namespace) -> int:
 
 def _node_serve(args: argparse.Namespace) -> int:
     from tongban.server.app import serve
-    from tongban.server.config import load_config
+    from tongban.server.config import ConfigError, load_config
+    from tongban.server.listen import PortInUse
 
-    serve(load_config(Path(args.config)))
+    try:
+        config = load_config(Path(args.config))
+    except ConfigError as exc:
+        print(f"tongban node serve: {args.config}: {exc}")
+        return 2
+    try:
+        serve(config, announce=lambda text: print(text, flush=True))
+    except PortInUse as exc:
+        print(f"tongban node serve: {exc}")
+        return 2
     return 0
 
 
@@ -178,12 +189,43 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _environment_refusal() -> str | None:
+    """Why the environment is refused (a TONGBAN_* variable nothing reads), or None."""
+    from tongban.server.config import ConfigError, check_environment
+
+    try:
+        check_environment(os.environ)
+    except ConfigError as exc:
+        return str(exc)
+    return None
+
+
+def _expected_scheduler_skips(record: logging.LogRecord) -> bool:
+    """False for APScheduler's word that a run was skipped or missed: the jobs coalesce and
+    run one at a time by design, so a busy node would otherwise log it every second."""
+    if not record.name.startswith("apscheduler"):
+        return True
+    message = record.getMessage()
+    return not (
+        "maximum number of running instances reached" in message or "was missed by" in message
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    refusal = _environment_refusal()
+    if refusal is not None:
+        print(f"tongban: {refusal}")
+        return 2
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    # APScheduler logs every run of every job at INFO, the delivery poll each second: -v
+    # shows the node's own lines, and the scheduler's warnings and errors only.
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(_expected_scheduler_skips)
     result: int = args.handler(args)
     return result
 

@@ -19,6 +19,7 @@ import hashlib
 import json
 import mimetypes
 import os
+import random
 import tempfile
 import time
 import tomllib
@@ -32,7 +33,7 @@ from typing import Any
 import grpc
 
 from tongban.client.errors import FetchVerificationError, RequestRefused, UnsafeFileName
-from tongban.client.retry import DEFAULT_RETRY, RetryPolicy, is_retryable
+from tongban.client.retry import DEFAULT_RETRY, RetryPolicy, call_with_retry
 from tongban.keys.clock import china_date
 from tongban.keys.errors import BadFileName, echo
 from tongban.keys.file_names import check_file_name, check_file_names
@@ -348,7 +349,13 @@ def check_applicant(applicant: Applicant, today: date | None = None) -> Applican
 
 
 class HallClient:
-    """A hall's connection to its own node, authenticated by the hall's certificate."""
+    """A hall's connection to its own node, authenticated by the hall's certificate.
+
+    Submissions (made safe to repeat by their packet id) and reads are tried again under
+    ``retry`` when they fail in transit; an action on a case (``accept``, ``decide``…) is
+    not, since a call that timed out may have been recorded. ``sleep`` and ``rng`` are
+    the waiting and the jitter's randomness, parameters so tests can stand in for them.
+    """
 
     def __init__(
         self,
@@ -360,10 +367,14 @@ class HallClient:
         root_pem: bytes,
         max_message: int = 8 << 20,
         retry: RetryPolicy = DEFAULT_RETRY,
+        sleep: Callable[[float], None] = time.sleep,
+        rng: random.Random | None = None,
     ) -> None:
         creds = grpc.ssl_channel_credentials(root_pem, key_pem, cert_pem)
         self.node_id = node_id
         self._retry = retry
+        self._sleep = sleep
+        self._rng = rng
         self._channel = grpc.secure_channel(
             endpoint,
             creds,
@@ -377,7 +388,7 @@ class HallClient:
         self._submit_form = True  # until the node says it has no SubmitForm
 
     @classmethod
-    def from_profile(cls, folder: Path) -> HallClient:
+    def from_profile(cls, folder: Path, *, retry: RetryPolicy = DEFAULT_RETRY) -> HallClient:
         """Connect with a hall folder written by ``tongban federation init``."""
         profile = tomllib.loads((folder / "hall.toml").read_text(encoding="utf-8"))
         endpoint = os.environ.get("TONGBAN_HALL_ENDPOINT", profile["endpoint"])
@@ -387,7 +398,26 @@ class HallClient:
             cert_pem=(folder / "cert.pem").read_bytes(),
             key_pem=(folder / "key.pem").read_bytes(),
             root_pem=(folder / "root.pem").read_bytes(),
+            retry=retry,
         )
+
+    def _retried(
+        self,
+        call: Callable[[], Any],
+        policy: RetryPolicy | None = None,
+        before_retry: Callable[[], None] | None = None,
+    ) -> Any:
+        """``call`` under the retry policy; a refusal becomes :class:`RequestRefused`."""
+        try:
+            return call_with_retry(
+                call,
+                policy or self._retry,
+                sleep=self._sleep,
+                rng=self._rng,
+                before_retry=before_retry,
+            )
+        except grpc.RpcError as exc:
+            raise self._refused(exc) from None
 
     def close(self) -> None:
         """Close the connection to the node; a closed client cannot be used again."""
@@ -492,31 +522,29 @@ class HallClient:
     ) -> SubmitReceipt:
         header.packet_id = packet_id or str(uuid.uuid4())
         materials = [f if isinstance(f, Material) else Material.from_path(f) for f in files]
-        for attempt in range(1, policy.attempts + 1):
-            tracker = _Progress(progress)
-            try:
-                r = None
-                if not materials and self._submit_form:
-                    # One plain call costs both sides less than a stream of one message.
-                    try:
-                        r = self._stub.SubmitForm(header)
-                    except grpc.RpcError as exc:
-                        if exc.code() != grpc.StatusCode.UNIMPLEMENTED:
-                            raise
-                        self._submit_form = False  # a node from before SubmitForm
-                if r is None:
-                    r = self._stub.Submit(self._submit_stream(header, materials, tracker))
-                return SubmitReceipt(
-                    r.packet_id, r.case_id, r.duplicate, {d.node_id: d.state for d in r.deliveries}
-                )
-            except grpc.RpcError as exc:
-                # The packet id makes a retry safe: the node stores it at most once.
-                if not is_retryable(exc) or attempt == policy.attempts:
-                    raise self._refused(exc) from None
-                if progress is not None and tracker.sent:
-                    progress(-tracker.sent)
-                time.sleep(policy.delay(attempt))
-        raise AssertionError("unreachable")
+        tracker = _Progress(progress)
+
+        def attempt() -> hall_pb2.SubmitResponse:
+            if not materials and self._submit_form:
+                # One plain call costs both sides less than a stream of one message.
+                try:
+                    return self._stub.SubmitForm(header)
+                except grpc.RpcError as exc:
+                    if exc.code() != grpc.StatusCode.UNIMPLEMENTED:
+                        raise
+                    self._submit_form = False  # a node from before SubmitForm
+            return self._stub.Submit(self._submit_stream(header, materials, tracker))
+
+        def undo_progress() -> None:
+            # The packet id makes a retry safe: the node stores it at most once.
+            if progress is not None and tracker.sent:
+                progress(-tracker.sent)
+            tracker.sent = 0
+
+        r = self._retried(attempt, policy, undo_progress)
+        return SubmitReceipt(
+            r.packet_id, r.case_id, r.duplicate, {d.node_id: d.state for d in r.deliveries}
+        )
 
     @staticmethod
     def _submit_stream(
@@ -543,10 +571,8 @@ class HallClient:
         Raises:
             RequestRefused: the node refused (an unknown direction, a negative limit…).
         """
-        try:
-            r = self._stub.ListInbox(hall_pb2.InboxRequest(direction=direction, limit=limit))
-        except grpc.RpcError as exc:
-            raise self._refused(exc) from None
+        request = hall_pb2.InboxRequest(direction=direction, limit=limit)
+        r = self._retried(lambda: self._stub.ListInbox(request))
         return [_item(e) for e in r.entries]
 
     def watch(
@@ -571,48 +597,23 @@ class HallClient:
     ) -> FetchedPacket:
         """Fetch a packet; each file is kept only once its SHA-256 matched the signed manifest.
 
+        ``out_dir`` is made when the node starts sending the packet, not for a refusal.
+
         Raises:
             RequestRefused: the node refused (unknown packet, tampered store…).
             FetchVerificationError: a file failed verification; no partial file is left.
         """
-        out_dir.mkdir(parents=True, exist_ok=True)
         root = out_dir.resolve()
-        opening: hall_pb2.FetchOpening | None = None
-        fetched: list[FetchedFile] = []
-        begun: set[int] = set()
-        current: _Incoming | None = None
-        try:
-            for msg in self._stub.Fetch(hall_pb2.FetchRequest(packet_id=packet_id)):
-                which = msg.WhichOneof("part")
-                if which == "opening":
-                    opening = msg.opening
-                    _check_names([f.name for f in opening.files])
-                elif which == "file_begin":
-                    info = msg.file_begin
-                    listed = opening.files if opening is not None else []
-                    if (
-                        current is not None
-                        or info.index in begun
-                        or not 0 <= info.index < len(listed)
-                        or listed[info.index].name != info.name
-                    ):
-                        raise FetchVerificationError(
-                            f"file {info.index} {echo(info.name)} is not in the packet's manifest"
-                        )
-                    begun.add(info.index)
-                    current = _Incoming.begin(info, _target_in(root, info.name))
-                elif which == "data" and current is not None:
-                    current.write(msg.data)
-                    if progress is not None:
-                        progress(len(msg.data))
-                elif which == "file_end" and current is not None:
-                    done, current = current, None
-                    fetched.append(done.finish(msg.file_end.verified))
-        except grpc.RpcError as exc:
-            raise self._refused(exc) from None
-        finally:
-            if current is not None:
-                current.discard()
+        received = _Progress(progress)
+
+        def undo_progress() -> None:
+            if progress is not None and received.sent:
+                progress(-received.sent)
+            received.sent = 0
+
+        opening, fetched = self._retried(
+            lambda: self._fetch_once(packet_id, root, received), before_retry=undo_progress
+        )
         if opening is None:
             raise FetchVerificationError("the node sent no packet opening")
         a = opening.applicant if opening.HasField("applicant") else None
@@ -633,6 +634,50 @@ class HallClient:
             opening.signature_status,
             opening.signed_by_key,
         )
+
+    def _fetch_once(
+        self, packet_id: str, root: Path, received: _Progress
+    ) -> tuple[hall_pb2.FetchOpening | None, list[FetchedFile]]:
+        """One Fetch call: each file kept once verified; a partial file is removed.
+
+        Raises:
+            grpc.RpcError: the call failed; files kept so far are fetched again on a retry.
+        """
+        opening: hall_pb2.FetchOpening | None = None
+        fetched: list[FetchedFile] = []
+        begun: set[int] = set()
+        current: _Incoming | None = None
+        try:
+            for msg in self._stub.Fetch(hall_pb2.FetchRequest(packet_id=packet_id)):
+                which = msg.WhichOneof("part")
+                if which == "opening":
+                    opening = msg.opening
+                    root.mkdir(parents=True, exist_ok=True)  # once the node has the packet
+                    _check_names([f.name for f in opening.files])
+                elif which == "file_begin":
+                    info = msg.file_begin
+                    listed = opening.files if opening is not None else []
+                    if (
+                        current is not None
+                        or info.index in begun
+                        or not 0 <= info.index < len(listed)
+                        or listed[info.index].name != info.name
+                    ):
+                        raise FetchVerificationError(
+                            f"file {info.index} {echo(info.name)} is not in the packet's manifest"
+                        )
+                    begun.add(info.index)
+                    current = _Incoming.begin(info, _target_in(root, info.name))
+                elif which == "data" and current is not None:
+                    current.write(msg.data)
+                    received.add(len(msg.data))
+                elif which == "file_end" and current is not None:
+                    done, current = current, None
+                    fetched.append(done.finish(msg.file_end.verified))
+        finally:
+            if current is not None:
+                current.discard()
+        return opening, fetched
 
     # ---- cases ------------------------------------------------------------------------------
 
@@ -698,17 +743,12 @@ class HallClient:
         Raises:
             RequestRefused: the node refused (the case is unknown or not visible to this hall).
         """
-        try:
-            return _case(self._stub.GetCase(hall_pb2.CaseRequest(case_id=case_id)))
-        except grpc.RpcError as exc:
-            raise self._refused(exc) from None
+        request = hall_pb2.CaseRequest(case_id=case_id)
+        return _case(self._retried(lambda: self._stub.GetCase(request)))
 
     def history(self, case_id: str) -> tuple[list[HistoryItem], bool]:
         """Every event of the case's legs visible to this hall, and whether the chain is intact."""
-        try:
-            r = self._stub.History(hall_pb2.CaseRequest(case_id=case_id))
-        except grpc.RpcError as exc:
-            raise self._refused(exc) from None
+        r = self._retried(lambda: self._stub.History(hall_pb2.CaseRequest(case_id=case_id)))
         return [
             HistoryItem(
                 e.leg,

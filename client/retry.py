@@ -1,10 +1,9 @@
 """When the hall SDK tries a call again: a retry policy as a value, and the node's own word.
 
-The node says with every refusal whether the same call could succeed later (trailing
-metadata ``tongban-retryable``, set from the error it raised); the SDK retries only those,
-never a refusal of the request itself. A node that does not say (one of an older version,
-or a call that never reached it) is judged by the status: ``UNAVAILABLE`` and
-``DEADLINE_EXCEEDED`` only.
+Only a call that ended ``UNAVAILABLE`` or ``DEADLINE_EXCEEDED`` is tried again, and not
+even then when the node said the same call cannot succeed later (trailing metadata
+``tongban-retryable: false``, set from the error it raised). Every other status is the
+node's refusal of the request itself and goes back to the caller at once.
 
 Example:
     >>> policy = RetryPolicy(initial=0.1, multiplier=2.0, maximum=1.0, attempts=4, jitter=0)
@@ -15,12 +14,16 @@ Example:
 from __future__ import annotations
 
 import random
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import TypeVar
 
 import grpc
 
-__all__ = ["DEFAULT_RETRY", "RETRYABLE_KEY", "RetryPolicy", "is_retryable"]
+__all__ = ["DEFAULT_RETRY", "RETRYABLE_KEY", "RetryPolicy", "call_with_retry", "is_retryable"]
+
+T = TypeVar("T")
 
 RETRYABLE_KEY = "tongban-retryable"
 _TRANSIENT = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED})
@@ -44,24 +47,55 @@ class RetryPolicy:
         if not 0 <= self.jitter < 1:
             raise ValueError(f"jitter is a fraction in [0, 1), not {self.jitter}")
 
-    def delay(self, retry: int) -> float:
-        """Seconds to wait before retry number ``retry`` (1 for the first retry)."""
+    def delay(self, retry: int, rng: random.Random | None = None) -> float:
+        """Seconds to wait before retry number ``retry`` (1 for the first retry).
+
+        The jitter spreads it over ``base * (1 ± jitter)``, drawn from ``rng`` when given.
+        """
         base = min(self.maximum, self.initial * self.multiplier ** (retry - 1))
         if not self.jitter:
             return base
-        return base * random.uniform(1 - self.jitter, 1 + self.jitter)  # noqa: S311 - not crypto
+        draw = (rng or random).uniform(1 - self.jitter, 1 + self.jitter)  # jitter, not a secret
+        return base * draw
 
 
 DEFAULT_RETRY = RetryPolicy()
 
 
 def is_retryable(exc: grpc.RpcError) -> bool:
-    """Whether the node said the same call may succeed later (or, silent, the status does)."""
+    """Whether the call failed in transit (``UNAVAILABLE``, ``DEADLINE_EXCEEDED``) and the
+    node did not say that the same call cannot succeed later."""
+    code = exc.code() if hasattr(exc, "code") else grpc.StatusCode.UNKNOWN
+    if code not in _TRANSIENT:
+        return False
     metadata: Iterable[tuple[str, str | bytes]] = (
         exc.trailing_metadata() if hasattr(exc, "trailing_metadata") else None  # type: ignore[assignment]
     ) or ()
-    for key, value in metadata:
-        if key == RETRYABLE_KEY:
-            return value == "true"
-    code = exc.code() if hasattr(exc, "code") else grpc.StatusCode.UNKNOWN
-    return code in _TRANSIENT
+    return all(value != "false" for key, value in metadata if key == RETRYABLE_KEY)
+
+
+def call_with_retry(
+    call: Callable[[], T],
+    policy: RetryPolicy,
+    *,
+    sleep: Callable[[float], None] = time.sleep,
+    rng: random.Random | None = None,
+    before_retry: Callable[[], None] | None = None,
+) -> T:
+    """Run ``call``, trying again after the policy's delay while it fails retryably.
+
+    ``before_retry`` runs before each new attempt (to undo a progress count, say).
+
+    Raises:
+        grpc.RpcError: the last attempt's error, or the first one that is not retryable.
+    """
+    for attempt in range(1, policy.attempts + 1):
+        try:
+            return call()
+        except grpc.RpcError as exc:
+            if attempt == policy.attempts or not is_retryable(exc):
+                raise
+        sleep(policy.delay(attempt, rng))
+        if before_retry is not None:
+            before_retry()
+    raise AssertionError("unreachable: the last attempt returns or raises")

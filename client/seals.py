@@ -11,7 +11,7 @@ port (server-authenticated TLS, no client certificate) as any third party would.
 Example:
     >>> admin = SealClient.from_profile(Path("fed/420700/admins/420700-admin"))  # doctest: +SKIP
     >>> admin.register_seal("approval", "鄂州市行政审批局行政审批专用章",        # doctest: +SKIP
-    ...     "11420700MB1234567X", org_name="鄂州市行政审批局", not_before=now,
+    ...     "11420700MB1539542A", org_name="鄂州市行政审批局", not_before=now,
     ...     not_after=now + timedelta(days=1095))
     >>> sealed = admin.seal_document(Path("permit.pdf"), seal_id="approval")  # doctest: +SKIP
     >>> node = VerificationClient("verify.example:443", node_id="420700",     # doctest: +SKIP

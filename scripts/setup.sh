@@ -23,6 +23,9 @@ if [[ $want_test == 1 ]]; then
   apt_packages+=(libnss3-tools)
   test_programs+=(certutil)
 fi
+step() { echo "setup: $*"; }
+
+step "checking system packages: ${apt_packages[*]}"
 missing=()
 for p in "${apt_packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -30,12 +33,17 @@ done
 if ((${#missing[@]})); then
   SUDO=""
   [[ $(id -u) -ne 0 ]] && SUDO="sudo"
-  echo "installing system packages: ${missing[*]}"
-  $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  # Another apt or dpkg run (unattended upgrades, a second set-up) holds the lock for a
+  # while on a busy machine: wait for it rather than fail.
+  apt=(apt-get -o DPkg::Lock::Timeout=600)
+  step "updating the package lists (waits up to 10 minutes for another apt to finish)"
+  $SUDO "${apt[@]}" update -q
+  step "installing system packages: ${missing[*]}"
+  $SUDO env DEBIAN_FRONTEND=noninteractive "${apt[@]}" install -y -q --no-install-recommends "${missing[@]}"
 fi
 
 if [[ $want_test == 1 ]]; then
+  step "checking the programs the tests run: ${test_programs[*]}"
   absent=()
   for program in "${test_programs[@]}"; do
     command -v "$program" >/dev/null || absent+=("$program")
@@ -48,7 +56,11 @@ fi
 
 PY=${PYTHON:-python3}
 if [[ ! -x .venv/bin/python ]]; then
+  step "creating the virtual environment .venv with $PY"
   "$PY" -m venv .venv
 fi
-.venv/bin/python -m pip install -q --upgrade pip >/dev/null
-.venv/bin/python -m pip install -q -e ".[dev]"
+step "upgrading pip in .venv"
+.venv/bin/python -m pip install --upgrade pip
+step "installing tongban and its development tools into .venv (pip install -e .[dev])"
+.venv/bin/python -m pip install -e ".[dev]"
+step "done: run the tests with .venv/bin/python -m pytest, or everything with scripts/test.sh"

@@ -42,6 +42,8 @@ from tongban.server.grpc.request_decoding import add_checked_service
 from tongban.server.grpc.seal_servicers import SealServicer, VerifyServicer
 from tongban.server.grpc.servicers import HallServicer, RelayServicer
 from tongban.server.jobs import NodeJobs
+from tongban.server.listen import bind_port
+from tongban.server.summary import NodeSummary, usable_seals
 from tongban.server.usecases.cases import CaseSteps
 from tongban.server.usecases.delivery import DeliveryDispatcher
 from tongban.server.usecases.inbox import HallInbox
@@ -184,7 +186,6 @@ class RelayNode:
         """Start serving; returns the bound port (useful with port 0)."""
         cfg = self.config
         limit = cfg.limits.max_message_bytes
-        self.idle_watchdog.start()
         # A thread for every call the lanes admit: a full lane never waits for another's.
         threads = self.admission.threads(cfg.admission.spare_threads)
         server = grpc.server(
@@ -218,13 +219,19 @@ class RelayNode:
             root_certificates=self._root_pem,
             require_client_auth=True,
         )
-        self.port = server.add_secure_port(cfg.listen, creds)
-        if self.port == 0:
-            raise OSError(f"cannot listen on {cfg.listen}")
+        self.port = bind_port(
+            lambda address: server.add_secure_port(address, creds), cfg.listen, "[node] listen"
+        )
+        self.idle_watchdog.start()
         server.start()
         self._server = server
         if cfg.public_listen:
-            self._start_public(cfg.public_listen)
+            try:
+                self._start_public(cfg.public_listen)
+            except OSError:
+                server.stop(0).wait()
+                self.idle_watchdog.stop()
+                raise
         for name in ("", *_SERVICES):
             self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
         self.dispatcher.start()
@@ -237,8 +244,18 @@ class RelayNode:
             orphan_seconds=cfg.orphan_sweep_seconds,
         )
         self.dispatcher.kick()
-        _log.info("node %s serving on port %d", cfg.node_id, self.port)
+        _log.debug("node %s serving on port %d", cfg.node_id, self.port)
         return self.port
+
+    def summary(self) -> NodeSummary:
+        """What the started node is: id, name, ports, storage, directory version, seals."""
+        return NodeSummary.of(
+            self.config,
+            directory=self.directory.current,
+            seals=usable_seals(self.metadata, self.seals.seals, self.clock()),
+            port=self.port,
+            public_port=self.public_port,
+        )
 
     def _start_public(self, address: str) -> None:
         """VerifyService for anyone: server-authenticated TLS, no client certificate."""
@@ -260,9 +277,9 @@ class RelayNode:
             (_VERIFY, health.SERVICE_NAME, reflection.SERVICE_NAME), public
         )
         creds = grpc.ssl_server_credentials([(self._tls_key, self._tls_chain)])
-        self.public_port = public.add_secure_port(address, creds)
-        if self.public_port == 0:
-            raise OSError(f"cannot listen on {address}")
+        self.public_port = bind_port(
+            lambda a: public.add_secure_port(a, creds), address, "[node] public_listen"
+        )
         public.start()
         self._public = public
 
@@ -290,13 +307,17 @@ class RelayNode:
             self._server.wait_for_termination()
 
 
-def serve(config: NodeConfig) -> None:
-    """Run a node until SIGTERM or SIGINT, then shut down gracefully."""
+def serve(config: NodeConfig, *, announce: Callable[[str], None] = _log.info) -> None:
+    """Run a node until SIGTERM or SIGINT, then shut down gracefully.
+
+    ``announce`` receives the node's summary once it serves (the command prints it).
+    """
     # Threads that hold the database's write lock hand the GIL back and forth with RPC
     # threads; a short switch interval keeps them from queueing behind it for 5 ms a time.
     sys.setswitchinterval(float(os.environ.get("TONGBAN_SWITCH_INTERVAL", "0.0005")))
     node = RelayNode(config)
     node.start()
+    announce(node.summary().text())
     stopping = threading.Event()
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:

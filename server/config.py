@@ -32,9 +32,10 @@ Admission (all in ``[admission]``; see ``tongban.server.grpc.admission`` and ADR
 
 from __future__ import annotations
 
+import difflib
 import os
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -48,6 +49,8 @@ __all__ = [
     "DeliveryPolicy",
     "Limits",
     "NodeConfig",
+    "check_environment",
+    "known_environment_names",
     "load_config",
 ]
 
@@ -197,6 +200,57 @@ _SCHEMA: dict[str, dict[str, type]] = {
 }
 
 
+# TONGBAN_* variables read outside the node's configuration: by the hall commands, the seal
+# preview, the node's start-up, the demo, and the test suite (its PostgreSQL server).
+OTHER_ENVIRONMENT = frozenset(
+    {
+        "TONGBAN_HALL",
+        "TONGBAN_HALL_ENDPOINT",
+        "TONGBAN_SEAL_FONT",
+        "TONGBAN_SWITCH_INTERVAL",
+        "TONGBAN_DEMO_KEEP",
+        "TONGBAN_TEST_PG",
+    }
+)
+
+
+def known_environment_names() -> frozenset[str]:
+    """Every TONGBAN_* variable tongban reads: a config key's override or one of the others."""
+    config = {
+        f"TONGBAN_{section.upper()}_{key.upper()}"
+        for section in _SCHEMA
+        for key in _SCHEMA[section]
+    }
+    return frozenset(config) | OTHER_ENVIRONMENT
+
+
+def _unknown(
+    what: str, name: str, known: Iterable[str], fix: str, *, common_prefix: str = ""
+) -> ConfigError:
+    """A refusal of an unknown name, with the closest known one when there is one (judged
+    without the ``common_prefix`` every name shares)."""
+    by_rest = {k.removeprefix(common_prefix): k for k in known}
+    rest = name.removeprefix(common_prefix)
+    close = difflib.get_close_matches(rest, sorted(by_rest), n=1, cutoff=0.6)
+    hint = f"did you mean {by_rest[close[0]]}? " if close else ""
+    return ConfigError(f"unknown {what} {name}: {hint}{fix}")
+
+
+def check_environment(environ: Mapping[str, str]) -> None:
+    """Refuse a TONGBAN_* variable that nothing reads: a misspelt override would otherwise
+    leave the node running on the default it was meant to replace.
+
+    Raises:
+        ConfigError: names the variable and the closest known name.
+    """
+    known = known_environment_names()
+    for name in sorted(environ):
+        if name.startswith("TONGBAN_") and name not in known:
+            raise _unknown(
+                "environment variable", name, known, "correct or unset it", common_prefix="TONGBAN_"
+            )
+
+
 # The TOML (or override) types each kind accepts; environment values are always strings.
 _ACCEPTED: dict[type, tuple[type, ...]] = {
     Path: (str, Path),
@@ -229,6 +283,11 @@ def _coerce(section: str, key: str, value: Any, base: Path) -> Any:
         raise ConfigError(f"[{section}] {key}: {value!r} is not a valid {kind.__name__}") from exc
 
 
+def _check_key(section: str, key: str) -> None:
+    if key not in _SCHEMA[section]:
+        raise _unknown(f"config key [{section}]", key, _SCHEMA[section], "correct or remove it")
+
+
 def load_config(
     path: Path | None = None,
     *,
@@ -251,25 +310,23 @@ def load_config(
     values: dict[str, dict[str, Any]] = {}
     for section, items in raw.items():
         if section not in _SCHEMA or not isinstance(items, dict):
-            raise ConfigError(f"unknown config section [{section}]")
+            known = [f"[{s}]" for s in _SCHEMA]
+            raise _unknown("config section", f"[{section}]", known, "correct or remove it")
         for key, value in items.items():
-            if key not in _SCHEMA[section]:
-                raise ConfigError(f"unknown config key [{section}] {key}")
+            _check_key(section, key)
             values.setdefault(section, {})[key] = _coerce(section, key, value, base)
+    check_environment(environ)
     for name, value in environ.items():
-        if not name.startswith("TONGBAN_"):
-            continue
         for section, keys in _SCHEMA.items():
             prefix = f"TONGBAN_{section.upper()}_"
-            if name.startswith(prefix):
+            if name.startswith(prefix) and name[len(prefix) :].lower() in keys:
                 key = name[len(prefix) :].lower()
-                if key not in keys:
-                    raise ConfigError(f"unknown config key in environment: {name}")
                 values.setdefault(section, {})[key] = _coerce(section, key, value, Path.cwd())
     for section, given in (overrides or {}).items():
         for key, value in given.items():
-            if section not in _SCHEMA or key not in _SCHEMA[section]:
+            if section not in _SCHEMA:
                 raise ConfigError(f"unknown config key [{section}] {key}")
+            _check_key(section, key)
             values.setdefault(section, {})[key] = _coerce(section, key, value, base)
 
     def need(section: str, key: str) -> Any:

@@ -10,6 +10,7 @@ import logging
 import threading
 from collections.abc import Callable
 from datetime import UTC, timedelta
+from typing import Any
 
 from apscheduler.executors.pool import ThreadPoolExecutor as JobExecutor
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
@@ -23,6 +24,32 @@ __all__ = ["NodeJobs", "run_delivery_retry", "run_directory_refresh", "run_orpha
 _log = logging.getLogger("tongban.server.jobs")
 _registry: dict[str, dict[str, Callable[[], object]]] = {}
 _registry_lock = threading.Lock()
+
+
+class _JobPool(JobExecutor):  # type: ignore[misc]  # APScheduler ships no types
+    """APScheduler's thread pool, which takes no job once it is shutting down.
+
+    ``BackgroundScheduler.shutdown`` shuts the executors down while its own thread may be
+    between finding a due job and submitting it; the pool then raises ``cannot schedule new
+    futures after shutdown``, logged with a traceback. Here the submission and the start of
+    the shutdown are ordered by a lock, and a job due after it is dropped: the node is
+    stopping and runs it at its next start.
+    """
+
+    def __init__(self, max_workers: int) -> None:
+        super().__init__(max_workers)
+        self._closing = threading.Lock()
+        self._closed = False
+
+    def submit_job(self, job: Any, run_times: Any) -> None:
+        with self._closing:
+            if not self._closed:
+                super().submit_job(job, run_times)
+
+    def shutdown(self, wait: bool = True) -> None:
+        with self._closing:
+            self._closed = True
+        super().shutdown(wait)
 
 
 def _run(node_id: str, job: str) -> None:
@@ -56,7 +83,7 @@ class NodeJobs:
         self._node_id = node_id
         self._scheduler = BackgroundScheduler(
             jobstores={"default": SQLAlchemyJobStore(engine=engine)},
-            executors={"default": JobExecutor(2)},
+            executors={"default": _JobPool(2)},
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 30},
             timezone=UTC,
         )

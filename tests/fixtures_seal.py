@@ -120,8 +120,11 @@ def forge_detached(
     )
 
 
-def make_pdf(text: str = "Business licence 2026-0001") -> bytes:
-    """A one-page A4 PDF with a line of text, written by pyHanko's writer."""
+def make_pdf(
+    text: str = "Business licence 2026-0001", media_box: tuple[int, int] = (595, 842)
+) -> bytes:
+    """A one-page PDF (A4 unless ``media_box`` gives width and height in points) with a
+    line of text, written by pyHanko's writer."""
     writer = PdfFileWriter(stream_xrefs=False)
     font = writer.add_object(
         generic.DictionaryObject(
@@ -137,7 +140,7 @@ def make_pdf(text: str = "Business licence 2026-0001") -> bytes:
         {
             pdf_name("/Type"): pdf_name("/Page"),
             pdf_name("/MediaBox"): generic.ArrayObject(
-                [generic.NumberObject(n) for n in (0, 0, 595, 842)]
+                [generic.NumberObject(n) for n in (0, 0, *media_box)]
             ),
             pdf_name("/Resources"): generic.DictionaryObject(
                 {pdf_name("/Font"): generic.DictionaryObject({pdf_name("/F1"): font})}

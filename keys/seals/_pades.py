@@ -72,13 +72,21 @@ def _pyhanko_signer(
     )
 
 
+# The stamp's shape: the QR code and the text in the left part, the seal picture in a square
+# of the stamp's height on the right, so the picture never lies over the text.
+_STAMP_WIDTH, _STAMP_HEIGHT = 330, 110
+
+
 def _stamp_box(writer: Any, page: int) -> tuple[int, int, int, int]:
+    """The bottom right corner of the page, inset by 36 points (less on a small page); the
+    stamp keeps its 3:1 shape and shrinks to fit a page narrower or shorter than it."""
     page_ref, _ = writer.find_page_for_modification(page)
-    x0, y0, x1, _ = (float(v) for v in page_ref.get_object()["/MediaBox"])
-    width, height = 250, 110
-    right = int(x1) - 36
-    bottom = int(y0) + 36
-    return (max(int(x0), right - width), bottom, right, bottom + height)
+    x0, y0, x1, y1 = (float(v) for v in page_ref.get_object()["/MediaBox"])
+    inset = min(36.0, (x1 - x0) * 0.05, (y1 - y0) * 0.05)
+    width = min(_STAMP_WIDTH, x1 - x0 - 2 * inset, 3 * (y1 - y0 - 2 * inset))
+    height = width * _STAMP_HEIGHT / _STAMP_WIDTH
+    right, bottom = x1 - inset, y0 + inset
+    return (int(right - width), int(bottom), int(right), int(bottom + height))
 
 
 def _add_link(writer: Any, page: int, box: tuple[int, int, int, int], url: str) -> None:
@@ -172,6 +180,10 @@ def seal_pdf(
         stamp_box = box or _stamp_box(writer, page)
         seal_image = Image.open(io.BytesIO(seal_image_png))
         seal_image.load()
+        # The picture takes the square at the right end, the QR code and the text the rest;
+        # each is shrunk to its own part, so neither covers the other at any stamp size.
+        box_width, box_height = stamp_box[2] - stamp_box[0], stamp_box[3] - stamp_box[1]
+        square = min(box_height, box_width // 2)
         style = QRStampStyle(
             stamp_text="E-certificate\n%(ecert)s\nSealed %(ts)s",
             timestamp_format="%Y-%m-%d %H:%M:%S UTC",
@@ -181,7 +193,13 @@ def seal_pdf(
             background_layout=SimpleBoxLayoutRule(
                 x_align=AxisAlignment.ALIGN_MAX,
                 y_align=AxisAlignment.ALIGN_MID,
-                margins=Margins(left=2, right=2, top=2, bottom=2),
+                margins=Margins(left=box_width - square + 2, right=2, top=2, bottom=2),
+                inner_content_scaling=InnerScaling.SHRINK_TO_FIT,
+            ),
+            inner_content_layout=SimpleBoxLayoutRule(
+                x_align=AxisAlignment.ALIGN_MIN,
+                y_align=AxisAlignment.ALIGN_MID,
+                margins=Margins(left=0, right=square + 2, top=0, bottom=0),
                 inner_content_scaling=InnerScaling.SHRINK_TO_FIT,
             ),
         )

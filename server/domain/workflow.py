@@ -100,15 +100,19 @@ def aggregate_status(statuses: Iterable[str]) -> tuple[str, bool]:
     """The case status over its legs, and whether the case is complete.
 
     A joint case is complete only when every leg has ended: decided (approved or denied,
-    and later steps) or refused.
+    and later steps) or refused. A complete case is as far as its least advanced decided
+    leg (``issued`` once every decided leg's result was issued), or refused if all were.
     """
     legs = list(statuses)
     if not legs:
         return "empty", False
+    order = list(LegStatus)
     complete = all(s in _ENDED for s in legs)
     if complete:
-        return ("decided" if any(s in DECIDED_STATUSES for s in legs) else "refused"), True
-    order = list(LegStatus)
+        decided = [s for s in legs if s in DECIDED_STATUSES]
+        if not decided:
+            return "refused", True
+        return min(decided, key=lambda s: order.index(LegStatus(s))), True
     behind = min((s for s in legs if s not in _ENDED), key=lambda s: order.index(LegStatus(s)))
     done = sum(1 for s in legs if s in _ENDED)
     return (behind if len(legs) == 1 else f"{behind} ({done}/{len(legs)} legs ended)"), False

@@ -107,16 +107,17 @@ class HallServicer(hall_pb2_grpc.HallServiceServicer):
         self, request: hall_pb2.FetchRequest, context: grpc.ServicerContext
     ) -> Iterator[hall_pb2.FetchResponse]:
         def stream() -> Iterator[hall_pb2.FetchResponse]:
-            parts = self._inbox.fetch(self._hall(context), request.packet_id)
-            yield from fetch_responses(parts)
+            hall = self._hall(context)
+            packet_id = self._inbox.packet_id(hall, request.packet_id)
+            yield from fetch_responses(self._inbox.fetch(hall, packet_id))
 
         return guard_stream(context, "Fetch", stream)
 
     def Act(self, request: hall_pb2.ActRequest, context: grpc.ServicerContext) -> hall_pb2.CaseView:
         def call() -> hall_pb2.CaseView:
-            view = self._cases.act(
-                self._hall(context), request.case_id, request.leg, action_from_proto(request)
-            )
+            hall = self._hall(context)
+            case_id = self._cases.case_id(hall, request.case_id)
+            view = self._cases.act(hall, case_id, request.leg, action_from_proto(request))
             return case_view_to_proto(view)
 
         return guard(context, "Act", call)
@@ -124,19 +125,22 @@ class HallServicer(hall_pb2_grpc.HallServiceServicer):
     def GetCase(
         self, request: hall_pb2.CaseRequest, context: grpc.ServicerContext
     ) -> hall_pb2.CaseView:
-        return guard(
-            context,
-            "GetCase",
-            lambda: case_view_to_proto(self._cases.view(self._hall(context), request.case_id)),
-        )
+        def call() -> hall_pb2.CaseView:
+            hall = self._hall(context)
+            case_id = self._cases.case_id(hall, request.case_id)
+            return case_view_to_proto(self._cases.view(hall, case_id))
+
+        return guard(context, "GetCase", call)
 
     def History(
         self, request: hall_pb2.CaseRequest, context: grpc.ServicerContext
     ) -> hall_pb2.HistoryResponse:
         def call() -> hall_pb2.HistoryResponse:
-            entries, intact = self._cases.history(self._hall(context), request.case_id)
+            hall = self._hall(context)
+            case_id = self._cases.case_id(hall, request.case_id)
+            entries, intact = self._cases.history(hall, case_id)
             return hall_pb2.HistoryResponse(
-                case_id=request.case_id,
+                case_id=case_id,
                 chain_intact=intact,
                 events=[
                     hall_pb2.HistoryEvent(

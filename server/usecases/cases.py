@@ -35,6 +35,7 @@ from tongban.server.usecases.events import (
     party_of,
     verify_event_signature,
 )
+from tongban.server.usecases.id_prefixes import resolve_case_id
 from tongban.server.usecases.messages import OutboxItem
 from tongban.server.usecases.runtime import Clock, DirectoryHolder
 from tongban.storage.sql import CaseRow, EventRow, LegRow, MetadataStore
@@ -311,3 +312,10 @@ class CaseSteps:
             )
         entries.sort(key=lambda e: (e.at, e.leg, e.seq))
         return entries, intact
+
+    def case_id(self, hall_id: str, given: str) -> str:
+        """The whole id of the one case of this hall whose id is ``given`` or starts with it.
+
+        Raises: as :func:`~tongban.server.usecases.id_prefixes.resolve_case_id`.
+        """
+        return resolve_case_id(self, hall_id, given)

@@ -34,6 +34,7 @@ from tongban.server.domain.statements import (
     PacketStatement,
 )
 from tongban.server.usecases.events import decode_signatures
+from tongban.server.usecases.id_prefixes import resolve_packet_id
 from tongban.server.usecases.messages import (
     Applicant,
     FetchFileEnd,
@@ -104,6 +105,13 @@ class HallInbox:
         self.keys = keys
         self.directory = directory
         self._notifier = notifier
+
+    def packet_id(self, hall_id: str, given: str) -> str:
+        """The whole id of the one packet of this hall whose id is ``given`` or starts with it.
+
+        Raises: as :func:`~tongban.server.usecases.id_prefixes.resolve_packet_id`.
+        """
+        return resolve_packet_id(self, hall_id, given)
 
     def watch(
         self, hall_id: str, *, direction: str, include_existing: bool, active: Callable[[], bool]

@@ -24,7 +24,7 @@ class _Node:
 
 
 def _client(messages: list[hall_pb2.FetchResponse]) -> HallClient:
-    client = object.__new__(HallClient)
+    client = HallClient("127.0.0.1:1", node_id="420100", cert_pem=b"", key_pem=b"", root_pem=b"")
     client._stub = _Node(messages)  # type: ignore[assignment]
     return client
 

@@ -145,7 +145,7 @@ def test_a_forged_admin_of_b_registers_no_seal(cluster: Cluster, which: str) -> 
     request = seal_pb2.RegisterSealRequest(
         seal_id="forged-seal",
         name="武汉市行政审批局行政审批专用章",
-        org_uscc="11420100MB1234567X",
+        org_uscc="11420100MB0000123A",
         org_name="武汉市行政审批局",
         not_before=now.isoformat(),
         not_after=(now + timedelta(days=30)).isoformat(),

@@ -619,7 +619,7 @@ def test_register_seal_refuses_an_image_that_is_not_a_good_png(
     request = seal_pb2.RegisterSealRequest(
         seal_id="wh-approval",
         name="武汉市行政审批局行政审批专用章",
-        org_uscc="91350100M000100Y43",
+        org_uscc="11420100MB0000123A",
         org_name="武汉市行政审批局",
         not_before=format_time(now - timedelta(minutes=1)),
         not_after=format_time(now + timedelta(days=30)),

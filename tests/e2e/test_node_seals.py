@@ -22,7 +22,7 @@ from tongban.server.grpc.converters import envelope_from_proto
 
 ODA = ("HB-ODA-01", "异地办理营业执照变更登记")
 SEAL_NAME = "武汉市行政审批局行政审批专用章"
-USCC = "91350100M000100Y43"
+USCC = "11420100MB0000123A"  # 武汉市 (420100), like the seal's name
 
 
 def _admin_stub(cluster: Cluster, node: str, who: str = "admin") -> seal_pb2_grpc.SealServiceStub:

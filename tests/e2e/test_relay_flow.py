@@ -119,7 +119,7 @@ def test_full_case_with_supplement_result_and_identical_chains(
 
 def test_joint_case_completes_only_when_every_leg_is_decided(cluster: Cluster) -> None:
     ez, wh, sz = cluster.hall("420700"), cluster.hall("420100"), cluster.hall("440300")
-    company = Applicant("鄂州市好味道餐饮有限公司", "company", "91350100M000100Y43")
+    company = Applicant("鄂州市好味道餐饮有限公司", "company", "91420700MA49ABCDX6")
     r = ez.submit(
         matter=("HB-2020-09", "我要开饭店"),
         to=["420100", "440300"],

@@ -60,13 +60,40 @@ def test_environment_overrides_the_file(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("extra", "environ", "message"),
     [
-        ("[nodes]\nid = 1\n", {}, "unknown config section [nodes]"),
-        ("[limits]\nmax_file = 3\n", {}, "unknown config key [limits] max_file"),
+        (
+            "[nodes]\nid = 1\n",
+            {},
+            "unknown config section [nodes]: did you mean [node]? correct or remove it",
+        ),
+        (
+            "[limits]\nmax_file = 3\n",
+            {},
+            "unknown config key [limits] max_file: did you mean max_files? correct or remove it",
+        ),
+        (
+            "[storage]\ncolour = 3\n",
+            {},
+            "unknown config key [storage] colour: correct or remove it",
+        ),
         (
             "",
             {"TONGBAN_STORAGE_DATABSE": "x"},
-            "unknown config key in environment: TONGBAN_STORAGE_DATABSE",
+            "unknown environment variable TONGBAN_STORAGE_DATABSE: "
+            "did you mean TONGBAN_STORAGE_DATABASE? correct or unset it",
         ),
+        (
+            "",
+            {"TONGBAN_STORGE_DATABASE": "postgresql://relay@db/tongban"},
+            "unknown environment variable TONGBAN_STORGE_DATABASE: "
+            "did you mean TONGBAN_STORAGE_DATABASE? correct or unset it",
+        ),
+        (
+            "",
+            {"TONGBAN_HAL": "fed/420700/halls/420700-hall-1"},
+            "unknown environment variable TONGBAN_HAL: did you mean TONGBAN_HALL? "
+            "correct or unset it",
+        ),
+        ("", {"TONGBAN_XYZ": "1"}, "unknown environment variable TONGBAN_XYZ: correct or unset it"),
         ('[limits]\nmax_files = "many"\n', {}, "[limits] max_files: 'many' is not a valid int"),
         (
             "[limits]\nsegment_size = 0\n",
@@ -92,7 +119,8 @@ def test_environment_overrides_the_file(tmp_path: Path) -> None:
         (
             "[admission]\nverify_calls_per_address = 1\n",
             {},
-            "unknown config key [admission] verify_calls_per_address",
+            "unknown config key [admission] verify_calls_per_address: "
+            "did you mean verify_calls_per_caller? correct or remove it",
         ),
         (
             "[limits]\nmax_anonymous_verify_bytes = 0\n",

@@ -66,6 +66,13 @@ def test_unknown_event() -> None:
         (["refused"], ("refused", True)),
         (["decided", "accepted"], ("accepted (1/2 legs ended)", False)),
         (["issued", "refused", "decided"], ("decided", True)),
+        # After the result: the case says how far it went, as its leg does.
+        (["result_returned"], ("result_returned", True)),
+        (["issued"], ("issued", True)),
+        (["delivered"], ("delivered", True)),
+        (["delivered", "issued"], ("issued", True)),
+        (["issued", "refused"], ("issued", True)),
+        (["refused", "refused"], ("refused", True)),
         (["supplement_requested", "accepted"], ("accepted (0/2 legs ended)", False)),
         ([], ("empty", False)),
     ],
