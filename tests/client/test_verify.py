@@ -402,16 +402,14 @@ def test_a_proven_time_decides_before_or_after_whatever_the_reason(
 ) -> None:
     # Seals carry no time stamp yet; this is the seam the time-stamp work fills (ADR 0006):
     # the key-validity check given a proven time beside the claimed one.
-    from tongban.keys.verification import _Checks, _Context
+    from tongban.keys.verification._checks import _check_key_validity
+    from tongban.keys.verification._report import _Checks, _Context
 
     world = seal_world()
     record = world.record.revoked(NOW, reason)
     checks = _Checks()
     context = _Context(at=LATER, signing_time=BACKDATED)
-    verifier = SealVerifier([world.root], [record])
-    verifier._check_key_validity(
-        record.certificate, None, record, checks, context, proven_time=proven
-    )
+    _check_key_validity(record.certificate, None, record, checks, context, proven_time=proven)
     (result,) = checks.results
     assert (result.outcome, result.detail) == (indication, detail)
     assert [v[1] for v in checks.verdicts] == ([sub] if sub else [])
