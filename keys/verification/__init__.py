@@ -38,7 +38,7 @@ Example:
 
 from __future__ import annotations
 
-from tongban.keys.verification._checks import OnlineStatusLookup
+from tongban.keys.verification._ecert import OnlineStatusLookup
 from tongban.keys.verification._report import (
     CheckOutcome,
     CheckResult,

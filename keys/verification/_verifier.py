@@ -23,15 +23,13 @@ from tongban.keys.pki import CertificatePublicKey
 from tongban.keys.seals import DocumentSource, SealRecord
 from tongban.keys.verification._checks import (
     _DIGESTS,
-    OnlineStatusLookup,
     _check_chain,
-    _check_ecert,
     _check_key_validity,
     _check_registered,
     _check_signature,
-    _StatusSource,
 )
 from tongban.keys.verification._der import _FormatError, _parse_signed_data, _read_seal, _Signed
+from tongban.keys.verification._ecert import OnlineStatusLookup, _check_ecert, _StatusSource
 from tongban.keys.verification._paths import _CertFacts, _CertificatePaths, _der
 from tongban.keys.verification._report import (
     Indication,
