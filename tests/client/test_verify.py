@@ -826,8 +826,13 @@ def test_status_list_without_changes_reports_valid() -> None:
             NODE_KEY.public_key(),
             "the status list is node 420100's; the e-certificate was issued by node 420700",
         ),
+        (
+            _status_list(node="420800"),
+            NODE_KEY.public_key(),
+            "the status list is node 420800's; the e-certificate was issued by node 420700",
+        ),
     ],
-    ids=["stale", "wrong key", "another node"],
+    ids=["stale", "wrong key", "another node", "another node, sorting after"],
 )
 def test_unusable_status_list_is_indeterminate(
     envelope: Envelope, keys: ed25519.Ed25519PublicKey, detail: str
@@ -901,9 +906,14 @@ def test_online_lookup_without_a_reason() -> None:
     )
 
 
-def test_an_identifier_naming_another_issuer_is_indeterminate() -> None:
+@pytest.mark.parametrize(
+    "issuer",
+    [WUHAN_USCC, "11420800MB0000457Y"],
+    ids=["sorting before the seal's organisation", "sorting after it"],
+)
+def test_an_identifier_naming_another_issuer_is_indeterminate(issuer: str) -> None:
     world = seal_world()
-    other = ECertIdentifier(ECERT.type_code, WUHAN_USCC, ECERT.serial, ECERT.version)
+    other = ECertIdentifier(ECERT.type_code, issuer, ECERT.serial, ECERT.version)
     p7s = seal_detached(
         DOCUMENT, world.signer, world.record.certificate, at=NOW, ecert_identifier=other
     )
@@ -913,10 +923,10 @@ def test_an_identifier_naming_another_issuer_is_indeterminate() -> None:
         SubIndication.SIG_CONSTRAINTS_FAILURE,
     )
     assert report.check("ecert_identifier").detail == (
-        f"the identifier names issuer {WUHAN_USCC}, but the seal belongs to 11420700MB1539542A"
+        f"the identifier names issuer {issuer}, but the seal belongs to 11420700MB1539542A"
     )
     assert report.summary == (
-        f"INDETERMINATE (SIG_CONSTRAINTS_FAILURE): the identifier names issuer {WUHAN_USCC}, "
+        f"INDETERMINATE (SIG_CONSTRAINTS_FAILURE): the identifier names issuer {issuer}, "
         "but the seal belongs to 11420700MB1539542A"
     )
     # the status is still looked up, under the identifier the seal carries

@@ -24,6 +24,7 @@ from tongban.keys.seals import RevocationReason, SealRecord, seal_detached
 from tongban.keys.signing import PrivateKeySigner
 from tongban.keys.verification import CheckOutcome, Indication, SealVerifier, SubIndication
 from tongban.keys.verification._checks import _check_key_validity
+from tongban.keys.verification._ecert import _check_ecert, _check_ecert_status
 from tongban.keys.verification._report import _Checks, _Context
 
 DOCUMENT = b"permit 2026-0001\n" * 64
@@ -457,6 +458,14 @@ def test_the_moment_the_key_validity_check_judges_at_must_be_named() -> None:
         _check_key_validity(  # type: ignore[misc]
             world.record.certificate, None, world.record, _Checks(), _Context(at=MID), None
         )
+
+
+def test_the_status_sources_of_the_ecert_checks_must_be_named() -> None:
+    # online and status_source are both optional: named, they cannot be passed the wrong way.
+    with pytest.raises(TypeError, match=r"takes 5 positional arguments but 7 were given"):
+        _check_ecert(None, None, "", _Checks(), _Context(at=MID), None, None)  # type: ignore[misc]
+    with pytest.raises(TypeError, match=r"takes 4 positional arguments but 6 were given"):
+        _check_ecert_status("", "", _Checks(), _Context(at=MID), None, None)  # type: ignore[misc]
 
 
 # ---- the bottom line ------------------------------------------------------------------------
