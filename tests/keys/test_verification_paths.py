@@ -8,13 +8,13 @@ was valid, so that a certificate expired at the signing time is reported as EXPI
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 
-from tests.fixtures_seal import SEAL_FROM, forge_detached, new_seal, seal_world
+from tests.fixtures_seal import SEAL_FROM, SEAL_UNTIL, forge_detached, new_seal, seal_world
 from tongban.keys.clock import format_time
 from tongban.keys.pki import CaKind, Role, generate_signing_key, issue_ca, issue_certificate
 from tongban.keys.seals import seal_detached
@@ -211,4 +211,51 @@ def test_an_extra_certificate_with_a_duplicated_extension_is_malformed() -> None
     assert report.check("certificate_chain").detail.startswith(
         "the seal certificate does not chain to a trusted root: a certificate in the seal is "
         "malformed: unreadable certificate: "
+    )
+
+
+@pytest.mark.parametrize(
+    ("ca_from", "ca_until", "signed"),
+    [
+        (SEAL_FROM - timedelta(days=10), SEAL_FROM, SEAL_FROM),
+        (SEAL_UNTIL, SEAL_UNTIL + timedelta(days=10), SEAL_UNTIL),
+    ],
+    ids=["CA ends as the seal certificate starts", "CA starts as it ends"],
+)
+def test_a_path_that_holds_only_at_the_signing_instant_on_the_edge_of_the_window(
+    ca_from: datetime, ca_until: datetime, signed: datetime
+) -> None:
+    """Validity includes both ends of a window: sealed at the seal certificate's first (or
+    last) instant, which is its CA's last (or first), the path holds then and only then."""
+    world = seal_world()
+    ca_key = generate_signing_key()
+    ca = issue_ca(
+        world.root_key,
+        world.root,
+        ca_key.public_key(),
+        kind=CaKind.SEAL,
+        node_id="420700",
+        now=ca_from,
+        not_before=ca_from,
+        not_after=ca_until,
+    )
+    made = new_seal(ca_key, ca, seal_id="420700-edge-ca")
+    assert made.key is not None
+    leaf = made.record.certificate
+    assert signed in (leaf.not_valid_before_utc, leaf.not_valid_after_utc)
+    p7s = forge_detached(
+        DOCUMENT,
+        PrivateKeySigner(made.key),
+        leaf,
+        signing_time=signed,
+        identifier=None,
+        chain=[ca],
+    )
+    report = SealVerifier([world.root], [made.record]).result(
+        DOCUMENT, seal=p7s, at=signed + timedelta(days=1)
+    )
+    assert (report.indication, report.sub_indication) == (Indication.VALID, None)
+    assert report.check("certificate_chain").detail == (
+        f"seal 420700-edge-ca of node 420700; chains to {world.root.subject.rfc4514_string()} "
+        "(3 certificates)"
     )
