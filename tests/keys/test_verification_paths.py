@@ -259,3 +259,51 @@ def test_a_path_that_holds_only_at_the_signing_instant_on_the_edge_of_the_window
         f"seal 420700-edge-ca of node 420700; chains to {world.root.subject.rfc4514_string()} "
         "(3 certificates)"
     )
+
+
+_LEAF_MIDDLE = SEAL_FROM + (SEAL_UNTIL - SEAL_FROM) / 2
+_SECOND = timedelta(seconds=1)
+
+
+@pytest.mark.parametrize(
+    ("ca_from", "ca_until"),
+    [
+        (_LEAF_MIDDLE - timedelta(days=5), _LEAF_MIDDLE + timedelta(days=5)),
+        (SEAL_FROM - timedelta(days=10), SEAL_FROM + _SECOND),
+        (SEAL_FROM + _SECOND, SEAL_FROM + timedelta(days=10)),
+    ],
+    ids=["around the middle", "until a second after the start", "from a second after it"],
+)
+def test_the_path_is_searched_at_the_middle_and_a_second_after_the_start(
+    ca_from: datetime, ca_until: datetime
+) -> None:
+    """Sealed on day 300, when the seal's CA had long expired: the path is then searched at
+    the middle of the seal certificate's window and a second after its start, exactly."""
+    world = seal_world()
+    ca_key = generate_signing_key()
+    ca = issue_ca(
+        world.root_key,
+        world.root,
+        ca_key.public_key(),
+        kind=CaKind.SEAL,
+        node_id="420700",
+        now=ca_from,
+        not_before=ca_from,
+        not_after=ca_until,
+    )
+    made = new_seal(ca_key, ca, seal_id="420700-brief-ca")
+    assert made.key is not None
+    signed = SEAL_FROM + timedelta(days=300)
+    p7s = forge_detached(
+        DOCUMENT,
+        PrivateKeySigner(made.key),
+        made.record.certificate,
+        signing_time=signed,
+        identifier=None,
+        chain=[ca],
+    )
+    report = SealVerifier([world.root], [made.record]).result(
+        DOCUMENT, seal=p7s, at=signed + timedelta(days=1)
+    )
+    assert report.check("certificate_chain").outcome is CheckOutcome.PASSED
+    assert (report.indication, report.sub_indication) == (Indication.INVALID, SubIndication.EXPIRED)
