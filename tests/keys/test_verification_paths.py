@@ -44,6 +44,7 @@ def _reissued(
     *,
     key_usage: x509.KeyUsage | None = None,
     subject: x509.Name | None = None,
+    drop_key_usage: bool = False,
 ) -> x509.Certificate:
     """The certificate again, from the same root, with another key usage or subject."""
     world = seal_world()
@@ -58,6 +59,8 @@ def _reissued(
     )
     for extension in cert.extensions:
         if isinstance(extension.value, x509.KeyUsage):
+            if drop_key_usage:
+                continue
             if key_usage is None:
                 builder = builder.add_extension(extension.value, extension.critical)
             else:
@@ -89,6 +92,17 @@ def test_a_seal_certificate_without_non_repudiation_is_not_a_seals() -> None:
     )
     # the same certificate with non-repudiation is a seal's
     assert _chain_check(_reissued(seal))[0] is CheckOutcome.PASSED
+
+
+def test_a_seal_certificate_without_a_key_usage_is_not_a_seals() -> None:
+    unrestricted = _reissued(seal_world().record.certificate, drop_key_usage=True)
+    assert _chain_check(unrestricted) == (
+        CheckOutcome.INDETERMINATE,
+        "the certificate is not a seal certificate with non-repudiation: "
+        "seal 420700-approval of node 420700",
+        Indication.INDETERMINATE,
+        SubIndication.CHAIN_CONSTRAINTS_FAILURE,
+    )
 
 
 def test_a_hall_certificate_with_non_repudiation_is_not_a_seals() -> None:
