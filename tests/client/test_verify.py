@@ -21,6 +21,7 @@ from tests.fixtures_seal import (
     SEAL_FROM,
     SEAL_UNTIL,
     VERIFY_URL,
+    WUHAN_USCC,
     append_incremental_update,
     forge_detached,
     make_pdf,
@@ -43,6 +44,7 @@ from tongban.client.verify import (
     verify_seal,
 )
 from tongban.keys.ecert import (
+    ECertIdentifier,
     ECertStatus,
     ECertStatusEntry,
     ECertStatusList,
@@ -402,16 +404,14 @@ def test_a_proven_time_decides_before_or_after_whatever_the_reason(
 ) -> None:
     # Seals carry no time stamp yet; this is the seam the time-stamp work fills (ADR 0006):
     # the key-validity check given a proven time beside the claimed one.
-    from tongban.keys.verification import _Checks, _Context
+    from tongban.keys.verification._checks import _check_key_validity
+    from tongban.keys.verification._report import _Checks, _Context
 
     world = seal_world()
     record = world.record.revoked(NOW, reason)
     checks = _Checks()
     context = _Context(at=LATER, signing_time=BACKDATED)
-    verifier = SealVerifier([world.root], [record])
-    verifier._check_key_validity(
-        record.certificate, None, record, checks, context, proven_time=proven
-    )
+    _check_key_validity(record.certificate, None, record, checks, context, proven_time=proven)
     (result,) = checks.results
     assert (result.outcome, result.detail) == (indication, detail)
     assert [v[1] for v in checks.verdicts] == ([sub] if sub else [])
@@ -826,8 +826,13 @@ def test_status_list_without_changes_reports_valid() -> None:
             NODE_KEY.public_key(),
             "the status list is node 420100's; the e-certificate was issued by node 420700",
         ),
+        (
+            _status_list(node="420800"),
+            NODE_KEY.public_key(),
+            "the status list is node 420800's; the e-certificate was issued by node 420700",
+        ),
     ],
-    ids=["stale", "wrong key", "another node"],
+    ids=["stale", "wrong key", "another node", "another node, sorting after"],
 )
 def test_unusable_status_list_is_indeterminate(
     envelope: Envelope, keys: ed25519.Ed25519PublicKey, detail: str
@@ -867,6 +872,88 @@ def test_online_status_lookup() -> None:
     )
     assert report.check("ecert_status").detail == (
         "the verification service failed: verification service unreachable"
+    )
+
+
+def test_online_lookup_answering_valid() -> None:
+    def valid(identifier: str) -> ECertStatusEntry:
+        return ECertStatusEntry(identifier, ECertStatus.VALID, NOW, "")
+
+    report = _verify(_sealed(), online_status=valid)
+    assert (report.indication, report.sub_indication, report.ecert_status) == (
+        Indication.VALID,
+        None,
+        ECertStatus.VALID,
+    )
+    assert report.check("ecert_status").detail == (
+        "valid according to the issuing node's verification service"
+    )
+
+
+def test_online_lookup_without_a_reason() -> None:
+    def cancelled(identifier: str) -> ECertStatusEntry:
+        return ECertStatusEntry(identifier, ECertStatus.CANCELLED, NOW, "")
+
+    report = _verify(_sealed(), online_status=cancelled)
+    assert (report.indication, report.sub_indication, report.ecert_status) == (
+        Indication.INVALID,
+        SubIndication.ECERT_CANCELLED,
+        ECertStatus.CANCELLED,
+    )
+    assert report.check("ecert_status").detail == (
+        "cancelled (注销) at 2026-03-02T09:30:00.000000Z: no reason given "
+        "(according to the issuing node's verification service)"
+    )
+
+
+@pytest.mark.parametrize(
+    "issuer",
+    [WUHAN_USCC, "11420800MB0000457Y"],
+    ids=["sorting before the seal's organisation", "sorting after it"],
+)
+def test_an_identifier_naming_another_issuer_is_indeterminate(issuer: str) -> None:
+    world = seal_world()
+    other = ECertIdentifier(ECERT.type_code, issuer, ECERT.serial, ECERT.version)
+    p7s = seal_detached(
+        DOCUMENT, world.signer, world.record.certificate, at=NOW, ecert_identifier=other
+    )
+    report = _verify(p7s, status_list=_status_list(), status_keys=NODE_KEY.public_key())
+    assert (report.indication, report.sub_indication) == (
+        Indication.INDETERMINATE,
+        SubIndication.SIG_CONSTRAINTS_FAILURE,
+    )
+    assert report.check("ecert_identifier").detail == (
+        f"the identifier names issuer {issuer}, but the seal belongs to 11420700MB1539542A"
+    )
+    assert report.summary == (
+        f"INDETERMINATE (SIG_CONSTRAINTS_FAILURE): the identifier names issuer {issuer}, "
+        "but the seal belongs to 11420700MB1539542A"
+    )
+    # the status is still looked up, under the identifier the seal carries
+    assert report.check("ecert_status").outcome is CheckOutcome.PASSED
+    assert report.ecert_identifier == str(other)
+
+
+def test_without_a_signing_certificate_the_status_list_node_is_not_compared() -> None:
+    # The issuing node is known only from the seal's certificate or record; without either,
+    # the status list's own node is all there is, and the seal is INDETERMINATE anyway.
+    from asn1crypto import cms
+
+    info = cms.ContentInfo.load(_sealed())
+    info["content"]["certificates"] = []
+    report = _verify(
+        info.dump(force=True),
+        seals=[],
+        status_list=_status_list(node="420100"),
+        status_keys=NODE_KEY.public_key(),
+    )
+    assert (report.indication, report.sub_indication) == (
+        Indication.INDETERMINATE,
+        SubIndication.NO_SIGNING_CERTIFICATE_FOUND,
+    )
+    assert report.check("ecert_identifier").outcome is CheckOutcome.PASSED
+    assert report.check("ecert_status").detail == (
+        "valid according to the status list of node 420100 issued 2026-04-01T09:30:00.000000Z"
     )
 
 

@@ -22,14 +22,10 @@ from tongban.keys.clock import format_time
 from tongban.keys.pki import CaKind, generate_signing_key, issue_ca
 from tongban.keys.seals import RevocationReason, SealRecord, seal_detached
 from tongban.keys.signing import PrivateKeySigner
-from tongban.keys.verification import (
-    CheckOutcome,
-    Indication,
-    SealVerifier,
-    SubIndication,
-    _Checks,
-    _Context,
-)
+from tongban.keys.verification import CheckOutcome, Indication, SealVerifier, SubIndication
+from tongban.keys.verification._checks import _check_key_validity
+from tongban.keys.verification._ecert import _check_ecert, _check_ecert_status
+from tongban.keys.verification._report import _Checks, _Context
 
 DOCUMENT = b"permit 2026-0001\n" * 64
 TICK = timedelta(microseconds=1)
@@ -236,13 +232,10 @@ def _record(case: Case) -> SealRecord:
 
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
 def test_key_validity_at_the_edges(case: Case) -> None:
-    world = seal_world()
     record = _record(case)
     checks = _Checks()
     context = _Context(at=case.at, signing_time=case.signing_time)
-    SealVerifier([world.root], [record])._check_key_validity(
-        record.certificate, None, record, checks, context, proven_time=None
-    )
+    _check_key_validity(record.certificate, None, record, checks, context, proven_time=None)
     (result,) = checks.results
     assert (result.name, result.outcome, result.detail) == (
         "key_validity",
@@ -461,10 +454,18 @@ def test_a_signature_algorithm_other_than_ecdsa_with_sha2_is_not_accepted() -> N
 
 def test_the_moment_the_key_validity_check_judges_at_must_be_named() -> None:
     world = seal_world()
-    with pytest.raises(TypeError, match=r"takes 6 positional arguments but 7 were given"):
-        SealVerifier([world.root], [world.record])._check_key_validity(  # type: ignore[misc]
+    with pytest.raises(TypeError, match=r"takes 5 positional arguments but 6 were given"):
+        _check_key_validity(  # type: ignore[misc]
             world.record.certificate, None, world.record, _Checks(), _Context(at=MID), None
         )
+
+
+def test_the_status_sources_of_the_ecert_checks_must_be_named() -> None:
+    # online and status_source are both optional: named, they cannot be passed the wrong way.
+    with pytest.raises(TypeError, match=r"takes 5 positional arguments but 7 were given"):
+        _check_ecert(None, None, "", _Checks(), _Context(at=MID), None, None)  # type: ignore[misc]
+    with pytest.raises(TypeError, match=r"takes 4 positional arguments but 6 were given"):
+        _check_ecert_status("", "", _Checks(), _Context(at=MID), None, None)  # type: ignore[misc]
 
 
 # ---- the bottom line ------------------------------------------------------------------------

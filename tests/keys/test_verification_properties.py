@@ -1,4 +1,4 @@
-"""The hand-written DER reader of keys/verification.py against asn1crypto as an oracle.
+"""The hand-written DER reader of keys/verification/_der.py against asn1crypto as an oracle.
 
 The reader (``_parse_signed_data`` and the ``_node``/``_children`` walker under it) stays:
 it is many times faster than a general ASN.1 library. These properties hold it to what
@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 
 from tests.fixtures_seal import ECERT, NOW, forge_detached, seal_world
 from tongban.keys.seals import ECERT_IDENTIFIER_ATTRIBUTE
-from tongban.keys.verification import _FormatError, _parse_signed_data, _Signed
+from tongban.keys.verification._der import _FormatError, _parse_signed_data, _Signed
 
 CRYPTO = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
