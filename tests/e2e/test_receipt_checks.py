@@ -69,17 +69,39 @@ def _unsigned(facts: ReceiptFacts, signer: Signer) -> Envelope:
     return replace(_signed(facts, signer), signatures=())
 
 
+# Each field is also got wrong with a value below and one above the right one, so a
+# comparison that only looks one way is caught whatever the packet's random id.
 def _other_statement(facts: ReceiptFacts, signer: Signer) -> Envelope:
     other = hashlib.sha256(b"another statement").hexdigest()
     return _signed(replace(facts, statement_sha256=other), signer)
+
+
+def _lowest_statement(facts: ReceiptFacts, signer: Signer) -> Envelope:
+    return _signed(replace(facts, statement_sha256="0" * 64), signer)
+
+
+def _highest_statement(facts: ReceiptFacts, signer: Signer) -> Envelope:
+    return _signed(replace(facts, statement_sha256="f" * 64), signer)
 
 
 def _other_packet(facts: ReceiptFacts, signer: Signer) -> Envelope:
     return _signed(replace(facts, packet_id=uuid.uuid4()), signer)
 
 
+def _lowest_packet(facts: ReceiptFacts, signer: Signer) -> Envelope:
+    return _signed(replace(facts, packet_id=uuid.UUID(int=0)), signer)
+
+
+def _highest_packet(facts: ReceiptFacts, signer: Signer) -> Envelope:
+    return _signed(replace(facts, packet_id=uuid.UUID(int=(1 << 128) - 1)), signer)
+
+
 def _other_receiver(facts: ReceiptFacts, signer: Signer) -> Envelope:
     return _signed(replace(facts, receiver=OTHER), signer)
+
+
+def _lower_receiver(facts: ReceiptFacts, signer: Signer) -> Envelope:
+    return _signed(replace(facts, receiver="110000"), signer)
 
 
 def _wrong_type(facts: ReceiptFacts, signer: Signer) -> Envelope:
@@ -258,6 +280,23 @@ BAD_RECEIPTS = [
     ),
     pytest.param(
         _other_receiver, "the receipt does not name this packet and node", id="other-receiver"
+    ),
+    pytest.param(
+        _lowest_statement, "the receipt does not name this packet and node", id="lower-statement"
+    ),
+    pytest.param(
+        _highest_statement,
+        "the receipt does not name this packet and node",
+        id="higher-statement",
+    ),
+    pytest.param(
+        _lowest_packet, "the receipt does not name this packet and node", id="lower-packet"
+    ),
+    pytest.param(
+        _highest_packet, "the receipt does not name this packet and node", id="higher-packet"
+    ),
+    pytest.param(
+        _lower_receiver, "the receipt does not name this packet and node", id="lower-receiver"
     ),
 ]
 
