@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import threading
 import uuid
 from collections.abc import Callable, Iterator
 from concurrent import futures
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import grpc
 import pytest
@@ -24,6 +26,7 @@ from tongban.keys.signing import PrivateKeySigner, Signer
 from tongban.proto import relay_pb2, relay_pb2_grpc
 from tongban.server.domain.statements import RECEIPT_TYPE, PacketStatement, Receipt
 from tongban.server.grpc.converters import envelope_from_proto, envelope_to_proto
+from tongban.server.grpc.status import RETRYABLE_KEY
 from tongban.storage.sql import DeliveryRow, OutboxRow
 
 SENDER, PEER, OTHER = "420700", "420100", "440300"
@@ -212,12 +215,16 @@ def sending_node(tmp_path: Path) -> Iterator[Callable[..., SendingNode]]:
         batch_size: int,
         batch: BatchAnswer | None = None,
         duplicate: bool = False,
+        poll_interval: float | None = None,
     ) -> SendingNode:
+        delivery: dict[str, Any] = {"batch_size": batch_size}
+        if poll_interval is not None:
+            delivery["poll_interval"] = poll_interval
         cluster = start_cluster(
             tmp_path / f"c{len(started)}",
             (SENDER, PEER, OTHER),
             start=False,
-            overrides={"delivery": {"batch_size": batch_size}},
+            overrides={"delivery": delivery},
         )
         cfg = cluster.config(PEER)
         server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
@@ -443,6 +450,44 @@ def test_a_refused_batch_call_is_parked_or_retried_by_its_status(
     assert "Deliver" not in node.peer.calls
 
 
+def _abort_judged(code: grpc.StatusCode, message: str) -> BatchAnswer:
+    """Refuse the call as a node does when it judged the caller: not retryable, said so."""
+
+    def batch(
+        request: relay_pb2.DeliverBatchRequest,
+        context: grpc.ServicerContext,
+        outcomes: list[relay_pb2.DeliverOutcome],
+    ) -> relay_pb2.DeliverBatchResponse:
+        context.set_trailing_metadata(((RETRYABLE_KEY, "false"),))
+        context.abort(code, message)
+        raise AssertionError("abort raises")
+
+    return batch
+
+
+@pytest.mark.parametrize(
+    ("code", "state"),
+    [
+        # The peer may not know this node's newest certificate yet: a directory refresh on
+        # either side heals that, so it is retried though the peer said it judged the call.
+        (grpc.StatusCode.UNAUTHENTICATED, "pending"),
+        (grpc.StatusCode.UNIMPLEMENTED, "failed"),
+        (grpc.StatusCode.PERMISSION_DENIED, "failed"),
+    ],
+    ids=["unauthenticated", "unimplemented", "permission-denied"],
+)
+def test_a_judged_refusal_parks_the_packet_unless_it_is_of_this_nodes_identity(
+    sending_node: Callable[..., SendingNode], code: grpc.StatusCode, state: str
+) -> None:
+    node = sending_node(_honest, batch_size=64, batch=_abort_judged(code, "judged"))
+    pid = node.submit(FORM_ONLY)
+    outbox, delivery = _settle(node, pid)
+    error = f"{code.name}: judged"
+    assert (outbox.state, outbox.last_error) == (state, error)
+    assert (delivery.state, delivery.receipt, delivery.last_error) == (state, None, error)
+    assert outbox.attempts >= (2 if state == "pending" else 1)
+
+
 def test_a_batch_too_large_for_the_peer_goes_one_packet_at_a_time(
     sending_node: Callable[..., SendingNode],
 ) -> None:
@@ -488,3 +533,47 @@ def test_a_packet_the_peer_already_held_is_delivered_and_said_so(
     outbox, delivery = _settle(node, pid)
     assert (outbox.state, delivery.state) == ("done", "delivered")
     assert logged.format(pid=pid) in [r.getMessage() for r in caplog.records]
+
+
+def test_packets_behind_one_sent_again_by_stream_keep_their_batch_receipts(
+    sending_node: Callable[..., SendingNode],
+) -> None:
+    """A batch holds a packet with files the peer takes only by stream, then a form-only
+    packet: the first goes again as a stream, and the second is delivered by the batch's own
+    receipt, without waiting for the outbox scan (slowed here to 30 s so that it cannot
+    stand in)."""
+    gate = threading.Event()
+    sizes: list[int] = []
+
+    def batch(
+        request: relay_pb2.DeliverBatchRequest,
+        context: grpc.ServicerContext,
+        outcomes: list[relay_pb2.DeliverOutcome],
+    ) -> relay_pb2.DeliverBatchResponse:
+        sizes.append(len(request.packets))
+        assert gate.wait(20)
+        refused = relay_pb2.DeliverOutcome(
+            code=grpc.StatusCode.INVALID_ARGUMENT.value[0], message="files by stream"
+        )
+        return relay_pb2.DeliverBatchResponse(
+            outcomes=[
+                refused if p.segments else o for p, o in zip(request.packets, outcomes, strict=True)
+            ]
+        )
+
+    node = sending_node(_honest, batch_size=64, batch=batch, poll_interval=30.0)
+    try:
+        # Two calls hold both of the node's batch calls to the peer; the next two packets
+        # wait in its queue and then go out together.
+        blockers = [node.submit(FORM_ONLY) for _ in range(2)]
+        wait_until("both batch calls under way", lambda: len(sizes) == 2)
+        with_file, form_only = node.submit(SMALL_FILE), node.submit(FORM_ONLY)
+    finally:
+        gate.set()
+    for pid in [*blockers, with_file, form_only]:
+        outbox, delivery = wait_until(
+            "every packet delivered", lambda pid=pid: (r := node.rows(pid))[0].state == "done" and r
+        )
+        assert (outbox.attempts, delivery.state) == (1, "delivered")
+    assert sizes == [1, 1, 2]
+    assert node.peer.calls == ["DeliverBatch", "DeliverBatch", "DeliverBatch", "Deliver"]
