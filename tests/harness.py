@@ -209,6 +209,7 @@ def forge_delivery(
     addressed_to: Sequence[str] | None = None,
     segment_size: int = 1024,
     manifest_sha: Callable[[int, str], str] = lambda i, sha: sha,
+    manifest_size: Callable[[int, int], int] = lambda i, size: size,
     mutate_segments: Callable[
         [list[relay_pb2.DeliverRequest]], list[relay_pb2.DeliverRequest]
     ] = lambda s: s,
@@ -251,7 +252,7 @@ def forge_delivery(
                 i,
                 f.name,
                 f.media_type,
-                len(f.data),
+                manifest_size(i, len(f.data)),
                 manifest_sha(i, hashlib.sha256(f.data).hexdigest()),
                 len(segs),
             )

@@ -36,7 +36,8 @@ from tongban.proto import (
 )
 from tongban.server.grpc.servicers import HallServicer, RelayServicer
 
-A, B, C = "420700", "420100", "440300"
+# The node called is B; the other nodes' ids lie below (A) and above (C) its own.
+A, B, C = "420100", "420700", "440300"
 
 
 @pytest.fixture(scope="module")
@@ -234,6 +235,7 @@ def test_an_admin_of_the_node_administers_its_seals(cluster: Cluster) -> None:
     ("who", "message"),
     [
         (f"admin:{A}-admin", f"admin {A}-admin of node {A} is not an admin of node {B}"),
+        (f"admin:{C}-admin", f"admin {C}-admin of node {C} is not an admin of node {B}"),
         (f"hall:{B}-hall-1", f"hall {B}-hall-1 of node {B} is not an admin of node {B}"),
         (f"node:{B}", f"node {B} of node {B} is not an admin of node {B}"),
         (f"node:{A}", f"node {A} of node {A} is not an admin of node {B}"),

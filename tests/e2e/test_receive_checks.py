@@ -6,8 +6,9 @@ and leaves the receiving node's store as it was; Deliver and DeliverBatch answer
 
 from __future__ import annotations
 
+import hashlib
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from typing import Any
 
@@ -144,16 +145,26 @@ def test_data_after_the_last_file_is_refused(cluster: Cluster, files: int) -> No
 # ---- the form ----------------------------------------------------------------------------------
 
 
-def _swap_one_byte(plain: bytes) -> bytes:
-    # Same length, other content: "v" becomes "w" in the form's {"k": "v"}.
-    assert plain.count(b'"v"') == 1
-    return plain.replace(b'"v"', b'"w"')
+def _same_size(below: bool) -> Callable[[bytes], bytes]:
+    """Another form of the same length whose SHA-256 digest sorts below (or above) the
+    signed one's: the value of the form's {"k": "v"} is another letter."""
+
+    def sealed(plain: bytes) -> bytes:
+        assert plain.count(b'"v"') == 1
+        signed = hashlib.sha256(plain).hexdigest()
+        for letter in b"abcdefghijklmnopqrstuwxyz":
+            other = plain.replace(b'"v"', b'"' + bytes([letter]) + b'"')
+            if (hashlib.sha256(other).hexdigest() < signed) == below:
+                return other
+        raise AssertionError("no letter gives such a digest")
+
+    return sealed
 
 
 @pytest.mark.parametrize(
     "sealed",
-    [_swap_one_byte, lambda plain: plain + b" ", lambda plain: plain[:-1]],
-    ids=["same-size", "longer", "shorter"],
+    [_same_size(True), _same_size(False), lambda plain: plain + b" ", lambda plain: plain[:-1]],
+    ids=["same-size-lower-digest", "same-size-higher-digest", "longer", "shorter"],
 )
 def test_a_form_other_than_the_signed_one_is_refused(cluster: Cluster, sealed: Any) -> None:
     requests = forge_delivery(cluster, sender=A, recipient=B, sealed_form=sealed)
@@ -251,13 +262,63 @@ def test_a_packet_for_a_hall_this_node_does_not_have_is_refused(cluster: Cluster
     _accepted(cluster, forge_delivery(cluster, sender=A, recipient=B, hall=f"{B}-hall-2"))
 
 
-def test_an_application_joining_another_nodes_case_is_refused(cluster: Cluster) -> None:
+@pytest.mark.parametrize(("owner", "intruder"), [(A, C), (C, A)])
+def test_an_application_joining_another_nodes_case_is_refused(
+    cluster: Cluster, owner: str, intruder: str
+) -> None:
     case_id = uuid.uuid4()
-    _accepted(cluster, forge_delivery(cluster, sender=A, recipient=B, case_id=case_id))
-    requests = forge_delivery(cluster, sender=C, recipient=B, case_id=case_id)
-    assert _both_ways(cluster, requests, as_node=C) == (
+    _accepted(
+        cluster, forge_delivery(cluster, sender=owner, recipient=B, case_id=case_id), as_node=owner
+    )
+    requests = forge_delivery(cluster, sender=intruder, recipient=B, case_id=case_id)
+    assert _both_ways(cluster, requests, as_node=intruder) == (
         grpc.StatusCode.PERMISSION_DENIED,
-        f"permission-denied: case {case_id} belongs to node {A}",
+        f"permission-denied: case {case_id} belongs to node {owner}",
+    )
+
+
+# ---- who sends it: the connection, not the statement ------------------------------------------
+
+
+@pytest.mark.parametrize("named", [B, C], ids=["below", "above"])
+def test_a_packet_naming_another_sender_than_its_connection_is_refused(
+    cluster: Cluster, named: str
+) -> None:
+    """Signed with the connected node's own key, so only the sender check can refuse it."""
+    requests = forge_delivery(cluster, sender=named, recipient=B, signer=cluster.signer_of(A))
+    assert _both_ways(cluster, requests) == (
+        grpc.StatusCode.PERMISSION_DENIED,
+        f"permission-denied: packet names sender {named} but came from node {A}",
+    )
+
+
+# ---- the files against their signed digests -----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("sha", "size"),
+    [
+        (lambda i, sha: "0" * 64, lambda i, size: size),
+        (lambda i, sha: "f" * 64, lambda i, size: size),
+        (lambda i, sha: sha, lambda i, size: size + 1),
+        (lambda i, sha: sha, lambda i, size: size - 1),
+    ],
+    ids=["lower-digest", "higher-digest", "larger", "smaller"],
+)
+def test_a_file_other_than_the_signed_one_is_refused(cluster: Cluster, sha: Any, size: Any) -> None:
+    files = [ForgedFile("a.bin", b"a" * 30)]
+    requests = forge_delivery(
+        cluster,
+        sender=A,
+        recipient=B,
+        files=files,
+        segment_size=16,
+        manifest_sha=sha,
+        manifest_size=size,
+    )
+    assert _both_ways(cluster, requests) == (
+        grpc.StatusCode.DATA_LOSS,
+        "manifest-digest-mismatch: file 0 'a.bin' does not match its signed SHA-256 digest",
     )
 
 
