@@ -14,6 +14,7 @@ from typing import Any
 
 import grpc
 import pytest
+from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from tests.harness import (
     Cluster,
@@ -25,6 +26,7 @@ from tests.harness import (
     start_cluster,
 )
 from tongban.keys.envelope import canonical_json
+from tongban.keys.signing import PrivateKeySigner
 from tongban.proto import relay_pb2, relay_pb2_grpc
 from tongban.server.config import FORM_HEADROOM
 
@@ -357,3 +359,81 @@ def test_a_form_up_to_the_limit_is_taken_and_one_byte_more_is_refused(cluster: C
         grpc.StatusCode.RESOURCE_EXHAUSTED,
         f"too-large: the form is {FORM_LIMIT + 1} bytes; the limit is {FORM_LIMIT}",
     )
+
+
+# ---- who signed it, whom it is for ----------------------------------------------------------------
+
+
+def test_a_packet_signed_by_a_key_the_directory_does_not_list_is_refused(cluster: Cluster) -> None:
+    stranger = PrivateKeySigner(ed25519.Ed25519PrivateKey.generate())
+    requests = forge_delivery(cluster, sender=A, recipient=B, signer=stranger)
+    assert _both_ways(cluster, requests) == (
+        grpc.StatusCode.UNAUTHENTICATED,
+        "bad-signature: no signature verifies under a key this signer holds",
+    )
+
+
+def test_a_packet_for_other_nodes_is_refused(cluster: Cluster) -> None:
+    pid = uuid.uuid4()
+    requests = forge_delivery(cluster, sender=A, recipient=B, packet_id=pid, addressed_to=[C])
+    assert _both_ways(cluster, requests) == (
+        INVALID,
+        f"wrong-recipient: packet {pid} is addressed to {C}, not to this node {B}",
+    )
+
+
+# ---- the segments ---------------------------------------------------------------------------------
+
+
+def test_a_tampered_or_truncated_file_is_refused(cluster: Cluster) -> None:
+    files = [ForgedFile("a.bin", b"a" * 30)]
+    opening, first, last = forge_delivery(
+        cluster, sender=A, recipient=B, files=files, segment_size=16
+    )
+    tampered = relay_pb2.DeliverRequest()
+    tampered.CopyFrom(last)
+    tampered.segment.ciphertext = (
+        bytes([last.segment.ciphertext[0] ^ 1]) + last.segment.ciphertext[1:]
+    )
+    assert _both_ways(cluster, [opening, first, tampered]) == (
+        grpc.StatusCode.DATA_LOSS,
+        "decryption-failed: segment 1 failed authentication",
+    )
+    assert _both_ways(cluster, [opening, first]) == (
+        grpc.StatusCode.DATA_LOSS,
+        "truncated-stream: stream ended after 1 segments without the final one",
+    )
+    _accepted(cluster, [opening, first, last])
+
+
+# ---- a packet held already --------------------------------------------------------------------------
+
+
+def test_a_packet_delivered_again_gets_its_first_receipt_and_changes_nothing(
+    cluster: Cluster,
+) -> None:
+    requests = forge_delivery(cluster, sender=A, recipient=B, files=[ForgedFile("a.bin", b"a")])
+    first = deliver(cluster, requests, as_node=A, to_node=B)
+    held = snapshot(cluster.nodes[B])
+    again = deliver(cluster, requests, as_node=A, to_node=B)
+    assert (again.duplicate, first.duplicate, again.receipt) == (True, False, first.receipt)
+    [outcome] = _batch(cluster, [_inline(requests)])
+    assert (outcome.duplicate, outcome.receipt) == (True, first.receipt)
+    assert snapshot(cluster.nodes[B]) == held
+
+
+def test_a_held_packet_id_with_other_content_is_a_conflict(cluster: Cluster) -> None:
+    """Other statements under the same id, sorting below and above the held one's bytes."""
+    pid = uuid.uuid4()
+    held = forge_delivery(cluster, sender=A, recipient=B, packet_id=pid)
+    _accepted(cluster, held)
+    payload = held[0].opening.statement.payload
+    others: dict[bool, list[relay_pb2.DeliverRequest]] = {}
+    while len(others) < 2:
+        other = forge_delivery(cluster, sender=A, recipient=B, packet_id=pid)
+        others.setdefault(other[0].opening.statement.payload < payload, other)
+    for other in others.values():
+        assert _both_ways(cluster, other) == (
+            grpc.StatusCode.ALREADY_EXISTS,
+            f"conflict: packet id {pid} is already held with other content",
+        )
