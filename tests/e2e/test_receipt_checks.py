@@ -420,15 +420,35 @@ def test_a_packet_the_peer_could_not_take_now_is_retried(
     assert (delivery.state, delivery.receipt) == ("pending", None)
 
 
+def _twice(
+    request: relay_pb2.DeliverBatchRequest,
+    context: grpc.ServicerContext,
+    outcomes: list[relay_pb2.DeliverOutcome],
+) -> relay_pb2.DeliverBatchResponse:
+    return relay_pb2.DeliverBatchResponse(outcomes=outcomes * 2)
+
+
+@pytest.mark.parametrize(("answer", "came"), [(_no_outcomes, 0), (_twice, 2)], ids=["none", "two"])
 def test_a_batch_answer_with_the_wrong_number_of_outcomes_is_retried(
-    sending_node: Callable[..., SendingNode],
+    sending_node: Callable[..., SendingNode], answer: BatchAnswer, came: int
 ) -> None:
-    node = sending_node(_honest, batch_size=64, batch=_no_outcomes)
+    node = sending_node(_honest, batch_size=64, batch=answer)
     pid = node.submit(FORM_ONLY)
     outbox, delivery = _settle(node, pid)
-    error = f"bad answer from node {PEER}: 0 outcomes came back for 1 packets"
+    error = f"bad answer from node {PEER}: {came} outcomes came back for 1 packets"
     assert (outbox.state, outbox.last_error, delivery.state) == ("pending", error, "pending")
+    assert (delivery.receipt, delivery.last_error) == (None, error)
     assert outbox.attempts >= 2
+
+
+def test_a_packet_with_files_the_peer_takes_in_a_batch_is_not_sent_again(
+    sending_node: Callable[..., SendingNode],
+) -> None:
+    node = sending_node(_honest, batch_size=64)
+    pid = node.submit(SMALL_FILE)
+    outbox, delivery = _settle(node, pid)
+    assert (outbox.state, outbox.attempts, delivery.state) == ("done", 1, "delivered")
+    assert node.peer.calls == ["DeliverBatch"]
 
 
 @pytest.mark.parametrize(
