@@ -597,3 +597,22 @@ def test_packets_behind_one_sent_again_by_stream_keep_their_batch_receipts(
         assert (outbox.attempts, delivery.state) == (1, "delivered")
     assert sizes == [1, 1, 2]
     assert node.peer.calls == ["DeliverBatch", "DeliverBatch", "DeliverBatch", "Deliver"]
+
+
+def _not_a_receipt(facts: ReceiptFacts, signer: Signer) -> Envelope:
+    # Signed by the peer as a receipt, but its payload is not one.
+    return sign_envelope(b'{"type": "tongban-receipt"}', RECEIPT_TYPE, [signer])
+
+
+@pytest.mark.parametrize(("batch_size", "files"), PATHS)
+def test_a_signed_answer_that_is_not_a_receipt_leaves_the_packet_retried(
+    sending_node: Callable[..., SendingNode], batch_size: int, files: list[Material]
+) -> None:
+    node = sending_node(_not_a_receipt, batch_size=batch_size)
+    pid = node.submit(files)
+    outbox, delivery = wait_until("a second attempt after the bad answer", node.settled(pid))
+    assert (outbox.state, delivery.state, delivery.receipt) == ("pending", "pending", None)
+    assert outbox.last_error == delivery.last_error
+    # Not a refusal the peer made nor a receipt that names another packet: an error of its
+    # own kind, retried (the peer may answer properly next time), never parked.
+    assert outbox.last_error == "InvalidRequest: malformed receipt: KeyError('packet_id')"
