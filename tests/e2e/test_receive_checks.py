@@ -31,7 +31,7 @@ from tongban.proto import relay_pb2, relay_pb2_grpc
 from tongban.server.config import FORM_HEADROOM
 
 A, B, C = "420700", "420100", "440300"
-MAX_FILES, MAX_FILE_BYTES, MAX_FORM_BYTES = 2, 100, 100
+MAX_FILES, MAX_FILE_BYTES, MAX_FORM_BYTES = 2, 1000, 100
 FORM_LIMIT = MAX_FORM_BYTES + FORM_HEADROOM
 
 
