@@ -10,6 +10,7 @@ import hashlib
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -130,6 +131,31 @@ def test_a_segment_of_another_file_while_one_is_open_is_refused(cluster: Cluster
         "truncated-stream: segment for file 1 arrived while file 0 was open",
     )
     _accepted(cluster, forge_delivery(cluster, sender=A, recipient=B, files=files, segment_size=16))
+
+
+def test_a_segment_of_a_finished_file_while_the_next_is_open_is_refused(cluster: Cluster) -> None:
+    files = [ForgedFile("a.bin", b"a" * 30), ForgedFile("b.bin", b"b" * 30)]
+    requests = forge_delivery(cluster, sender=A, recipient=B, files=files, segment_size=16)
+    opening, a0, a1, b0, b1 = requests
+    assert _both_ways(cluster, [opening, a0, a1, b0, a0, b1]) == (
+        grpc.StatusCode.DATA_LOSS,
+        "truncated-stream: segment for file 0 arrived while file 1 was open",
+    )
+
+
+def test_a_packet_with_more_files_than_small_integers_is_taken(tmp_path: Path) -> None:
+    """File indexes past 256, which Python does not share as one object, are compared by
+    value: the segments of file 257 belong to file 257."""
+    many = start_cluster(tmp_path, (A, B))
+    try:
+        files = [ForgedFile(f"{i}.bin", bytes([i % 256])) for i in range(258)]
+        response = deliver(
+            many, forge_delivery(many, sender=A, recipient=B, files=files), as_node=A, to_node=B
+        )
+        assert response.HasField("receipt") and not response.duplicate
+        assert snapshot(many.nodes[B])["rows"]["packet_files"] == 258
+    finally:
+        many.close()
 
 
 @pytest.mark.parametrize("files", [0, 1], ids=["form-only", "with-a-file"])
