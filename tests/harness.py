@@ -210,22 +210,36 @@ def forge_delivery(
     addressed_to: Sequence[str] | None = None,
     segment_size: int = 1024,
     manifest_sha: Callable[[int, str], str] = lambda i, sha: sha,
+    manifest_size: Callable[[int, int], int] = lambda i, size: size,
     mutate_segments: Callable[
         [list[relay_pb2.DeliverRequest]], list[relay_pb2.DeliverRequest]
     ] = lambda s: s,
     form: dict[str, Any] | None = None,
     packet_id: uuid.UUID | None = None,
     matter: tuple[str, str] = ("HB-ODA-01", "异地办理营业执照变更登记"),
+    case_id: uuid.UUID | None = None,
+    hall: str | None = None,
+    content: dict[str, Any] | None = None,
+    sealed_form: Callable[[bytes], bytes] = lambda plain: plain,
+    event: Callable[[EventStatement], EventStatement] = lambda e: e,
+    event_copies: int = 1,
 ) -> list[relay_pb2.DeliverRequest]:
-    """A complete application delivery as ``sender`` would send it, with knobs to break it."""
+    """A complete application delivery as ``sender`` would send it, with knobs to break it.
+
+    ``content`` replaces the whole decrypted form (applicant and form); ``sealed_form`` turns
+    the form the statement names into the one actually encrypted; ``event`` changes the
+    "submitted" event before it is signed, and ``event_copies`` is how many copies travel;
+    ``hall`` is the recipient hall the statement names."""
     directory = cluster.directory()
     now = utcnow()
     signer = signer or cluster.signer_of(sender)
     pid = packet_id or uuid.uuid4()
-    case_id = uuid.uuid4()
+    case_id = case_id or uuid.uuid4()
     key = new_data_key()
     plain = canonical_json(
-        {
+        content
+        if content is not None
+        else {
             "applicant": {"name": "张三", "id_type": "citizen", "id_number": citizen_id()},
             "form": form if form is not None else {"k": "v"},
         }
@@ -239,7 +253,7 @@ def forge_delivery(
                 i,
                 f.name,
                 f.media_type,
-                len(f.data),
+                manifest_size(i, len(f.data)),
                 manifest_sha(i, hashlib.sha256(f.data).hexdigest()),
                 len(segs),
             )
@@ -262,7 +276,7 @@ def forge_delivery(
         matter_name=matter[1],
         sender_node=sender,
         sender_hall=f"{sender}-hall-1",
-        recipients=tuple(RecipientEntry(n, f"{n}-hall-1", "") for n in to),
+        recipients=tuple(RecipientEntry(n, hall or f"{n}-hall-1", "") for n in to),
         created_at=now,
         segment_size=segment_size,
         form_size=len(plain),
@@ -270,7 +284,7 @@ def forge_delivery(
         files=tuple(entries),
     )
     env = sign_envelope(st.to_payload(), PACKET_TYPE, [signer])
-    event = EventStatement(
+    submitted = EventStatement(
         case_id=case_id,
         leg=recipient,
         seq=1,
@@ -282,16 +296,16 @@ def forge_delivery(
         detail={"packet_id": str(pid)},
         packet_id=str(pid),
     )
-    event_env = sign_envelope(event.to_payload(), EVENT_TYPE, [signer])
+    event_env = sign_envelope(event(submitted).to_payload(), EVENT_TYPE, [signer])
     enc = directory.node(recipient).encryption_key(now)
     opening = relay_pb2.PacketOpening(
         statement=envelope_to_proto(env),
         wrapped_key=wrap_data_key(key, enc.encryption_key(), pid, recipient),
         recipient_key_id=enc.key_id,
         form_ciphertext=FileCipher(key, pid, FORM_FILE_INDEX, segment_size=MAX_SEGMENT_SIZE).seal(
-            0, plain, final=True
+            0, sealed_form(plain), final=True
         ),
-        events=[envelope_to_proto(event_env)],
+        events=[envelope_to_proto(event_env)] * event_copies,
     )
     return [relay_pb2.DeliverRequest(opening=opening), *mutate_segments(segments)]
 

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import threading
 import uuid
 from collections.abc import Callable, Iterator
 from concurrent import futures
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import grpc
 import pytest
@@ -24,6 +26,7 @@ from tongban.keys.signing import PrivateKeySigner, Signer
 from tongban.proto import relay_pb2, relay_pb2_grpc
 from tongban.server.domain.statements import RECEIPT_TYPE, PacketStatement, Receipt
 from tongban.server.grpc.converters import envelope_from_proto, envelope_to_proto
+from tongban.server.grpc.status import RETRYABLE_KEY
 from tongban.storage.sql import DeliveryRow, OutboxRow
 
 SENDER, PEER, OTHER = "420700", "420100", "440300"
@@ -69,17 +72,39 @@ def _unsigned(facts: ReceiptFacts, signer: Signer) -> Envelope:
     return replace(_signed(facts, signer), signatures=())
 
 
+# Each field is also got wrong with a value below and one above the right one, so a
+# comparison that only looks one way is caught whatever the packet's random id.
 def _other_statement(facts: ReceiptFacts, signer: Signer) -> Envelope:
     other = hashlib.sha256(b"another statement").hexdigest()
     return _signed(replace(facts, statement_sha256=other), signer)
+
+
+def _lowest_statement(facts: ReceiptFacts, signer: Signer) -> Envelope:
+    return _signed(replace(facts, statement_sha256="0" * 64), signer)
+
+
+def _highest_statement(facts: ReceiptFacts, signer: Signer) -> Envelope:
+    return _signed(replace(facts, statement_sha256="f" * 64), signer)
 
 
 def _other_packet(facts: ReceiptFacts, signer: Signer) -> Envelope:
     return _signed(replace(facts, packet_id=uuid.uuid4()), signer)
 
 
+def _lowest_packet(facts: ReceiptFacts, signer: Signer) -> Envelope:
+    return _signed(replace(facts, packet_id=uuid.UUID(int=0)), signer)
+
+
+def _highest_packet(facts: ReceiptFacts, signer: Signer) -> Envelope:
+    return _signed(replace(facts, packet_id=uuid.UUID(int=(1 << 128) - 1)), signer)
+
+
 def _other_receiver(facts: ReceiptFacts, signer: Signer) -> Envelope:
     return _signed(replace(facts, receiver=OTHER), signer)
+
+
+def _lower_receiver(facts: ReceiptFacts, signer: Signer) -> Envelope:
+    return _signed(replace(facts, receiver="110000"), signer)
 
 
 def _wrong_type(facts: ReceiptFacts, signer: Signer) -> Envelope:
@@ -190,12 +215,16 @@ def sending_node(tmp_path: Path) -> Iterator[Callable[..., SendingNode]]:
         batch_size: int,
         batch: BatchAnswer | None = None,
         duplicate: bool = False,
+        poll_interval: float | None = None,
     ) -> SendingNode:
+        delivery: dict[str, Any] = {"batch_size": batch_size}
+        if poll_interval is not None:
+            delivery["poll_interval"] = poll_interval
         cluster = start_cluster(
             tmp_path / f"c{len(started)}",
             (SENDER, PEER, OTHER),
             start=False,
-            overrides={"delivery": {"batch_size": batch_size}},
+            overrides={"delivery": delivery},
         )
         cfg = cluster.config(PEER)
         server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
@@ -258,6 +287,23 @@ BAD_RECEIPTS = [
     ),
     pytest.param(
         _other_receiver, "the receipt does not name this packet and node", id="other-receiver"
+    ),
+    pytest.param(
+        _lowest_statement, "the receipt does not name this packet and node", id="lower-statement"
+    ),
+    pytest.param(
+        _highest_statement,
+        "the receipt does not name this packet and node",
+        id="higher-statement",
+    ),
+    pytest.param(
+        _lowest_packet, "the receipt does not name this packet and node", id="lower-packet"
+    ),
+    pytest.param(
+        _highest_packet, "the receipt does not name this packet and node", id="higher-packet"
+    ),
+    pytest.param(
+        _lower_receiver, "the receipt does not name this packet and node", id="lower-receiver"
     ),
 ]
 
@@ -374,15 +420,35 @@ def test_a_packet_the_peer_could_not_take_now_is_retried(
     assert (delivery.state, delivery.receipt) == ("pending", None)
 
 
+def _twice(
+    request: relay_pb2.DeliverBatchRequest,
+    context: grpc.ServicerContext,
+    outcomes: list[relay_pb2.DeliverOutcome],
+) -> relay_pb2.DeliverBatchResponse:
+    return relay_pb2.DeliverBatchResponse(outcomes=outcomes * 2)
+
+
+@pytest.mark.parametrize(("answer", "came"), [(_no_outcomes, 0), (_twice, 2)], ids=["none", "two"])
 def test_a_batch_answer_with_the_wrong_number_of_outcomes_is_retried(
-    sending_node: Callable[..., SendingNode],
+    sending_node: Callable[..., SendingNode], answer: BatchAnswer, came: int
 ) -> None:
-    node = sending_node(_honest, batch_size=64, batch=_no_outcomes)
+    node = sending_node(_honest, batch_size=64, batch=answer)
     pid = node.submit(FORM_ONLY)
     outbox, delivery = _settle(node, pid)
-    error = f"bad answer from node {PEER}: 0 outcomes came back for 1 packets"
+    error = f"bad answer from node {PEER}: {came} outcomes came back for 1 packets"
     assert (outbox.state, outbox.last_error, delivery.state) == ("pending", error, "pending")
+    assert (delivery.receipt, delivery.last_error) == (None, error)
     assert outbox.attempts >= 2
+
+
+def test_a_packet_with_files_the_peer_takes_in_a_batch_is_not_sent_again(
+    sending_node: Callable[..., SendingNode],
+) -> None:
+    node = sending_node(_honest, batch_size=64)
+    pid = node.submit(SMALL_FILE)
+    outbox, delivery = _settle(node, pid)
+    assert (outbox.state, outbox.attempts, delivery.state) == ("done", 1, "delivered")
+    assert node.peer.calls == ["DeliverBatch"]
 
 
 @pytest.mark.parametrize(
@@ -402,6 +468,44 @@ def test_a_refused_batch_call_is_parked_or_retried_by_its_status(
     assert (outbox.state, outbox.last_error) == (state, error)
     assert (delivery.state, delivery.receipt) == (state, None)
     assert "Deliver" not in node.peer.calls
+
+
+def _abort_judged(code: grpc.StatusCode, message: str) -> BatchAnswer:
+    """Refuse the call as a node does when it judged the caller: not retryable, said so."""
+
+    def batch(
+        request: relay_pb2.DeliverBatchRequest,
+        context: grpc.ServicerContext,
+        outcomes: list[relay_pb2.DeliverOutcome],
+    ) -> relay_pb2.DeliverBatchResponse:
+        context.set_trailing_metadata(((RETRYABLE_KEY, "false"),))
+        context.abort(code, message)
+        raise AssertionError("abort raises")
+
+    return batch
+
+
+@pytest.mark.parametrize(
+    ("code", "state"),
+    [
+        # The peer may not know this node's newest certificate yet: a directory refresh on
+        # either side heals that, so it is retried though the peer said it judged the call.
+        (grpc.StatusCode.UNAUTHENTICATED, "pending"),
+        (grpc.StatusCode.UNIMPLEMENTED, "failed"),
+        (grpc.StatusCode.PERMISSION_DENIED, "failed"),
+    ],
+    ids=["unauthenticated", "unimplemented", "permission-denied"],
+)
+def test_a_judged_refusal_parks_the_packet_unless_it_is_of_this_nodes_identity(
+    sending_node: Callable[..., SendingNode], code: grpc.StatusCode, state: str
+) -> None:
+    node = sending_node(_honest, batch_size=64, batch=_abort_judged(code, "judged"))
+    pid = node.submit(FORM_ONLY)
+    outbox, delivery = _settle(node, pid)
+    error = f"{code.name}: judged"
+    assert (outbox.state, outbox.last_error) == (state, error)
+    assert (delivery.state, delivery.receipt, delivery.last_error) == (state, None, error)
+    assert outbox.attempts >= (2 if state == "pending" else 1)
 
 
 def test_a_batch_too_large_for_the_peer_goes_one_packet_at_a_time(
@@ -449,3 +553,66 @@ def test_a_packet_the_peer_already_held_is_delivered_and_said_so(
     outbox, delivery = _settle(node, pid)
     assert (outbox.state, delivery.state) == ("done", "delivered")
     assert logged.format(pid=pid) in [r.getMessage() for r in caplog.records]
+
+
+def test_packets_behind_one_sent_again_by_stream_keep_their_batch_receipts(
+    sending_node: Callable[..., SendingNode],
+) -> None:
+    """A batch holds a packet with files the peer takes only by stream, then a form-only
+    packet: the first goes again as a stream, and the second is delivered by the batch's own
+    receipt, without waiting for the outbox scan (slowed here to 30 s so that it cannot
+    stand in)."""
+    gate = threading.Event()
+    sizes: list[int] = []
+
+    def batch(
+        request: relay_pb2.DeliverBatchRequest,
+        context: grpc.ServicerContext,
+        outcomes: list[relay_pb2.DeliverOutcome],
+    ) -> relay_pb2.DeliverBatchResponse:
+        sizes.append(len(request.packets))
+        assert gate.wait(20)
+        refused = relay_pb2.DeliverOutcome(
+            code=grpc.StatusCode.INVALID_ARGUMENT.value[0], message="files by stream"
+        )
+        return relay_pb2.DeliverBatchResponse(
+            outcomes=[
+                refused if p.segments else o for p, o in zip(request.packets, outcomes, strict=True)
+            ]
+        )
+
+    node = sending_node(_honest, batch_size=64, batch=batch, poll_interval=30.0)
+    try:
+        # Two calls hold both of the node's batch calls to the peer; the next two packets
+        # wait in its queue and then go out together.
+        blockers = [node.submit(FORM_ONLY) for _ in range(2)]
+        wait_until("both batch calls under way", lambda: len(sizes) == 2)
+        with_file, form_only = node.submit(SMALL_FILE), node.submit(FORM_ONLY)
+    finally:
+        gate.set()
+    for pid in [*blockers, with_file, form_only]:
+        outbox, delivery = wait_until(
+            "every packet delivered", lambda pid=pid: (r := node.rows(pid))[0].state == "done" and r
+        )
+        assert (outbox.attempts, delivery.state) == (1, "delivered")
+    assert sizes == [1, 1, 2]
+    assert node.peer.calls == ["DeliverBatch", "DeliverBatch", "DeliverBatch", "Deliver"]
+
+
+def _not_a_receipt(facts: ReceiptFacts, signer: Signer) -> Envelope:
+    # Signed by the peer as a receipt, but its payload is not one.
+    return sign_envelope(b'{"type": "tongban-receipt"}', RECEIPT_TYPE, [signer])
+
+
+@pytest.mark.parametrize(("batch_size", "files"), PATHS)
+def test_a_signed_answer_that_is_not_a_receipt_leaves_the_packet_retried(
+    sending_node: Callable[..., SendingNode], batch_size: int, files: list[Material]
+) -> None:
+    node = sending_node(_not_a_receipt, batch_size=batch_size)
+    pid = node.submit(files)
+    outbox, delivery = wait_until("a second attempt after the bad answer", node.settled(pid))
+    assert (outbox.state, delivery.state, delivery.receipt) == ("pending", "pending", None)
+    assert outbox.last_error == delivery.last_error
+    # Not a refusal the peer made nor a receipt that names another packet: an error of its
+    # own kind, retried (the peer may answer properly next time), never parked.
+    assert outbox.last_error == "InvalidRequest: malformed receipt: KeyError('packet_id')"
