@@ -178,8 +178,13 @@ dir = "keys"
 dir = "seals"
 # Seal applied automatically to result documents this node returns (empty: none).
 result_seal = ""
-# Published in QR codes of sealed documents.
-verification_url = "https://verify.example/{spec.node_id}"
+
+[web]
+# The verification site anyone reaches from a sealed document's QR code, served over HTTPS
+# (e.g. listen = "0.0.0.0:8443"; empty: no site). New seals' QR codes carry site_url, the
+# address the public reaches the site at.
+listen = ""
+site_url = "https://verify.example/{spec.node_id}"
 
 [storage]
 # Embedded defaults: SQLite (WAL) and a local filesystem store under var/.

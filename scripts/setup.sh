@@ -19,6 +19,9 @@ if [[ $want_test == 1 ]]; then
   # Independent PDF checkers the seal tests run against sealed PDFs.
   apt_packages+=(poppler-utils qpdf)
   test_programs+=(pdfsig qpdf)
+  # The browser the verification-site tests drive through Playwright (never a downloaded one).
+  apt_packages+=(chromium)
+  test_programs+=(chromium)
 fi
 missing=()
 for p in "${apt_packages[@]}"; do

@@ -46,6 +46,7 @@ from tongban.server.usecases.delivery import DeliveryDispatcher
 from tongban.server.usecases.retention import sweep_orphan_blobs
 from tongban.server.usecases.runtime import DirectoryHolder, NodeRuntime
 from tongban.server.usecases.seal_keys import SealBook
+from tongban.server.web.node_site import NodeSite
 from tongban.storage.objects import open_object_store
 from tongban.storage.sql import open_metadata_store
 
@@ -106,6 +107,9 @@ class RelayNode:
         self._public: grpc.Server | None = None
         self.port = 0
         self.public_port = 0
+        # The verification web site, a second public listener ([web] listen).
+        self.site = NodeSite(self.runtime) if config.web.listen else None
+        self.web_port = 0
 
     def start(self) -> int:
         """Start serving; returns the bound port (useful with port 0)."""
@@ -148,6 +152,8 @@ class RelayNode:
         self._server = server
         if cfg.public_listen:
             self._start_public(cfg.public_listen)
+        if self.site is not None:
+            self.web_port = self.site.start()
         for name in ("", *_SERVICES):
             self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
         self.dispatcher.start()
@@ -194,6 +200,8 @@ class RelayNode:
         grace = self.config.shutdown_grace_seconds if grace is None else grace
         self.health.enter_graceful_shutdown()
         stopping = [s.stop(grace) for s in (self._server, self._public) if s is not None]
+        if self.site is not None:
+            self.site.stop(grace)
         for done in stopping:
             done.wait()
         self.idle_watchdog.stop()
