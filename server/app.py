@@ -15,6 +15,7 @@ from types import FrameType
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
+from prometheus_client import CollectorRegistry
 
 from tongban.keys.clock import utcnow
 from tongban.keys.keyring import NodeKeyRing
@@ -37,6 +38,7 @@ from tongban.server.grpc.admission import (
     mtls_lanes,
     public_lanes,
 )
+from tongban.server.grpc.metrics import GrpcMetrics
 from tongban.server.grpc.peers import GrpcPeerTransport, PeerChannels
 from tongban.server.grpc.request_decoding import add_checked_service
 from tongban.server.grpc.seal_servicers import SealServicer, VerifyServicer
@@ -107,8 +109,11 @@ class RelayNode:
         self._public: grpc.Server | None = None
         self.port = 0
         self.public_port = 0
+        # Metrics of both transports and the node's figures, served on the site's /metrics.
+        self.metrics_registry = CollectorRegistry()
+        self.grpc_metrics = GrpcMetrics(self.metrics_registry)
         # The verification web site, a second public listener ([web] listen).
-        self.site = NodeSite(self.runtime) if config.web.listen else None
+        self.site = NodeSite(self.runtime, self.metrics_registry) if config.web.listen else None
         self.web_port = 0
 
     def start(self) -> int:
@@ -120,7 +125,7 @@ class RelayNode:
         threads = self.admission.threads(cfg.admission.spare_threads)
         server = grpc.server(
             futures.ThreadPoolExecutor(max_workers=threads, thread_name_prefix="rpc"),
-            interceptors=[self.admission],
+            interceptors=[self.grpc_metrics, self.admission],
             options=[
                 ("grpc.max_receive_message_length", limit),
                 ("grpc.max_send_message_length", limit),
@@ -174,7 +179,7 @@ class RelayNode:
         threads = self.public_admission.threads(self.config.admission.spare_threads)
         public = grpc.server(
             futures.ThreadPoolExecutor(max_workers=threads, thread_name_prefix="verify"),
-            interceptors=[self.public_admission],
+            interceptors=[self.grpc_metrics, self.public_admission],
             options=[("grpc.max_receive_message_length", self.config.limits.max_message_bytes)],
         )
         add_checked_service(

@@ -9,7 +9,8 @@ from typing import BinaryIO
 
 from tongban.keys.pki import load_certificates
 from tongban.keys.verification import SealVerificationReport, seal_verification_result
-from tongban.server.usecases import ecert_records
+from tongban.server.usecases import ecert_records, operations
+from tongban.server.usecases.operations import OperationsSnapshot
 from tongban.server.usecases.runtime import NodeRuntime
 from tongban.server.web.ecert_view import ECertView, issued_checks, record_report, status_check
 
@@ -67,3 +68,11 @@ class NodeBackend:
             at=rt.clock(),
             online_status=lambda identifier: ecert_records.online_status(rt, identifier),
         )
+
+    def operations(self) -> OperationsSnapshot:
+        """The outbox, deliveries, keys, seals and e-certificates, read now.
+
+        Raises:
+            Unavailable: the database cannot be reached.
+        """
+        return operations.operations_snapshot(self._rt)

@@ -8,6 +8,7 @@ from tongban.server.usecases.runtime import NodeRuntime
 from tongban.server.web.listener import SiteListener
 from tongban.server.web.metrics import SiteMetrics
 from tongban.server.web.node_backend import NodeBackend
+from tongban.server.web.node_metrics import NodeCollector
 from tongban.server.web.site import SiteSettings, create_site
 
 __all__ = ["NodeSite"]
@@ -19,8 +20,10 @@ class NodeSite:
     def __init__(self, runtime: NodeRuntime, registry: CollectorRegistry | None = None) -> None:
         config = runtime.config
         web = config.web
-        self.metrics = SiteMetrics(registry or CollectorRegistry())
+        registry = registry or CollectorRegistry()
+        self.metrics = SiteMetrics(registry)
         self.backend = NodeBackend(runtime)
+        registry.register(NodeCollector(self.backend.operations))
         self.app = create_site(
             self.backend,
             SiteSettings(
