@@ -7,11 +7,14 @@ from __future__ import annotations
 
 from typing import BinaryIO
 
-from tongban.keys.pki import load_certificates
+from tongban.keys.errors import KeysError
+from tongban.keys.pki import load_certificate, load_certificates
+from tongban.keys.trust import CLIENT_AUTH, authenticate_certificate
 from tongban.keys.verification import SealVerificationReport, seal_verification_result
+from tongban.server.domain.errors import Unauthenticated
 from tongban.server.usecases import ecert_records, operations
 from tongban.server.usecases.operations import OperationsSnapshot
-from tongban.server.usecases.runtime import NodeRuntime
+from tongban.server.usecases.runtime import NodeRuntime, require_admin
 from tongban.server.web.ecert_view import ECertView, issued_checks, record_report, status_check
 
 __all__ = ["NodeBackend"]
@@ -76,3 +79,30 @@ class NodeBackend:
             Unavailable: the database cannot be reached.
         """
         return operations.operations_snapshot(self._rt)
+
+    def operations_for(self, client_pem: str | None) -> tuple[str, OperationsSnapshot]:
+        """The operations view, for an administrator of this node only.
+
+        ``client_pem`` is the certificate the caller presented in the TLS handshake (which
+        proved the caller holds its key and that it chains to the federation root). It
+        counts under the same rule as on the gRPC side: issued by the identity CA the
+        directory lists for its node, for client authentication, naming an admin of this
+        node.
+
+        Raises:
+            Unauthenticated: no certificate, or one that may not claim its identity.
+            PermissionDenied: not an admin of this node.
+            Unavailable: the database cannot be reached.
+        """
+        if not client_pem:
+            raise Unauthenticated("an administrator's client certificate is required")
+        try:
+            identity = authenticate_certificate(
+                load_certificate(client_pem.encode()),
+                self._rt.directory.current,
+                usage=CLIENT_AUTH,
+            )
+        except KeysError as exc:
+            raise Unauthenticated(f"{exc.code}: {exc.message}") from None
+        admin = require_admin(self._rt, identity)
+        return admin, self.operations()

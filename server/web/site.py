@@ -9,6 +9,7 @@ Routes:
     POST /api/v1/verify          JSON report of an upload (as ``tongban verify --json``)
     GET  /api/v1/openapi.json    OpenAPI 3.1 description of the JSON API
     GET  /metrics                Prometheus metrics
+    GET  /ops                    read-only operations view, for this node's admins (mTLS)
 
 Nothing uploaded is stored: uploads are read into memory or an unnamed temporary file and
 dropped with the response. Every refusal has its status and a plain page, never a trace.
@@ -37,7 +38,7 @@ from starlette.types import Receive, Scope, Send
 from tongban.keys.clock import format_time
 from tongban.keys.ecert import ECertIdentifierError
 from tongban.keys.verification import SealVerificationReport
-from tongban.server.domain.errors import NotFound, Unavailable
+from tongban.server.domain.errors import NotFound, PermissionDenied, Unauthenticated, Unavailable
 from tongban.server.web import openapi
 from tongban.server.web.backend import VerificationBackend
 from tongban.server.web.ecert_view import ECertView
@@ -101,6 +102,7 @@ def create_site(
     env.globals.update(
         indication_words=INDICATION_WORDS,
         status_words=STATUS_WORDS,
+        status_words_by_value={k.value: v for k, v in STATUS_WORDS.items()},
         outcome_words=OUTCOME_WORDS,
         check_names=CHECK_NAMES,
         reason_words=reason_words,
@@ -167,6 +169,22 @@ def create_site(
                 "暂时无法核验",
                 "核验服务暂时无法读取登记记录，本次未作出任何判断，请稍后再试。",
                 "unavailable",
+                exc.message,
+            )
+        if isinstance(exc, Unauthenticated):
+            return _Refusal(
+                403,
+                "需要管理员证书",
+                "运维页面只对本节点管理员开放：请使用管理员客户端证书访问。",
+                "unauthenticated",
+                exc.message,
+            )
+        if isinstance(exc, PermissionDenied):
+            return _Refusal(
+                403,
+                "无权查看",
+                "此证书不属于本节点的管理员，运维页面只对本节点管理员开放。",
+                "permission-denied",
                 exc.message,
             )
         if isinstance(exc, UploadTooLarge):
@@ -275,6 +293,22 @@ def create_site(
 
     # -- the rest ----------------------------------------------------------------------------
 
+    async def operations_page(request: Request) -> Response:
+        authorize = getattr(backend, "operations_for", None)
+        if authorize is None:  # a site without a node (verify-site) has no operations
+            raise HTTPException(404)
+        tls = (request.scope.get("extensions") or {}).get("tls") or {}
+        chain = tls.get("client_cert_chain") or [None]
+        try:
+            admin, snapshot = await run_in_threadpool(authorize, chain[0])
+        except Exception as exc:
+            return refusal_response(request, translate(exc))
+        return templates.TemplateResponse(
+            request,
+            "operations.html",
+            {"site_name": backend.site_name, "admin": admin, "ops": snapshot},
+        )
+
     async def home(request: Request) -> Response:
         return templates.TemplateResponse(request, "home.html", {"site_name": backend.site_name})
 
@@ -316,6 +350,7 @@ def create_site(
         Route("/api/v1/verify", verify_json, methods=["POST"]),
         Route("/api/v1/openapi.json", openapi_json),
         Route("/metrics", metrics_text),
+        Route("/ops", operations_page),
         *(extra_routes or []),
         Mount("/static", app=StaticFiles(directory=str(_HERE / "static")), name="static"),
     ]

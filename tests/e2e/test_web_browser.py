@@ -108,3 +108,34 @@ def test_tampered_upload_reads_invalid_with_the_reason(
         path=str(screenshot_folder(tmp_path) / "upload-invalid-phone.png"), full_page=True
     )
     context.close()
+
+
+def test_operations_view_for_an_admin_certificate(
+    site: SiteNode, browser: Any, tmp_path: Path
+) -> None:
+    admin = site.fed / "420100" / "admins" / "420100-admin"
+    context = browser.new_context(
+        viewport={"width": 1024, "height": 800},
+        ignore_https_errors=True,
+        locale="zh-CN",
+        client_certificates=[
+            {
+                "origin": site.base_url,
+                "certPath": str(admin / "cert.pem"),
+                "keyPath": str(admin / "key.pem"),
+            }
+        ],
+    )
+    page = context.new_page()
+    response = page.goto(site.base_url + "/ops")
+    assert response is not None and response.status == 200
+    assert page.inner_text("h1") == "运维概况"
+    assert "管理员 420100-admin" in page.inner_text("main")
+    page.screenshot(path=str(screenshot_folder(tmp_path) / "operations-view.png"), full_page=True)
+    context.close()
+    anonymous = _phone(browser)
+    page = anonymous.new_page()
+    response = page.goto(site.base_url + "/ops")
+    assert response is not None and response.status == 403
+    assert page.inner_text("h1") == "需要管理员证书"
+    anonymous.close()

@@ -328,3 +328,35 @@ def test_database_down_gives_503_and_never_claims_valid(
     finally:
         node.close()
         proxy.close()
+
+
+# -- the operations view -------------------------------------------------------------------
+
+
+def test_operations_view_refuses_no_certificate_and_a_hall_certificate(site: SiteNode) -> None:
+    hall = site.fed / NODE / "halls" / f"{NODE}-hall-1"
+    with site.http() as http:
+        anonymous = http.get("/ops")
+    with site.http(cert=hall) as http:
+        as_hall = http.get("/ops")
+    assert anonymous.status_code == 403
+    assert '<h1 id="refusal-title">需要管理员证书</h1>' in anonymous.text
+    assert "an administrator&#39;s client certificate is required" in anonymous.text
+    assert as_hall.status_code == 403
+    assert '<h1 id="refusal-title">无权查看</h1>' in as_hall.text
+    assert f"hall {NODE}-hall-1 of node {NODE} is not an admin of node {NODE}" in as_hall.text
+    for r in (anonymous, as_hall):
+        assert "待发队列" not in r.text and "密钥与证书" not in r.text
+
+
+def test_operations_view_shows_an_admin_the_node(site: SiteNode) -> None:
+    admin = site.fed / NODE / "admins" / f"{NODE}-admin"
+    site.seal_pdf("Licence for the operations view")
+    with site.http(cert=admin) as http:
+        r = http.get("/ops")
+    assert r.status_code == 200 and r.headers["cache-control"] == "no-store"
+    page = r.text
+    assert f"管理员 {NODE}-admin · 节点 {NODE}" in page
+    assert "队列为空：所有数据包和事件都已送达。" in page
+    assert "<dt>已登记印章</dt><dd>1（其中已撤销 0）</dd>" in page
+    assert "seal-ca" in page and "identity-ca" in page
