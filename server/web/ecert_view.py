@@ -54,6 +54,7 @@ class ECertView:
     issued_at: datetime | None = None
     status: ECertStatusEntry | None = None
     seal: SealRecord | None = None
+    note: str = ""  # shown under the bottom line instead of the reason, when set
 
 
 def passed(name: str, detail: str) -> RecordCheck:
