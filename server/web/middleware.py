@@ -7,7 +7,7 @@ from typing import Any
 
 from limits import RateLimitItemPerMinute
 from limits.storage import MemoryStorage
-from limits.strategies import MovingWindowRateLimiter
+from limits.strategies import SlidingWindowCounterRateLimiter
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 __all__ = ["RateLimit", "SecurityHeaders", "UploadCap", "UploadTooLarge"]
@@ -56,14 +56,17 @@ class SecurityHeaders:
 
 
 class RateLimit:
-    """At most ``per_minute`` requests a minute from one address (a moving window); 429 after.
+    """At most about ``per_minute`` requests a minute from one address; 429 after.
+
+    A sliding-window counter (the current and the previous minute, weighted): constant work
+    per request however high the limit, unlike a log of every hit.
 
     Static files are not counted: a page and its style sheet are one visit.
     """
 
     def __init__(self, app: ASGIApp, *, per_minute: int, refuse: Responder) -> None:
         self._app = app
-        self._limiter = MovingWindowRateLimiter(MemoryStorage())
+        self._limiter = SlidingWindowCounterRateLimiter(MemoryStorage())
         self._item = RateLimitItemPerMinute(per_minute)
         self._refuse = refuse
 
