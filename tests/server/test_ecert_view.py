@@ -147,3 +147,17 @@ def test_a_definite_failure_outranks_an_undecided_check_and_the_first_failure_de
     ]
     first = record_report(ID, two_failures, at=NOW, seal=None, status=None)
     assert first.sub_indication is SubIndication.NO_SIGNING_CERTIFICATE_FOUND
+
+
+def test_reports_and_views_are_frozen() -> None:
+    import dataclasses
+
+    from tongban.server.web.ecert_view import ECertView, RecordCheck
+
+    check = status_check(_status(), "the list")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        check.sub_indication = SubIndication.HASH_FAILURE  # type: ignore[misc]
+    view = ECertView(ID, "LICENCE", "91350100M000100Y43", _report(), "records")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        view.document_name = "other"  # type: ignore[misc]
+    assert isinstance(check, RecordCheck)
