@@ -184,8 +184,13 @@ dir = "seals"
 # Seal applied to every result document this node returns (empty: the newest usable
 # registered seal). A result is refused while the node has no usable seal.
 result_seal = ""
-# Published in QR codes of sealed documents.
-verification_url = "https://verify.example/{spec.node_id}"
+
+[web]
+# The verification site anyone reaches from a sealed document's QR code, served over HTTPS
+# (e.g. listen = "0.0.0.0:8443"; empty: no site). New seals' QR codes carry site_url, the
+# address the public reaches the site at.
+listen = ""
+site_url = "https://verify.example/{spec.node_id}"
 
 [storage]
 # Embedded defaults: SQLite (WAL) and a local filesystem store under var/.

@@ -182,6 +182,9 @@ def build_parser() -> argparse.ArgumentParser:
         add_verify_parser(sub)
         add_seal_parsers(sub)
         add_published_parsers(sub)
+        from tongban.cli.site_commands import add_verify_site_parser
+
+        add_verify_site_parser(sub)
 
     demo = sub.add_parser("demo", help="three nodes on loopback, two cases end to end")
     demo.add_argument("--keep", action="store_true", help="keep the temporary folder")

@@ -22,6 +22,9 @@ if [[ $want_test == 1 ]]; then
   # NSS's certutil makes the trust store pdfsig reads (the README's "Verify without tongban").
   apt_packages+=(libnss3-tools)
   test_programs+=(certutil)
+  # The browser the verification-site tests drive through Playwright (never a downloaded one).
+  apt_packages+=(chromium)
+  test_programs+=(chromium)
 fi
 step() { echo "setup: $*"; }
 

@@ -15,6 +15,7 @@ from types import FrameType
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
+from prometheus_client import CollectorRegistry
 
 from tongban.keys.clock import utcnow
 from tongban.keys.keyring import NodeKeyRing
@@ -37,6 +38,7 @@ from tongban.server.grpc.admission import (
     mtls_lanes,
     public_lanes,
 )
+from tongban.server.grpc.metrics import GrpcMetrics
 from tongban.server.grpc.peers import GrpcPeerTransport, PeerChannels
 from tongban.server.grpc.request_decoding import add_checked_service
 from tongban.server.grpc.seal_servicers import SealServicer, VerifyServicer
@@ -46,7 +48,9 @@ from tongban.server.listen import bind_port
 from tongban.server.summary import NodeSummary, usable_seals
 from tongban.server.usecases.cases import CaseSteps
 from tongban.server.usecases.delivery import DeliveryDispatcher
+from tongban.server.usecases.ecert_records import ECertRecords
 from tongban.server.usecases.inbox import HallInbox
+from tongban.server.usecases.operations import Operations
 from tongban.server.usecases.outgoing import OutgoingPackets
 from tongban.server.usecases.receive import ReceivePackets
 from tongban.server.usecases.retention import sweep_orphan_blobs
@@ -55,6 +59,8 @@ from tongban.server.usecases.seal_keys import SealBook
 from tongban.server.usecases.seals import SealOffice
 from tongban.server.usecases.submit import SubmitPackets
 from tongban.server.usecases.verify import DocumentVerification
+from tongban.server.web.node_backend import NodeBackend
+from tongban.server.web.node_site import NodeSite
 from tongban.storage.objects import open_object_store
 from tongban.storage.sql import open_metadata_store
 
@@ -181,6 +187,29 @@ class RelayNode:
         self._public: grpc.Server | None = None
         self.port = 0
         self.public_port = 0
+        # Metrics of both transports and the node's figures, served on the site's /metrics.
+        self.metrics_registry = CollectorRegistry()
+        self.grpc_metrics = GrpcMetrics(self.metrics_registry)
+        # The verification web site, a second public listener ([web] listen).
+        self.site: NodeSite | None = None
+        if config.web.listen:
+            backend = NodeBackend(
+                node_id=config.node_id,
+                directory=directory,
+                clock=clock,
+                roots=roots,
+                records=ECertRecords(
+                    node_id=config.node_id,
+                    metadata=self.metadata,
+                    directory=directory,
+                    seals=self.seals,
+                ),
+                operations=Operations(
+                    node_id=config.node_id, metadata=self.metadata, directory=directory, clock=clock
+                ),
+            )
+            self.site = NodeSite(config, backend, self.metrics_registry)
+        self.web_port = 0
 
     def start(self) -> int:
         """Start serving; returns the bound port (useful with port 0)."""
@@ -190,7 +219,7 @@ class RelayNode:
         threads = self.admission.threads(cfg.admission.spare_threads)
         server = grpc.server(
             futures.ThreadPoolExecutor(max_workers=threads, thread_name_prefix="rpc"),
-            interceptors=[self.admission],
+            interceptors=[self.grpc_metrics, self.admission],
             options=[
                 ("grpc.max_receive_message_length", limit),
                 ("grpc.max_send_message_length", limit),
@@ -232,6 +261,8 @@ class RelayNode:
                 server.stop(0).wait()
                 self.idle_watchdog.stop()
                 raise
+        if self.site is not None:
+            self.web_port = self.site.start()
         for name in ("", *_SERVICES):
             self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
         self.dispatcher.start()
@@ -262,7 +293,7 @@ class RelayNode:
         threads = self.public_admission.threads(self.config.admission.spare_threads)
         public = grpc.server(
             futures.ThreadPoolExecutor(max_workers=threads, thread_name_prefix="verify"),
-            interceptors=[self.public_admission],
+            interceptors=[self.grpc_metrics, self.public_admission],
             options=[("grpc.max_receive_message_length", self.config.limits.max_message_bytes)],
         )
         verify = VerifyServicer(
@@ -292,6 +323,8 @@ class RelayNode:
         grace = self.config.shutdown_grace_seconds if grace is None else grace
         self.health.enter_graceful_shutdown()
         stopping = [s.stop(grace) for s in (self._server, self._public) if s is not None]
+        if self.site is not None:
+            self.site.stop(grace)
         for done in stopping:
             done.wait()
         self.idle_watchdog.stop()

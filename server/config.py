@@ -14,6 +14,14 @@ Limits (all in ``[limits]``):
                         largest document the public VerifyService reads from an anonymous
                         caller (default 64 MiB)
 
+Verification site (all in ``[web]``; see ``tongban.server.web``):
+    listen              address of the HTTPS site (empty: no site), e.g. "0.0.0.0:8443"
+    site_url            the site's public address; new seals' QR codes carry
+                        ``{site_url}/v?ecert=<identifier>``
+    tls_cert, tls_key   the site's certificate chain and key (default: the node's [tls] ones)
+    max_upload_bytes    largest file (document and .p7s together) the site checks (20 MiB)
+    requests_per_minute requests one address may make a minute before 429 (default 120)
+
 Admission (all in ``[admission]``; see ``tongban.server.grpc.admission`` and ADR 0005):
     idle_timeout_seconds    a call that waits this long on its caller for the next message
                             (or for a sent one to be taken) is ended (default 60)
@@ -49,6 +57,7 @@ __all__ = [
     "DeliveryPolicy",
     "Limits",
     "NodeConfig",
+    "WebSite",
     "check_environment",
     "known_environment_names",
     "load_config",
@@ -143,6 +152,18 @@ class AdmissionPolicy:
 
 
 @dataclass(frozen=True)
+class WebSite:
+    """The verification web site's listener and limits (``[web]``)."""
+
+    listen: str = ""
+    site_url: str = ""
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    max_upload_bytes: int = 20 << 20
+    requests_per_minute: int = 120
+
+
+@dataclass(frozen=True)
 class NodeConfig:
     node_id: str
     tls_cert: Path
@@ -167,6 +188,7 @@ class NodeConfig:
     limits: Limits = field(default_factory=Limits)
     delivery: DeliveryPolicy = field(default_factory=DeliveryPolicy)
     admission: AdmissionPolicy = field(default_factory=AdmissionPolicy)
+    web: WebSite = field(default_factory=WebSite)
 
 
 _SCHEMA: dict[str, dict[str, type]] = {
@@ -196,6 +218,14 @@ _SCHEMA: dict[str, dict[str, type]] = {
     "admission": {
         f.name: (float if f.name == "idle_timeout_seconds" else int)
         for f in fields(AdmissionPolicy)
+    },
+    "web": {
+        "listen": str,
+        "site_url": str,
+        "tls_cert": Path,
+        "tls_key": Path,
+        "max_upload_bytes": int,
+        "requests_per_minute": int,
     },
 }
 
@@ -369,11 +399,21 @@ def load_config(
         raise ConfigError("[limits] max_anonymous_verify_bytes must be at least 1")
     admission = AdmissionPolicy(**values.get("admission", {}))
     admission.check()
+    web = _web_site(values.get("web", {}))
+    verification_url = get("seals", "verification_url", "")
+    if web.site_url:
+        if verification_url:
+            raise ConfigError(
+                "[seals] verification_url and [web] site_url both set: QR codes carry the "
+                "site's address; remove verification_url"
+            )
+        verification_url = web.site_url.rstrip("/") + "/v"
     return NodeConfig(
         node_id=need("node", "id"),
         listen=get("node", "listen", "127.0.0.1:50051"),
         public_listen=get("node", "public_listen", ""),
-        verification_url=get("seals", "verification_url", ""),
+        verification_url=verification_url,
+        web=web,
         seals_dir=get("seals", "dir", None),
         result_seal=get("seals", "result_seal", ""),
         status_list_hours=get("seals", "status_list_hours", 24.0),
@@ -394,3 +434,16 @@ def load_config(
         delivery=delivery,
         admission=admission,
     )
+
+
+def _web_site(values: Mapping[str, Any]) -> WebSite:
+    web = WebSite(**values)
+    if web.site_url and not web.site_url.startswith(("https://", "http://")):
+        raise ConfigError(f"[web] site_url {web.site_url!r} must start with https:// or http://")
+    if web.max_upload_bytes < 1:
+        raise ConfigError("[web] max_upload_bytes must be at least 1")
+    if web.requests_per_minute < 1:
+        raise ConfigError("[web] requests_per_minute must be at least 1")
+    if (web.tls_cert is None) != (web.tls_key is None):
+        raise ConfigError("[web] tls_cert and tls_key go together")
+    return web

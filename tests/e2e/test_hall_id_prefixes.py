@@ -82,6 +82,7 @@ def _register_seal(cluster: Cluster) -> None:
             "wh-approval",
             "武汉市行政审批局行政审批专用章",
             WUHAN_USCC,
+            org_name="武汉市行政审批局",
             not_before=now - timedelta(minutes=1),
             not_after=now + timedelta(days=30),
         )

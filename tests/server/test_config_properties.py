@@ -42,6 +42,13 @@ RANGES: dict[tuple[str, str], st.SearchStrategy[Any]] = {
     ("limits", "max_files"): st.integers(1, 1 << 20),
     ("limits", "max_form_bytes"): st.integers(1, 4177920),
     ("limits", "max_anonymous_verify_bytes"): st.integers(1, 1 << 40),
+    ("web", "site_url"): st.builds(
+        lambda scheme, host: f"{scheme}://{host}",
+        st.sampled_from(["https", "http"]),
+        st.from_regex(r"[a-z0-9.-]{1,20}(:[0-9]{1,5})?(/[a-z0-9]{0,8})?", fullmatch=True),
+    ),
+    ("web", "max_upload_bytes"): st.integers(1, 1 << 40),
+    ("web", "requests_per_minute"): st.integers(1, 1 << 30),
     # Admission: every count at least 1, a caller's share never above its lane's.
     ("admission", "idle_timeout_seconds"): st.floats(0.001, 1e6, allow_nan=False),
     **{
@@ -102,6 +109,9 @@ def configured(config: NodeConfig, section: str, key: str) -> Any:
         return getattr(config.delivery, key)
     if section == "admission":
         return getattr(config.admission, key)
+    if section == "web":
+        value = getattr(config.web, key)
+        return str(value) if isinstance(value, Path) else value
     value = getattr(config, FIELD.get((section, key), key))
     return str(value) if isinstance(value, Path) else value
 
@@ -112,6 +122,14 @@ def configs(draw: st.DrawFn) -> dict[tuple[str, str], Any]:
     values = dict(REQUIRED)
     for section, key in chosen:
         values[section, key] = draw(values_for(section, key))
+    # The site's certificate and key go together; with a site address, new seals carry it
+    # and a separate verification_url is refused.
+    for have, other in ((("web", "tls_cert"), ("web", "tls_key")),):
+        if (have in values) != (other in values):
+            missing = other if have in values else have
+            values[missing] = draw(absolute_paths)
+    if ("web", "site_url") in values:
+        values.pop(("seals", "verification_url"), None)
     return values
 
 
