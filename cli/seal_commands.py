@@ -1,7 +1,7 @@
 """``tongban verify``, ``tongban seal``, ``tongban seal-image``, ``tongban ecert`` and
 ``tongban published``.
 
-Why one module of about 700 lines: it is argument parsing and printing for five commands
+Why one module of about 780 lines: it is argument parsing and printing for five commands
 that share their options (profiles, trust roots, times) and their exit-code rules; the
 work itself is in the client and keys packages.
 

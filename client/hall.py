@@ -1,6 +1,6 @@
 """The hall SDK: submit applications, watch the inbox, fetch packets and act on cases.
 
-Why one module of about 700 lines: it is the SDK's whole surface, one class whose methods
+Why one module of about 770 lines: it is the SDK's whole surface, one class whose methods
 are every call a hall can make, with the values they return; a hall's developer reads it
 top to bottom. Retries live in :mod:`tongban.client.retry`, errors in
 :mod:`tongban.client.errors`.

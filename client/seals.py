@@ -1,6 +1,6 @@
 """Seals through a node, and online verification for anyone.
 
-Why one module of about 540 lines: the two clients share the channel set-up, the streaming
+Why one module of about 580 lines: the two clients share the channel set-up, the streaming
 of documents and the conversion of the node's answers.
 
 :class:`SealClient` talks to the node's mutual-TLS port with an admin or hall certificate:
