@@ -42,9 +42,11 @@ from tongban.server.grpc.request_decoding import add_checked_service
 from tongban.server.grpc.seal_servicers import SealServicer, VerifyServicer
 from tongban.server.grpc.servicers import HallServicer, RelayServicer
 from tongban.server.jobs import NodeJobs
+from tongban.server.usecases.calendar_book import CalendarBook
 from tongban.server.usecases.cases import CaseSteps
 from tongban.server.usecases.delivery import DeliveryDispatcher
 from tongban.server.usecases.inbox import HallInbox
+from tongban.server.usecases.matter_book import MatterBook
 from tongban.server.usecases.outgoing import OutgoingPackets
 from tongban.server.usecases.receive import ReceivePackets
 from tongban.server.usecases.retention import sweep_orphan_blobs
@@ -92,6 +94,10 @@ class RelayNode:
             if config.matters
             else MatterCatalog.load_default()
         )
+        self.calendar = CalendarBook(metadata=self.metadata, clock=clock)
+        self.calendar.seed_from_package()
+        self.matter_book = MatterBook(metadata=self.metadata, clock=clock)
+        self.matter_book.seed(matters)
         book = None
         if config.seals_dir is not None and (config.seals_dir / "ca.pem").exists():
             book = SealBook.load(config.seals_dir)
