@@ -215,6 +215,98 @@ def _matters_import(args: argparse.Namespace) -> int:
     return 0
 
 
+# ---- supervise --------------------------------------------------------------------------
+
+_STYLE = {"yellow": "bold yellow", "red": "bold red", "overdue": "bold white on red", "": ""}
+
+
+def _supervise(args: argparse.Namespace) -> int:
+    from tongban.keys.clock import parse_time
+    from tongban.server.app import RelayNode
+    from tongban.server.config import load_config
+
+    if args.card and args.card not in ("yellow", "red", "overdue"):
+        return _fail("supervise", f"--card is yellow, red or overdue, not {args.card!r}", 2)
+    try:
+        now = parse_time(args.at) if args.at else utcnow()
+    except ValueError as exc:
+        return _fail("supervise", f"--at: {exc}", EXIT_USAGE)
+    node = RelayNode(load_config(Path(args.config)))
+    try:
+        report = node.supervision.run(now) if args.run_now else None
+        legs = node.supervision.listing(now, hall=args.hall, matter=args.matter, card=args.card)
+    finally:
+        node.peers.close()
+        node.objects.close()
+        node.metadata.close()
+    if args.json:
+        doc: dict[str, Any] = {
+            "at": now.isoformat(),
+            "cases": [
+                {
+                    "case_id": leg.case_id,
+                    "leg": leg.leg_node,
+                    "matter": leg.matter_code,
+                    "handling_hall": leg.handling_hall,
+                    "accepting_hall": leg.accepting_hall,
+                    "state": leg.state,
+                    "card": leg.card,
+                    "due_date": leg.due_date.isoformat() if leg.due_date else None,
+                    "legal_due_date": (
+                        leg.legal_due_date.isoformat() if leg.legal_due_date else None
+                    ),
+                    "remaining_working_days": leg.remaining_working_days,
+                    "uncertain": leg.uncertain,
+                    "alert": leg.alert,
+                }
+                for leg in legs
+            ],
+        }
+        if report is not None:
+            doc["pass"] = {
+                "woken": report.woken,
+                "cards": report.cards,
+                "deemed_accepted": report.deemed_accepted,
+                "approved_by_default": report.approved_by_default,
+                "escalated": report.escalated,
+                "alerts": report.alerts,
+            }
+        print(json.dumps(doc, ensure_ascii=False))
+        return 0
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    if report is not None:
+        cards = ", ".join(f"{k} {v}" for k, v in sorted(report.cards.items())) or "no cards"
+        console.print(
+            f"pass at {now.isoformat()}: {report.woken} woken; {cards}; "
+            f"{report.deemed_accepted} deemed accepted; {report.approved_by_default} approved "
+            f"by default; {report.escalated} escalated"
+        )
+        for alert in report.alerts:
+            console.print(f"[bold red]alert[/]: {alert}")
+    table = Table("case", "leg", "matter", "hall", "state", "card", "due", "left", "note")
+    for leg in legs:
+        left = "-" if leg.remaining_working_days is None else str(leg.remaining_working_days)
+        note = "UNCERTAIN (no calendar)" if leg.uncertain else ""
+        if leg.alert:
+            note = f"{note} {leg.alert}".strip()
+        table.add_row(
+            leg.case_id,
+            leg.leg_node,
+            leg.matter_code,
+            leg.handling_hall,
+            leg.state,
+            f"[{_STYLE[leg.card]}]{leg.card or '-'}[/]" if leg.card else "-",
+            leg.due_date.isoformat() if leg.due_date else "-",
+            left,
+            note,
+        )
+    console.print(table)
+    return 0
+
+
 def _bool(text: str) -> bool:
     if text in ("yes", "true"):
         return True
@@ -224,7 +316,7 @@ def _bool(text: str) -> bool:
 
 
 def add_deadline_parsers(subparsers: Any) -> None:
-    """Register ``calendar`` and ``matters`` under the ``tongban`` command."""
+    """Register ``calendar``, ``matters`` and ``supervise`` under the ``tongban`` command."""
 
     def with_config(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
         p.add_argument("--config", required=True, help="the node's node.toml")
@@ -266,3 +358,20 @@ def add_deadline_parsers(subparsers: Any) -> None:
     mi = with_config(mat_sub.add_parser("import", help="add or change matters from JSON"))
     mi.add_argument("file")
     mi.set_defaults(handler=_guarded("matters import", _matters_import))
+
+    sup = with_config(
+        subparsers.add_parser(
+            "supervise",
+            help="open cases with their cards and remaining working days",
+            description="List the node's open case legs, most urgent first, with their card "
+            "colour and remaining working days; with --run-now, first issue what fell due "
+            "(cards, deemed acceptance, approval by default).",
+        )
+    )
+    sup.add_argument("--hall", default="", help="only cases of this hall (either side)")
+    sup.add_argument("--matter", default="", help="only this matter code")
+    sup.add_argument("--card", default="", help="yellow, red or overdue")
+    sup.add_argument("--json", action="store_true")
+    sup.add_argument("--run-now", action="store_true", help="run a supervision pass first")
+    sup.add_argument("--at", help="the time to supervise at (RFC 3339), default now")
+    sup.set_defaults(handler=_guarded("supervise", _supervise))

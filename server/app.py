@@ -44,6 +44,7 @@ from tongban.server.grpc.servicers import HallServicer, RelayServicer
 from tongban.server.jobs import NodeJobs
 from tongban.server.usecases.calendar_book import CalendarBook
 from tongban.server.usecases.cases import CaseSteps
+from tongban.server.usecases.clocks import ClockHooks
 from tongban.server.usecases.delivery import DeliveryDispatcher
 from tongban.server.usecases.inbox import HallInbox
 from tongban.server.usecases.matter_book import MatterBook
@@ -54,6 +55,7 @@ from tongban.server.usecases.runtime import ActiveTransfers, DirectoryHolder, In
 from tongban.server.usecases.seal_keys import SealBook
 from tongban.server.usecases.seals import SealOffice
 from tongban.server.usecases.submit import SubmitPackets
+from tongban.server.usecases.supervision import Supervision
 from tongban.server.usecases.verify import DocumentVerification
 from tongban.storage.objects import open_object_store
 from tongban.storage.sql import open_metadata_store
@@ -134,6 +136,7 @@ class RelayNode:
             directory=directory,
             clock=clock,
             offer_delivery=self.dispatcher.offer,
+            clocks=ClockHooks(CalendarBook.calendar_in),
         )
         self.submit = SubmitPackets(
             node_id=config.node_id,
@@ -148,6 +151,17 @@ class RelayNode:
             transfers=transfers,
             inbox=notifier,
             offer_delivery=self.dispatcher.offer,
+        )
+        self.supervision = Supervision(
+            node_id=config.node_id,
+            metadata=self.metadata,
+            calendar=self.calendar,
+            keys=keys,
+            directory=directory,
+            seals=self.seals,
+            return_result=self.submit.submit,
+            offer_delivery=self.dispatcher.offer,
+            clock=clock,
         )
         self.receive = ReceivePackets(
             node_id=config.node_id,
@@ -241,6 +255,8 @@ class RelayNode:
             directory_seconds=cfg.directory_refresh_seconds,
             orphans=self._sweep,
             orphan_seconds=cfg.orphan_sweep_seconds,
+            supervision=self.supervision.run,
+            supervision_seconds=cfg.supervision_seconds,
         )
         self.dispatcher.kick()
         _log.info("node %s serving on port %d", cfg.node_id, self.port)

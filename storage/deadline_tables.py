@@ -19,6 +19,7 @@ __all__ = [
     "CalendarYearRow",
     "CaseCardRow",
     "CaseClockRow",
+    "DefaultNoticeRow",
     "MatterRow",
     "MatterVersionRow",
 ]
@@ -118,3 +119,17 @@ class CaseCardRow(Base):
     issued_at: Mapped[datetime] = mapped_column(UTCDateTime())
     late: Mapped[bool] = mapped_column(Boolean)
     event_hash: Mapped[str] = mapped_column(String(64), default="")
+
+
+class DefaultNoticeRow(Base):
+    """The sealed default-approval notice of a leg the node approved on overdue, and the
+    result packet that returned it (empty until it is sent)."""
+
+    __tablename__ = "default_notices"
+
+    case_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    leg_node: Mapped[str] = mapped_column(String(16), primary_key=True)
+    ecert_id: Mapped[str] = mapped_column(String(128))
+    pdf: Mapped[bytes] = mapped_column(LargeBinary)
+    decided_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    result_packet: Mapped[str] = mapped_column(String(36), default="")

@@ -72,9 +72,21 @@ def _pyhanko_signer(
     )
 
 
+def _media_box(page: Any) -> Any:
+    """A page's /MediaBox, its own or inherited from the page tree (ISO 32000-1, 7.7.3.4)."""
+    node = page
+    for _ in range(64):  # the page tree is shallow; a cycle must not loop forever
+        if "/MediaBox" in node:
+            return node["/MediaBox"]
+        if "/Parent" not in node:
+            break
+        node = node["/Parent"]
+    raise KeyError("/MediaBox")
+
+
 def _stamp_box(writer: Any, page: int) -> tuple[int, int, int, int]:
     page_ref, _ = writer.find_page_for_modification(page)
-    x0, y0, x1, _ = (float(v) for v in page_ref.get_object()["/MediaBox"])
+    x0, y0, x1, _ = (float(v) for v in _media_box(page_ref.get_object()))
     width, height = 250, 110
     right = int(x1) - 36
     bottom = int(y0) + 36

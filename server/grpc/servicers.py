@@ -158,9 +158,13 @@ def _case_view(v: cases.CaseViewData) -> hall_pb2.CaseView:
 def _action(req: hall_pb2.ActRequest) -> cases.CaseAction:
     which = req.WhichOneof("action")
     if which == "accept":
-        return cases.CaseAction(
-            "accepted", {"accepted_with_missing": list(req.accept.accepted_with_missing)}
-        )
+        accept = req.accept
+        detail: dict[str, object] = {"accepted_with_missing": list(accept.accepted_with_missing)}
+        if accept.deferred_due:
+            detail["deferred_due"] = accept.deferred_due
+        if accept.commitment:
+            detail["commitment"] = accept.commitment
+        return cases.CaseAction("accepted", detail)
     if which == "refuse":
         return cases.CaseAction("refused", {"reason": req.refuse.reason})
     if which == "request_supplement":
@@ -175,6 +179,10 @@ def _action(req: hall_pb2.ActRequest) -> cases.CaseAction:
         return cases.CaseAction("issued", {"note": req.issue.note})
     if which == "deliver":
         return cases.CaseAction("delivered", {"note": req.deliver.note})
+    if which == "suspend":
+        return cases.CaseAction("suspended", {"reason": req.suspend.reason})
+    if which == "resume":
+        return cases.CaseAction("resumed", {"note": req.resume.note})
     raise InvalidRequest("the request names no action")
 
 

@@ -90,9 +90,20 @@ def upgrade() -> None:
         sa.Column("event_hash", sa.String(length=64), nullable=False),
         sa.PrimaryKeyConstraint("case_id", "leg_node", "card"),
     )
+    op.create_table(
+        "default_notices",
+        sa.Column("case_id", sa.String(length=36), nullable=False),
+        sa.Column("leg_node", sa.String(length=16), nullable=False),
+        sa.Column("ecert_id", sa.String(length=128), nullable=False),
+        sa.Column("pdf", sa.LargeBinary(), nullable=False),
+        sa.Column("decided_at", _TS, nullable=False),
+        sa.Column("result_packet", sa.String(length=36), nullable=False),
+        sa.PrimaryKeyConstraint("case_id", "leg_node"),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("default_notices")
     op.drop_table("case_cards")
     op.drop_index("ix_case_clocks_wake_at", table_name="case_clocks")
     op.drop_table("case_clocks")
