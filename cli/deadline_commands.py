@@ -277,6 +277,8 @@ def _supervise(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     console = Console()
+    if not console.is_terminal:
+        console = Console(width=200)  # a file or a pipe: whole lines, no colours
     if report is not None:
         cards = ", ".join(f"{k} {v}" for k, v in sorted(report.cards.items())) or "no cards"
         console.print(
@@ -293,7 +295,7 @@ def _supervise(args: argparse.Namespace) -> int:
         if leg.alert:
             note = f"{note} {leg.alert}".strip()
         table.add_row(
-            leg.case_id,
+            leg.case_id[:8],
             leg.leg_node,
             leg.matter_code,
             leg.handling_hall,

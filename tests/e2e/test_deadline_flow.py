@@ -430,3 +430,60 @@ def test_deferred_materials_are_checked_and_carded_when_missing(
         d for t, d in _events(wh_node, case_id) if t == "card" and d["card"] == "deferred_missing"
     ]
     assert card["materials"] == ["公司章程修正案"] and card["commitment"] == "我承诺三日内补交"
+
+
+def test_supervise_command_lists_runs_and_refuses_bad_options(
+    timed: tuple[Cluster, MovableClock], capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tongban.cli.main import main
+
+    cluster, _clock = timed
+    wh_node = cluster.nodes["420100"]
+    wh = cluster.hall("420100")
+    yellow_case, quiet_case = _submit(cluster), _submit(cluster)
+    wh.accept(yellow_case)
+    due = _expected(wh_node, yellow_case)
+    config = str(cluster.fed / "420100" / "node.toml")
+    at = format_time(due[Card.YELLOW])
+
+    assert main(["supervise", "--config", config, "--run-now", "--at", at, "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    # The case never accepted was deemed accepted as of its receipt, so it is yellow too.
+    assert (doc["pass"]["cards"], doc["pass"]["deemed_accepted"]) == ({"yellow": 2}, 1)
+    lines = {c["case_id"]: c for c in doc["cases"]}
+    assert lines[yellow_case]["card"] == "yellow"
+    assert lines[yellow_case]["due_date"] == _expected_due_date(wh_node, yellow_case)
+    assert lines[yellow_case]["remaining_working_days"] == 5
+    assert lines[quiet_case]["state"] == "running" and lines[quiet_case]["card"] == "yellow"
+    # The same moment again changes nothing: the card is held once.
+    assert main(["supervise", "--config", config, "--run-now", "--at", at, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["pass"]["cards"] == {}
+    assert _cards(wh_node, yellow_case) == [("yellow", False)]
+
+    assert main(["supervise", "--config", config, "--card", "yellow", "--at", at, "--json"]) == 0
+    listed = {c["case_id"] for c in json.loads(capsys.readouterr().out)["cases"]}
+    assert listed == {yellow_case, quiet_case}
+    assert main(["supervise", "--config", config, "--card", "red", "--at", at, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["cases"] == []
+    assert main(["supervise", "--config", config, "--hall", "nobody", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["cases"] == []
+    assert main(["supervise", "--config", config, "--at", at]) == 0
+    table = capsys.readouterr().out
+    assert yellow_case[:8] in table and "yellow" in table
+
+    assert main(["supervise", "--config", config, "--card", "green"]) == 2
+    assert capsys.readouterr().err == (
+        "tongban supervise: --card is yellow, red or overdue, not 'green'\n"
+    )
+    assert main(["supervise", "--config", config, "--at", "yesterday"]) == 2
+    assert capsys.readouterr().err.startswith("tongban supervise: --at: ")
+
+
+def _expected_due_date(node: RelayNode, case_id: str) -> str:
+    row = _clock_row(node, case_id)
+    assert row.accepted_at is not None
+    sched = schedule(
+        row.accepted_at, row.promised_days, row.legal_days, pauses_of(row), node.calendar.calendar()
+    )
+    assert sched.due_date is not None
+    return sched.due_date.isoformat()
