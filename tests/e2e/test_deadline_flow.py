@@ -7,7 +7,7 @@ import io
 import json
 import subprocess
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -16,7 +16,7 @@ import grpc
 import pytest
 from sqlalchemy import select
 
-from tests.harness import Cluster, citizen_id, delivered, start_cluster, wait_until
+from tests.harness import Backend, Cluster, citizen_id, delivered, start_cluster, wait_until
 from tongban.client.errors import RequestRefused
 from tongban.client.hall import Applicant, HallClient
 from tongban.client.verify import Indication, seal_verification_result
@@ -53,13 +53,15 @@ class MovableClock:
         self.offset = at - utcnow()
 
 
-@pytest.fixture
-def timed(tmp_path: Path) -> Iterator[tuple[Cluster, MovableClock]]:
+def _timed_cluster(
+    tmp_path: Path, backend: Backend | None = None
+) -> Iterator[tuple[Cluster, MovableClock]]:
     clock = MovableClock()
     cluster = start_cluster(
         tmp_path,
         ("420700", "420100"),
         start=False,
+        backend=backend,
         overrides={"matters": {"supervision_seconds": 0}},
     )
     for node in ("420700", "420100"):
@@ -80,6 +82,26 @@ def timed(tmp_path: Path) -> Iterator[tuple[Cluster, MovableClock]]:
     )
     yield cluster, clock
     cluster.close()
+
+
+@pytest.fixture
+def timed(tmp_path: Path) -> Iterator[tuple[Cluster, MovableClock]]:
+    yield from _timed_cluster(tmp_path)
+
+
+@pytest.fixture(
+    params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)],
+)
+def timed_any(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> Iterator[tuple[Cluster, MovableClock]]:
+    """The timed cluster on SQLite, and on PostgreSQL where row locks decide races."""
+    backend = None
+    if request.param == "postgres":
+        make: Callable[[str], str] = request.getfixturevalue("pg_schema")
+        urls: dict[str, str] = {}
+        backend = Backend(database=lambda node: urls.setdefault(node, make(node)))
+    yield from _timed_cluster(tmp_path, backend)
 
 
 def _submit(cluster: Cluster, matter: tuple[str, str] = ODA) -> str:
@@ -271,9 +293,9 @@ def test_a_revoked_seal_escalates_and_approves_nothing(
 
 
 def test_catch_up_after_downtime_issues_each_card_once_and_late(
-    timed: tuple[Cluster, MovableClock],
+    timed_any: tuple[Cluster, MovableClock],
 ) -> None:
-    cluster, clock = timed
+    cluster, clock = timed_any
     wh_node = cluster.nodes["420100"]
     wh = cluster.hall("420100")
     case_id = _submit(cluster)
@@ -300,9 +322,9 @@ def test_catch_up_after_downtime_issues_each_card_once_and_late(
 
 
 def test_a_hall_deciding_while_the_job_runs_gives_one_decision(
-    timed: tuple[Cluster, MovableClock],
+    timed_any: tuple[Cluster, MovableClock],
 ) -> None:
-    cluster, clock = timed
+    cluster, clock = timed_any
     wh_node = cluster.nodes["420100"]
     wh = cluster.hall("420100")
     cases = [_submit(cluster) for _ in range(4)]
@@ -487,3 +509,24 @@ def _expected_due_date(node: RelayNode, case_id: str) -> str:
     )
     assert sched.due_date is not None
     return sched.due_date.isoformat()
+
+
+def test_a_node_restarted_after_a_deadline_catches_up_on_its_own(
+    timed: tuple[Cluster, MovableClock],
+) -> None:
+    cluster, clock = timed
+    wh = cluster.hall("420100")
+    case_id = _submit(cluster)
+    wh.accept(case_id)
+    due = _expected(cluster.nodes["420100"], case_id)
+    cluster.stop("420100")
+    clock.move_to(due[Card.RED] + timedelta(hours=2))  # down across yellow and red
+    cluster.overrides["matters"]["supervision_seconds"] = 3600.0  # the scheduled pass
+    node = cluster.start("420100", clock=clock)
+    wait_until("the pass at start", lambda: len(_cards(node, case_id)) == 2, timeout=30)
+    assert _cards(node, case_id) == [("yellow", True), ("red", True)]
+    cards = [d for t, d in _events(node, case_id) if t == "card"]
+    assert [c["due_at"] for c in cards] == [
+        format_time(due[Card.YELLOW]),
+        format_time(due[Card.RED]),
+    ]
