@@ -28,7 +28,7 @@ import hashlib
 import json
 import logging
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -61,16 +61,20 @@ from tongban.server.usecases.messages import (
 from tongban.server.usecases.notice_pdf import fill_notice, render_notice_pdf
 from tongban.server.usecases.runtime import Clock, DirectoryHolder
 from tongban.server.usecases.seals import SealOffice
+from tongban.server.usecases.supervision_board import (
+    CARD_ORDER,
+    SupervisedLeg,
+    closing_day,
+    open_legs,
+)
 from tongban.storage.deadline_tables import CaseCardRow, CaseClockRow, DefaultNoticeRow
 from tongban.storage.sql import CaseRow, LegRow, MetadataStore, OutboxRow
 
-__all__ = ["PassReport", "SupervisedLeg", "Supervision"]
+__all__ = ["PassReport", "Supervision"]
 
 _log = logging.getLogger("tongban.server.supervision")
-_OPEN_STATES = ("receiving", "notified", "running", "paused")
 _ENDED = frozenset({"refused", "decided", "result_returned", "issued", "delivered"})
 _NOTICE_NAMESPACE = uuid.UUID("6f2d0c52-6a43-4c1e-9a55-1d7b3c1f0e11")
-_CARD_ORDER = ["", "yellow", "red", "overdue", "legal_overdue"]
 
 
 @dataclass
@@ -96,42 +100,6 @@ class PassReport:
         self.approved_by_default += other.approved_by_default
         self.escalated += other.escalated
         self.alerts.extend(other.alerts)
-
-
-@dataclass(frozen=True)
-class SupervisedLeg:
-    """An open leg as supervision lists it."""
-
-    case_id: str
-    leg_node: str
-    matter_code: str
-    handling_hall: str
-    accepting_node: str
-    accepting_hall: str
-    state: str
-    card: str
-    due_date: date | None
-    legal_due_date: date | None
-    remaining_working_days: int | None
-    uncertain: bool
-    alert: str
-
-
-def _day(at: datetime | None) -> date | None:
-    return None if at is None else (at.astimezone(CHINA) - timedelta(microseconds=1)).date()
-
-
-def remaining_working_days(due: date, today: date, calendar: WorkCalendar) -> int:
-    """Working days left until the end of ``due``, today included; negative once past."""
-    if today <= due:
-        return sum(
-            1
-            for i in range((due - today).days + 1)
-            if calendar.is_workday(today + timedelta(days=i))
-        )
-    return -sum(
-        1 for i in range(1, (today - due).days + 1) if calendar.is_workday(due + timedelta(days=i))
-    )
 
 
 class Supervision:
@@ -358,7 +326,7 @@ class Supervision:
                 )
             )
             issued.add(card)
-            clock.cards = ",".join(c for c in [*_CARD_ORDER[1:], DEFERRED_CARD] if c in issued)
+            clock.cards = ",".join(c for c in [*CARD_ORDER[1:], DEFERRED_CARD] if c in issued)
             report.cards[card] = report.cards.get(card, 0) + 1
             if card == Card.OVERDUE.value:
                 rows.extend(self._overdue(session, case, leg, clock, at, now, report))
@@ -503,57 +471,9 @@ class Supervision:
         matter: str = "",
         card: str = "",
     ) -> list[SupervisedLeg]:
-        """Open legs with their card colour and remaining working days, most urgent first."""
-        now = now or self.clock()
-        today = now.astimezone(CHINA).date()
-        with self.metadata.read() as session:
-            calendar = CalendarBook.calendar_in(session)
-            stmt = select(CaseClockRow).where(CaseClockRow.state.in_(_OPEN_STATES))
-            if hall:
-                stmt = stmt.where(
-                    (CaseClockRow.handling_hall == hall) | (CaseClockRow.accepting_hall == hall)
-                )
-            if matter:
-                stmt = stmt.where(CaseClockRow.matter_code == matter)
-            clocks = list(session.scalars(stmt))
-        result = []
-        for c in clocks:
-            colour = _colour(cards_of(c))
-            if card and colour != card:
-                continue
-            due = _day(c.due_at) if c.accepted_at is not None else None
-            result.append(
-                SupervisedLeg(
-                    case_id=c.case_id,
-                    leg_node=c.leg_node,
-                    matter_code=c.matter_code,
-                    handling_hall=c.handling_hall,
-                    accepting_node=c.accepting_node,
-                    accepting_hall=c.accepting_hall,
-                    state=c.state,
-                    card=colour,
-                    due_date=due,
-                    legal_due_date=_day(c.legal_due_at) if c.accepted_at else None,
-                    remaining_working_days=(
-                        remaining_working_days(due, today, calendar) if due else None
-                    ),
-                    uncertain=c.uncertain,
-                    alert=c.alert,
-                )
-            )
-        result.sort(
-            key=lambda s: (
-                s.remaining_working_days if s.remaining_working_days is not None else 10**6,
-                s.case_id,
-            )
-        )
-        return result
-
-
-def _colour(cards: Iterable[str]) -> str:
-    """The strongest promised-limit card issued (legal overdue shows as overdue)."""
-    best = max((_CARD_ORDER.index(c) for c in cards if c in _CARD_ORDER), default=0)
-    return "overdue" if best >= 3 else _CARD_ORDER[best]
+        """Open legs with their card colour and remaining working days, most urgent first
+        (see :func:`~tongban.server.usecases.supervision_board.open_legs`)."""
+        return open_legs(self.metadata, now or self.clock(), hall=hall, matter=matter, card=card)
 
 
 def _notice_fields(
@@ -565,7 +485,7 @@ def _notice_fields(
         d = at.astimezone(CHINA).date()
         return f"{d.year}年{d.month}月{d.day}日"
 
-    due = _day(clock.due_at)
+    due = closing_day(clock.due_at)
     return {
         "case_id": case.case_id,
         "matter_code": matter.code,
