@@ -134,6 +134,7 @@ def run_demo(*, keep: bool = False) -> int:
             hall, root, timeline, nodes["420100"].directory.current.node("420100").public_endpoint
         )
         _joint_case(hall, root, timeline)
+        _deadline_cases(hall, nodes["420100"], root)
         for c in hall.values():
             c.close()
         _console.print("[bold green]demo complete[/]: every step verified")
@@ -296,6 +297,73 @@ def _on_behalf_case(
     wait_for("issue/deliver at 武汉", leg_status(wh, case, "420100", "delivered"))
     _show_history(ez, case, f"case {case[:8]} as 鄂州 sees it")
     log.append(("on_behalf", case))
+
+
+def _deadline_cases(hall: dict[str, HallClient], wuhan: RelayNode, root: Path) -> None:
+    """Two cases on 武汉's clock, moved forward: one gets a yellow card, one passes its
+    promised limit and is approved by default with a sealed notice."""
+    from tongban.client.verify import Indication, seal_verification_result
+    from tongban.keys.pki import load_certificates
+    from tongban.server.domain.deadlines import Card, schedule
+    from tongban.server.usecases.clocks import pauses_of
+    from tongban.storage.deadline_tables import CaseClockRow
+
+    ez, wh = hall["420700"], hall["420100"]
+    _console.rule("时限: yellow card, and approval by default on overdue (超时默认、自动用印)")
+    cases = []
+    for n in (1, 2):
+        r = ez.submit(
+            matter=("HB-ODA-01", "异地办理营业执照变更登记"),
+            to=["420100"],
+            applicant=_citizen(),
+            form={"变更事项": "名称"},
+            files=[_scan(f"申请书-{n}.jpg", 50_000, 10 + n)],
+        )
+        wait_for("delivery to 武汉", _arrived(wh, r.case_id))
+        wh.accept(r.case_id)
+        cases.append(r.case_id)
+    calendar = wuhan.calendar.calendar()
+    due: list[dict[Card, object]] = []
+    for case in cases:
+        with wuhan.metadata.read() as s:
+            c = s.get(CaseClockRow, (case, "420100"))
+            assert c is not None and c.accepted_at is not None
+            sched = schedule(c.accepted_at, c.promised_days, c.legal_days, pauses_of(c), calendar)
+        due.append({d.card: d.at for d in sched.cards})
+        flag = " (uncertain: no calendar for that year)" if sched.uncertain else ""
+        _console.print(
+            f"case {case[:8]} accepted by 武汉: promised {c.promised_days} working days, due "
+            f"{sched.due_date}{flag}"
+        )
+    yellow_at = due[0][Card.YELLOW]
+    report = wuhan.supervision.run(yellow_at)  # type: ignore[arg-type]
+    _console.print(
+        f"supervision at {yellow_at}: cards {report.cards} - case {cases[0][:8]} is "
+        "[bold yellow]yellow[/]"
+    )
+    overdue_at = due[1][Card.OVERDUE]
+    report = wuhan.supervision.run(overdue_at)  # type: ignore[arg-type]
+    if report.approved_by_default < 1:
+        raise DemoFailure(f"no approval by default at {overdue_at}: {report.alerts}")
+    wait_for("the notice at 鄂州", leg_status(ez, cases[1], "420100", "result_returned"))
+    packet = next(i for i in ez.inbox("in") if i.case_id == cases[1] and i.kind == "result")
+    got = ez.fetch(packet.packet_id, root / "ezhou-notice")
+    notice = got.files[0].path
+    roots = load_certificates((root / "federation" / "public" / "root.pem").read_bytes())
+    verdict = seal_verification_result(
+        notice,
+        roots=roots,
+        seals=wuhan.seals.registered_seals(),
+        at=overdue_at,  # type: ignore[arg-type]
+    )
+    if verdict.indication is not Indication.VALID:
+        raise DemoFailure(f"the default-approval notice does not verify: {verdict.summary}")
+    _console.print(
+        f"case {cases[1][:8]} passed its promised limit: 武汉 approved it by default, sealed "
+        f"默认许可决定书 ({verdict.ecert_identifier}) and returned it; 鄂州 verified it: "
+        f"[bold green]{verdict.indication.value}[/]"
+    )
+    _show_history(ez, cases[1], f"case {cases[1][:8]} as 鄂州 sees it")
 
 
 def _arrived(client: HallClient, case_id: str) -> Callable[[], list[object]]:

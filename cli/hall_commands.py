@@ -169,7 +169,17 @@ def _case_line(info: object) -> None:
 def _act(args: argparse.Namespace) -> int:
     with _client(args) as c:
         if args.cmd == "accept":
-            info = c.accept(args.case, leg=args.leg or "")
+            info = c.accept(
+                args.case,
+                leg=args.leg or "",
+                accepted_with_missing=args.deferred or (),
+                deferred_due=args.deferred_due or "",
+                commitment=args.commitment or "",
+            )
+        elif args.cmd == "suspend":
+            info = c.suspend(args.case, args.reason, leg=args.leg or "")
+        elif args.cmd == "resume":
+            info = c.resume(args.case, note=args.note or "", leg=args.leg or "")
         elif args.cmd == "refuse":
             info = c.refuse(args.case, args.reason, leg=args.leg or "")
         elif args.cmd == "request-supplement":
@@ -289,6 +299,8 @@ def add_hall_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         ("refuse", "不予受理"),
         ("request-supplement", "一次性告知补正"),
         ("decide", "办结"),
+        ("suspend", "挂起 (the clock stops)"),
+        ("resume", "恢复"),
         ("issue", "出件"),
         ("deliver", "送达"),
         ("case", "show a case"),
@@ -296,8 +308,14 @@ def add_hall_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         p = cmds.add_parser(name, help=helptext)
         p.add_argument("case", help=_CASE_HELP)
         p.add_argument("--leg", help="handling node of the leg (for 联办 cases)")
-        if name == "refuse":
+        if name in ("refuse", "suspend"):
             p.add_argument("--reason", required=True)
+        if name == "resume":
+            p.add_argument("--note")
+        if name == "accept":
+            p.add_argument("--deferred", action="append", help="容缺: a deferred material")
+            p.add_argument("--deferred-due", help="YYYY-MM-DD the deferred materials are due")
+            p.add_argument("--commitment", help="the applicant's signed commitment")
         if name == "request-supplement":
             p.add_argument("--missing", action="append", required=True)
         if name == "decide":

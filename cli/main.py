@@ -9,6 +9,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from tongban.cli.deadline_commands import add_deadline_parsers
 from tongban.cli.hall_commands import add_hall_parser
 from tongban.keys.errors import KeysError
 
@@ -169,6 +170,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.set_defaults(handler=_node_serve)
 
     add_hall_parser(sub)
+    add_deadline_parsers(sub)
 
     try:
         from tongban.cli.seal_commands import (

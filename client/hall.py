@@ -688,15 +688,39 @@ class HallClient:
             raise self._refused(exc) from None
 
     def accept(
-        self, case_id: str, *, leg: str = "", accepted_with_missing: Sequence[str] = ()
+        self,
+        case_id: str,
+        *,
+        leg: str = "",
+        accepted_with_missing: Sequence[str] = (),
+        deferred_due: str = "",
+        commitment: str = "",
     ) -> CaseInfo:
-        """受理 (容缺受理 when ``accepted_with_missing`` lists non-essential gaps)."""
+        """受理 (容缺受理 when ``accepted_with_missing`` lists non-essential gaps, due by
+        ``deferred_due`` (YYYY-MM-DD; default the end of the promised limit) against the
+        applicant's ``commitment``). The handling node's clock starts."""
         return self._act(
             hall_pb2.ActRequest(
                 case_id=case_id,
                 leg=leg,
-                accept=hall_pb2.Accept(accepted_with_missing=list(accepted_with_missing)),
+                accept=hall_pb2.Accept(
+                    accepted_with_missing=list(accepted_with_missing),
+                    deferred_due=deferred_due,
+                    commitment=commitment,
+                ),
             )
+        )
+
+    def suspend(self, case_id: str, reason: str, *, leg: str = "") -> CaseInfo:
+        """挂起: stop the clock of an accepted leg, with the reason."""
+        return self._act(
+            hall_pb2.ActRequest(case_id=case_id, leg=leg, suspend=hall_pb2.Suspend(reason=reason))
+        )
+
+    def resume(self, case_id: str, *, note: str = "", leg: str = "") -> CaseInfo:
+        """恢复: restart the clock of a suspended leg."""
+        return self._act(
+            hall_pb2.ActRequest(case_id=case_id, leg=leg, resume=hall_pb2.Resume(note=note))
         )
 
     def refuse(self, case_id: str, reason: str, *, leg: str = "") -> CaseInfo:

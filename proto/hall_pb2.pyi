@@ -587,6 +587,8 @@ class ActRequest(_message.Message):
     DECIDE_FIELD_NUMBER: _builtins.int
     ISSUE_FIELD_NUMBER: _builtins.int
     DELIVER_FIELD_NUMBER: _builtins.int
+    SUSPEND_FIELD_NUMBER: _builtins.int
+    RESUME_FIELD_NUMBER: _builtins.int
     case_id: _builtins.str
     leg: _builtins.str
     """Handling node of the leg; may be empty when the case has one leg or the caller handles it."""
@@ -602,6 +604,10 @@ class ActRequest(_message.Message):
     def issue(self) -> Global___Issue: ...
     @_builtins.property
     def deliver(self) -> Global___Deliver: ...
+    @_builtins.property
+    def suspend(self) -> Global___Suspend: ...
+    @_builtins.property
+    def resume(self) -> Global___Resume: ...
     def __init__(
         self,
         *,
@@ -613,12 +619,14 @@ class ActRequest(_message.Message):
         decide: Global___Decide | None = ...,
         issue: Global___Issue | None = ...,
         deliver: Global___Deliver | None = ...,
+        suspend: Global___Suspend | None = ...,
+        resume: Global___Resume | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["accept", b"accept", "action", b"action", "decide", b"decide", "deliver", b"deliver", "issue", b"issue", "refuse", b"refuse", "request_supplement", b"request_supplement"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["accept", b"accept", "action", b"action", "decide", b"decide", "deliver", b"deliver", "issue", b"issue", "refuse", b"refuse", "request_supplement", b"request_supplement", "resume", b"resume", "suspend", b"suspend"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["accept", b"accept", "action", b"action", "case_id", b"case_id", "decide", b"decide", "deliver", b"deliver", "issue", b"issue", "leg", b"leg", "refuse", b"refuse", "request_supplement", b"request_supplement"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["accept", b"accept", "action", b"action", "case_id", b"case_id", "decide", b"decide", "deliver", b"deliver", "issue", b"issue", "leg", b"leg", "refuse", b"refuse", "request_supplement", b"request_supplement", "resume", b"resume", "suspend", b"suspend"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_action: _TypeAlias = _typing.Literal["accept", "refuse", "request_supplement", "decide", "issue", "deliver"]  # noqa: Y015
+    _WhichOneofReturnType_action: _TypeAlias = _typing.Literal["accept", "refuse", "request_supplement", "decide", "issue", "deliver", "suspend", "resume"]  # noqa: Y015
     _WhichOneofArgType_action: _TypeAlias = _typing.Literal["action", b"action"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_action) -> _WhichOneofReturnType_action | None: ...
 
@@ -629,6 +637,14 @@ class Accept(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     ACCEPTED_WITH_MISSING_FIELD_NUMBER: _builtins.int
+    DEFERRED_DUE_FIELD_NUMBER: _builtins.int
+    COMMITMENT_FIELD_NUMBER: _builtins.int
+    deferred_due: _builtins.str
+    """The date (YYYY-MM-DD, in China) by which the deferred materials are due; empty for
+    the end of the promised limit.
+    """
+    commitment: _builtins.str
+    """The applicant's commitment (承诺) to hand them in, as they signed it."""
     @_builtins.property
     def accepted_with_missing(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """容缺受理: accepted while a non-essential material is missing, against a signed promise."""
@@ -637,14 +653,58 @@ class Accept(_message.Message):
         self,
         *,
         accepted_with_missing: _abc.Iterable[_builtins.str] | None = ...,
+        deferred_due: _builtins.str = ...,
+        commitment: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["accepted_with_missing", b"accepted_with_missing"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["accepted_with_missing", b"accepted_with_missing", "commitment", b"commitment", "deferred_due", b"deferred_due"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Accept: _TypeAlias = Accept  # noqa: Y015
+
+@_typing.final
+class Suspend(_message.Message):
+    """挂起: stop the clock, with the reason."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REASON_FIELD_NUMBER: _builtins.int
+    reason: _builtins.str
+    def __init__(
+        self,
+        *,
+        reason: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["reason", b"reason"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Suspend: _TypeAlias = Suspend  # noqa: Y015
+
+@_typing.final
+class Resume(_message.Message):
+    """恢复: restart the clock of a suspended leg."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NOTE_FIELD_NUMBER: _builtins.int
+    note: _builtins.str
+    def __init__(
+        self,
+        *,
+        note: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["note", b"note"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Resume: _TypeAlias = Resume  # noqa: Y015
 
 @_typing.final
 class Refuse(_message.Message):

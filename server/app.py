@@ -46,10 +46,13 @@ from tongban.server.grpc.servicers import HallServicer, RelayServicer
 from tongban.server.jobs import NodeJobs
 from tongban.server.listen import bind_port
 from tongban.server.summary import NodeSummary, usable_seals
+from tongban.server.usecases.calendar_book import CalendarBook
 from tongban.server.usecases.cases import CaseSteps
+from tongban.server.usecases.clocks import ClockHooks
 from tongban.server.usecases.delivery import DeliveryDispatcher
 from tongban.server.usecases.ecert_records import ECertRecords
 from tongban.server.usecases.inbox import HallInbox
+from tongban.server.usecases.matter_book import MatterBook
 from tongban.server.usecases.operations import Operations
 from tongban.server.usecases.outgoing import OutgoingPackets
 from tongban.server.usecases.receive import ReceivePackets
@@ -58,6 +61,7 @@ from tongban.server.usecases.runtime import ActiveTransfers, DirectoryHolder, In
 from tongban.server.usecases.seal_keys import SealBook
 from tongban.server.usecases.seals import SealOffice
 from tongban.server.usecases.submit import SubmitPackets
+from tongban.server.usecases.supervision import Supervision
 from tongban.server.usecases.verify import DocumentVerification
 from tongban.server.web.node_backend import NodeBackend
 from tongban.server.web.node_site import NodeSite
@@ -100,6 +104,10 @@ class RelayNode:
             if config.matters
             else MatterCatalog.load_default()
         )
+        self.calendar = CalendarBook(metadata=self.metadata, clock=clock)
+        self.calendar.seed_from_package()
+        self.matter_book = MatterBook(metadata=self.metadata, clock=clock)
+        self.matter_book.seed(matters)
         book = None
         if config.seals_dir is not None and (config.seals_dir / "ca.pem").exists():
             book = SealBook.load(config.seals_dir)
@@ -136,6 +144,7 @@ class RelayNode:
             directory=directory,
             clock=clock,
             offer_delivery=self.dispatcher.offer,
+            clocks=ClockHooks(CalendarBook.calendar_in),
         )
         self.submit = SubmitPackets(
             node_id=config.node_id,
@@ -150,6 +159,17 @@ class RelayNode:
             transfers=transfers,
             inbox=notifier,
             offer_delivery=self.dispatcher.offer,
+        )
+        self.supervision = Supervision(
+            node_id=config.node_id,
+            metadata=self.metadata,
+            calendar=self.calendar,
+            keys=keys,
+            directory=directory,
+            seals=self.seals,
+            return_result=self.submit.submit,
+            offer_delivery=self.dispatcher.offer,
+            clock=clock,
         )
         self.receive = ReceivePackets(
             node_id=config.node_id,
@@ -273,6 +293,8 @@ class RelayNode:
             directory_seconds=cfg.directory_refresh_seconds,
             orphans=self._sweep,
             orphan_seconds=cfg.orphan_sweep_seconds,
+            supervision=self.supervision.run,
+            supervision_seconds=cfg.supervision_seconds,
         )
         self.dispatcher.kick()
         _log.debug("node %s serving on port %d", cfg.node_id, self.port)

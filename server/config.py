@@ -185,6 +185,7 @@ class NodeConfig:
     result_seal: str = ""
     status_list_hours: float = 24.0
     orphan_sweep_seconds: float = 3600.0
+    supervision_seconds: float = 300.0
     limits: Limits = field(default_factory=Limits)
     delivery: DeliveryPolicy = field(default_factory=DeliveryPolicy)
     admission: AdmissionPolicy = field(default_factory=AdmissionPolicy)
@@ -208,7 +209,7 @@ _SCHEMA: dict[str, dict[str, type]] = {
         "s3_secret_key": str,
         "orphan_sweep_seconds": float,
     },
-    "matters": {"catalog": Path},
+    "matters": {"catalog": Path, "supervision_seconds": float},
     "seals": {"dir": Path, "result_seal": str, "verification_url": str, "status_list_hours": float},
     "limits": {f.name: int for f in fields(Limits)},
     "delivery": {
@@ -430,6 +431,7 @@ def load_config(
         s3_access_key=get("storage", "s3_access_key", ""),
         s3_secret_key=get("storage", "s3_secret_key", ""),
         matters=get("matters", "catalog", None),
+        supervision_seconds=get("matters", "supervision_seconds", 300.0),
         limits=limits,
         delivery=delivery,
         admission=admission,

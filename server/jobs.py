@@ -19,7 +19,13 @@ from sqlalchemy import Engine
 
 from tongban.keys.clock import utcnow
 
-__all__ = ["NodeJobs", "run_delivery_retry", "run_directory_refresh", "run_orphan_sweep"]
+__all__ = [
+    "NodeJobs",
+    "run_delivery_retry",
+    "run_directory_refresh",
+    "run_orphan_sweep",
+    "run_supervision",
+]
 
 _log = logging.getLogger("tongban.server.jobs")
 _registry: dict[str, dict[str, Callable[[], object]]] = {}
@@ -78,6 +84,11 @@ def run_orphan_sweep(node_id: str) -> None:
     _run(node_id, "orphans")
 
 
+def run_supervision(node_id: str) -> None:
+    """Issue the cards, deemed acceptances and default approvals that fell due."""
+    _run(node_id, "supervision")
+
+
 class NodeJobs:
     def __init__(self, node_id: str, engine: Engine) -> None:
         self._node_id = node_id
@@ -97,6 +108,8 @@ class NodeJobs:
         directory_seconds: float,
         orphans: Callable[[], object],
         orphan_seconds: float,
+        supervision: Callable[[], object] | None = None,
+        supervision_seconds: float = 300.0,
     ) -> None:
         with _registry_lock:
             _registry[self._node_id] = {
@@ -104,6 +117,8 @@ class NodeJobs:
                 "directory": directory,
                 "orphans": orphans,
             }
+            if supervision is not None:
+                _registry[self._node_id]["supervision"] = supervision
         s = self._scheduler
         s.add_job(
             run_delivery_retry,
@@ -131,6 +146,17 @@ class NodeJobs:
             # Soon after start too: a crash is exactly what leaves orphans behind.
             next_run_time=utcnow() + timedelta(seconds=5),
         )
+        if supervision is not None and supervision_seconds > 0:
+            s.add_job(
+                run_supervision,
+                "interval",
+                seconds=supervision_seconds,
+                args=[self._node_id],
+                id="supervision",
+                replace_existing=True,
+                # At start as well: what fell due while the node was down is issued now.
+                next_run_time=utcnow() + timedelta(seconds=2),
+            )
         s.start()
 
     def stop(self) -> None:

@@ -77,11 +77,23 @@ def _pyhanko_signer(
 _STAMP_WIDTH, _STAMP_HEIGHT = 330, 110
 
 
+def _media_box(page: Any) -> Any:
+    """A page's /MediaBox, its own or inherited from the page tree (ISO 32000-1, 7.7.3.4)."""
+    node = page
+    for _ in range(64):  # the page tree is shallow; a cycle must not loop forever
+        if "/MediaBox" in node:
+            return node["/MediaBox"]
+        if "/Parent" not in node:
+            break
+        node = node["/Parent"]
+    raise KeyError("/MediaBox")
+
+
 def _stamp_box(writer: Any, page: int) -> tuple[int, int, int, int]:
     """The bottom right corner of the page, inset by 36 points (less on a small page); the
     stamp keeps its 3:1 shape and shrinks to fit a page narrower or shorter than it."""
     page_ref, _ = writer.find_page_for_modification(page)
-    x0, y0, x1, y1 = (float(v) for v in page_ref.get_object()["/MediaBox"])
+    x0, y0, x1, y1 = (float(v) for v in _media_box(page_ref.get_object()))
     inset = min(36.0, (x1 - x0) * 0.05, (y1 - y0) * 0.05)
     width = min(_STAMP_WIDTH, x1 - x0 - 2 * inset, 3 * (y1 - y0 - 2 * inset))
     height = width * _STAMP_HEIGHT / _STAMP_WIDTH

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import re
+import string
 import unicodedata
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -30,12 +31,15 @@ from typing import Any
 from tongban.keys.errors import echo
 
 __all__ = [
+    "DEFAULT_NOTICE_TEMPLATE",
+    "NOTICE_FIELDS",
     "Matter",
     "MatterCatalog",
     "MatterCatalogInvalid",
     "MatterError",
     "MatterNameMismatch",
     "UnknownMatter",
+    "check_notice_template",
 ]
 
 
@@ -80,12 +84,73 @@ _CODE_PATTERN = re.compile(r"[A-Z0-9]+(?:-[A-Z0-9]+)*")
 _MAX_CODE_LENGTH = 32
 
 
+NOTICE_FIELDS = frozenset(
+    {
+        "case_id",
+        "matter_code",
+        "matter_name",
+        "department",
+        "handling_node",
+        "accepting_node",
+        "accepting_hall",
+        "received_date",
+        "accepted_date",
+        "due_date",
+        "decided_date",
+        "promised_days",
+        "legal_days",
+    }
+)
+"""The fields a default-approval notice template may use, as ``${field}``."""
+
+DEFAULT_NOTICE_TEMPLATE = (
+    "默认许可决定书\n"
+    "\n"
+    "案件编号：${case_id}\n"
+    "事项：${matter_name}（${matter_code}）\n"
+    "办理部门：${department}\n"
+    "受理日期：${accepted_date}\n"
+    "承诺办结时限：${promised_days}个工作日，至${due_date}届满\n"
+    "\n"
+    "本申请自受理之日起已超过承诺办结时限，办理部门未作出决定。"
+    "依照超时默认、自动用印的规定，视为准予许可，本决定自${decided_date}起生效。\n"
+    "\n"
+    "收件地：${accepting_node} ${accepting_hall}\n"
+)
+"""The notice used when a matter names no template of its own."""
+
+
+def check_notice_template(code: str, template: str) -> None:
+    """Refuse a template with a field outside :data:`NOTICE_FIELDS` or a bad placeholder.
+
+    Raises:
+        MatterCatalogInvalid: the message names the matter and the field.
+    """
+    t = string.Template(template)
+    if not t.is_valid():
+        raise MatterCatalogInvalid(
+            f"matter {code}: the notice template has a malformed placeholder (use ${{field}}, "
+            "and $$ for a dollar sign)"
+        )
+    unknown = sorted(set(t.get_identifiers()) - NOTICE_FIELDS)
+    if unknown:
+        raise MatterCatalogInvalid(
+            f"matter {code}: the notice template uses unknown fields {unknown}; known are "
+            f"{sorted(NOTICE_FIELDS)}"
+        )
+
+
 @dataclass(frozen=True)
 class Matter:
     """One matter, with the departments that handle it and its limits in working days.
 
     ``illustrative`` marks a matter that is an example rather than taken from a published
     list; the time limits of the bundled catalogue are illustrative in every case.
+    A promised limit of 0 is a same-day matter (即办). ``exempt`` matters are never
+    approved by default on overdue (vertical national or provincial systems, security or
+    secrecy); ``deferrable`` names the materials that may follow later under 容缺受理;
+    ``notice_template`` is the default-approval notice (see :data:`NOTICE_FIELDS`), empty
+    for :data:`DEFAULT_NOTICE_TEMPLATE`.
     """
 
     code: str
@@ -96,6 +161,9 @@ class Matter:
     promised_days: int
     legal_days: int
     illustrative: bool = False
+    exempt: bool = False
+    deferrable: tuple[str, ...] = ()
+    notice_template: str = ""
 
     def __post_init__(self) -> None:
         if len(self.code) > _MAX_CODE_LENGTH or not _CODE_PATTERN.fullmatch(self.code):
@@ -105,11 +173,47 @@ class Matter:
             )
         if not self.name.strip() or not self.lead.strip():
             raise MatterCatalogInvalid(f"matter {self.code} needs a name and a lead department")
-        if not 0 < self.promised_days <= self.legal_days:
+        if not 0 <= self.promised_days <= self.legal_days or self.legal_days == 0:
             raise MatterCatalogInvalid(
-                f"matter {self.code} must have 0 < promised_days <= legal_days, got "
-                f"{self.promised_days} and {self.legal_days}"
+                f"matter {self.code} must have 0 <= promised_days <= legal_days and "
+                f"legal_days > 0, got {self.promised_days} and {self.legal_days}"
             )
+        if any(not m.strip() for m in self.deferrable):
+            raise MatterCatalogInvalid(f"matter {self.code}: a deferrable material is blank")
+        check_notice_template(self.code, self.notice_template)
+
+    @property
+    def notice(self) -> str:
+        """The default-approval notice template in force."""
+        return self.notice_template or DEFAULT_NOTICE_TEMPLATE
+
+    def to_json(self) -> dict[str, Any]:
+        """The entry as it appears in a catalogue file."""
+        entry: dict[str, Any] = {
+            "code": self.code,
+            "name": self.name,
+            "lead": self.lead,
+            "pilots": list(self.pilots),
+            "cooperating": list(self.cooperating),
+            "promised_days": self.promised_days,
+            "legal_days": self.legal_days,
+            "illustrative": self.illustrative,
+            "exempt": self.exempt,
+            "deferrable": list(self.deferrable),
+        }
+        if self.notice_template:
+            entry["notice_template"] = self.notice_template
+        return entry
+
+    @classmethod
+    def from_json(cls, entry: Any, *, where: str = "matter") -> Matter:
+        """An entry of a catalogue file.
+
+        Raises:
+            MatterCatalogInvalid: unknown or missing keys, wrong types, impossible limits,
+                or a template with an unknown field.
+        """
+        return _matter_from_json(entry, where)
 
     @property
     def joint(self) -> bool:
@@ -132,8 +236,11 @@ _FIELDS: dict[str, type] = {
     "promised_days": int,
     "legal_days": int,
     "illustrative": bool,
+    "exempt": bool,
+    "deferrable": list,
+    "notice_template": str,
 }
-_REQUIRED = frozenset(_FIELDS) - {"illustrative"}
+_REQUIRED = frozenset(_FIELDS) - {"illustrative", "exempt", "deferrable", "notice_template"}
 _TOP_LEVEL = frozenset({"about", "source", "matters"})
 
 
@@ -143,8 +250,7 @@ def _strings(value: list[Any], where: str) -> tuple[str, ...]:
     return tuple(value)
 
 
-def _matter_from_json(entry: Any, index: int) -> Matter:
-    where = f"matters[{index}]"
+def _matter_from_json(entry: Any, where: str) -> Matter:
     if not isinstance(entry, dict):
         raise MatterCatalogInvalid(f"{where} must be an object")
     unknown = sorted(set(entry) - set(_FIELDS))
@@ -169,6 +275,9 @@ def _matter_from_json(entry: Any, index: int) -> Matter:
         promised_days=entry["promised_days"],
         legal_days=entry["legal_days"],
         illustrative=entry.get("illustrative", False),
+        exempt=entry.get("exempt", False),
+        deferrable=_strings(entry.get("deferrable", []), f"{where}.deferrable"),
+        notice_template=entry.get("notice_template", ""),
     )
 
 
@@ -206,7 +315,8 @@ class MatterCatalog:
             if unknown:
                 raise MatterCatalogInvalid(f"unknown top-level keys {unknown}")
             return cls(
-                _matter_from_json(entry, index) for index, entry in enumerate(document["matters"])
+                _matter_from_json(entry, f"matters[{index}]")
+                for index, entry in enumerate(document["matters"])
             )
         except MatterCatalogInvalid as exc:
             raise MatterCatalogInvalid(f"{source}: {exc.message}") from None

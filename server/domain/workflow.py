@@ -8,6 +8,11 @@ so both nodes append to a leg's event chain in turn and never race.
         │  └─request_supplement─> supplement_requested ─supplement─> supplemented
         └─refuse──> refused                                   (then accept / refuse)
     result_returned ──issue──> issued ──deliver──> delivered
+    accepted ──suspend──> suspended ──resume──> accepted          (挂起 / 恢复, clock stops)
+
+A ``card`` (a supervision card the handling node issues as deadlines pass) is a note in
+the chain, not a step: it leaves the status as it is, and only the handling side may
+record it on a leg that has not ended.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from tongban.server.domain.errors import IllegalTransition
 
 __all__ = [
     "DECIDED_STATUSES",
+    "NOTE_EVENTS",
     "LegStatus",
     "Party",
     "Transition",
@@ -36,6 +42,7 @@ class Party(enum.StrEnum):
 class LegStatus(enum.StrEnum):
     SUBMITTED = "submitted"  # 收件
     ACCEPTED = "accepted"  # 受理
+    SUSPENDED = "suspended"  # 挂起 (clock stops)
     REFUSED = "refused"  # 不予受理
     SUPPLEMENT_REQUESTED = "supplement_requested"  # 补正 (clock stops)
     SUPPLEMENTED = "supplemented"  # 补齐
@@ -67,6 +74,8 @@ _TRANSITIONS = {
         Transition(
             "supplemented", Party.ACCEPTING, frozenset({S.SUPPLEMENT_REQUESTED}), S.SUPPLEMENTED
         ),
+        Transition("suspended", Party.HANDLING, frozenset({S.ACCEPTED}), S.SUSPENDED),
+        Transition("resumed", Party.HANDLING, frozenset({S.SUSPENDED}), S.ACCEPTED),
         Transition("decided", Party.HANDLING, frozenset({S.ACCEPTED}), S.DECIDED),
         Transition("result_returned", Party.HANDLING, frozenset({S.DECIDED}), S.RESULT_RETURNED),
         Transition("issued", Party.ACCEPTING, frozenset({S.RESULT_RETURNED}), S.ISSUED),
@@ -76,6 +85,7 @@ _TRANSITIONS = {
 
 DECIDED_STATUSES = frozenset({S.DECIDED, S.RESULT_RETURNED, S.ISSUED, S.DELIVERED})
 _ENDED = DECIDED_STATUSES | {S.REFUSED}
+NOTE_EVENTS = frozenset({"card"})
 
 
 def check_transition(event: str, party: Party, current: str, *, leg: str) -> LegStatus:
@@ -86,6 +96,12 @@ def check_transition(event: str, party: Party, current: str, *, leg: str) -> Leg
     Raises:
         IllegalTransition: unknown event, wrong party, or not allowed from ``current``.
     """
+    if event in NOTE_EVENTS:
+        if party is not Party.HANDLING:
+            raise IllegalTransition(f"only the handling side may record {event!r} on leg {leg}")
+        if current in _ENDED:
+            raise IllegalTransition(f"leg {leg} is {current}; {event!r} is not allowed now")
+        return LegStatus(current)
     t = _TRANSITIONS.get(event)
     if t is None:
         raise IllegalTransition(f"unknown case event {event!r}")

@@ -149,9 +149,17 @@ def case_view_to_proto(v: cases.CaseViewData) -> hall_pb2.CaseView:
 def action_from_proto(req: hall_pb2.ActRequest) -> cases.CaseAction:
     which = req.WhichOneof("action")
     if which == "accept":
-        return cases.CaseAction(
-            "accepted", {"accepted_with_missing": list(req.accept.accepted_with_missing)}
-        )
+        accept = req.accept
+        detail: dict[str, object] = {"accepted_with_missing": list(accept.accepted_with_missing)}
+        if accept.deferred_due:
+            detail["deferred_due"] = accept.deferred_due
+        if accept.commitment:
+            detail["commitment"] = accept.commitment
+        return cases.CaseAction("accepted", detail)
+    if which == "suspend":
+        return cases.CaseAction("suspended", {"reason": req.suspend.reason})
+    if which == "resume":
+        return cases.CaseAction("resumed", {"note": req.resume.note})
     if which == "refuse":
         return cases.CaseAction("refused", {"reason": req.refuse.reason})
     if which == "request_supplement":

@@ -26,6 +26,7 @@ from tongban.server.domain.errors import (
 )
 from tongban.server.domain.statements import ACK_TYPE, EventAck, EventStatement
 from tongban.server.domain.workflow import Party, aggregate_status
+from tongban.server.usecases.clocks import ClockHooks
 from tongban.server.usecases.events import (
     append_local_event,
     apply_remote_event,
@@ -161,6 +162,8 @@ _ACTIONS = {
     "refused": Party.HANDLING,
     "supplement_requested": Party.HANDLING,
     "decided": Party.HANDLING,
+    "suspended": Party.HANDLING,
+    "resumed": Party.HANDLING,
     "issued": Party.ACCEPTING,
     "delivered": Party.ACCEPTING,
 }
@@ -175,6 +178,8 @@ def _check_detail(action: CaseAction) -> dict[str, Any]:
         if not missing:
             raise InvalidRequest("a supplement request must list the missing materials")
         detail["missing"] = missing
+    if action.event == "suspended" and not str(detail.get("reason", "")).strip():
+        raise InvalidRequest("suspending a case needs a reason (挂起理由)")
     if action.event == "decided" and detail.get("decision") not in ("approved", "denied"):
         raise InvalidRequest("a decision must be 'approved' or 'denied'")
     return detail
@@ -185,8 +190,9 @@ class CaseSteps:
 
     Its dependencies are its constructor's arguments: the metadata store with the cases,
     legs and events; the node's relay keys, which sign the events this node records; the
-    directory, whose keys check the events peers made; the clock; and ``offer_delivery``,
-    which hands new outbox items to the delivery worker once they are committed.
+    directory, whose keys check the events peers made; the clock; ``offer_delivery``,
+    which hands new outbox items to the delivery worker once they are committed; and the
+    case clocks' hooks, which check and move a leg's deadline clock with each step.
     """
 
     def __init__(
@@ -198,8 +204,10 @@ class CaseSteps:
         directory: DirectoryHolder,
         clock: Clock,
         offer_delivery: Callable[[list[OutboxItem]], None],
+        clocks: ClockHooks | None = None,
     ) -> None:
         self.node_id = node_id
+        self.clocks = clocks
         self.metadata = metadata
         self.keys = keys
         self.directory = directory
@@ -255,7 +263,19 @@ class CaseSteps:
                 )
             if party is Party.HANDLING and leg.hall_id != hall_id:
                 raise NotFound(f"case {case_id} not found for hall {hall_id}")
-            env = append_local_event(session, self, case, leg, action.event, hall_id, detail)
+            if self.metadata.dialect == "postgresql":
+                # The leg as committed now, locked: a concurrent step (a supervision pass
+                # deciding by default) either went first or waits for this one.
+                session.refresh(leg, with_for_update=True)
+            now = self.clock()
+            clocks = self.clocks if party is Party.HANDLING else None
+            if clocks is not None:
+                clocks.before(session, case, leg, action.event, detail, now)
+            env = append_local_event(
+                session, self, case, leg, action.event, hall_id, detail, at=now
+            )
+            if clocks is not None:
+                clocks.after(session, case, leg, action.event, detail, now)
             dest = case.accepting_node if party is Party.HANDLING else leg.node_id
             items = outbox_items(
                 session, [enqueue(session, self, dest, case.case_id, "event", env.digest)]

@@ -56,6 +56,7 @@ from tongban.server.domain.statements import (
     check_statement_bounds,
     check_text,
 )
+from tongban.server.usecases.clocks import new_clock_row, note_supplement_arrived
 from tongban.server.usecases.events import apply_remote_event, encode_signatures, remote_event
 from tongban.server.usecases.messages import (
     DeliverOpening,
@@ -261,10 +262,15 @@ def _insert_incoming(
     session.add(_incoming_packet_row(checked, local_hall, file_rows, receipt_env, stored_digest))
     session.flush()
     session.add_all(file_rows)
+    new_leg = leg.head_seq == 0
     ev, _dup = apply_remote_event(
         session, rt, st.sender_node, opening.events[0], case=case, leg=leg
     )
     _check_packet_event(checked, ev)
+    if st.kind == "application" and new_leg:
+        session.add(new_clock_row(case, leg, received_at))
+    if ev.event == "supplemented":
+        note_supplement_arrived(session, case.case_id, leg.node_id, received_at)
     session.flush()
 
 
@@ -635,7 +641,7 @@ class ReceivePackets:
         packet = _incoming_packet_row(
             checked, checked.me.hall, file_rows, receipt_env, stored_digest
         )
-        return [case, leg, packet, *file_rows, event_row]
+        return [case, leg, packet, *file_rows, event_row, new_clock_row(case, leg, received_at)]
 
     def _new_incoming_case(
         self, st: PacketStatement, me: RecipientEntry, now: datetime

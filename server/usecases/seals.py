@@ -284,6 +284,7 @@ class SealOffice:
         return sign_seal_registry(registry, self.keys.signer(now))
 
     def _usable(self, session: Session, seal_id: str, at: datetime) -> SealRecord:
+        # The seal as of ``at``: revoked, or outside its window, it is not used.
         record = _record(_seal_row(session, seal_id))
         if not record.valid_at(at):
             raise IllegalTransition(
@@ -352,6 +353,60 @@ class SealOffice:
                 _issued(identifier, serial, seal_id, document_name, digest.hexdigest(), "", now)
             )
         return SealedDocument(str(identifier), seal_id, signature, pdf)
+
+    def seal_pdf_in(
+        self,
+        session: Session,
+        *,
+        seal_id: str,
+        document_name: str,
+        pdf: bytes,
+        at: datetime,
+        type_code: str = RESULT_ECERT_TYPE,
+    ) -> SealedDocument:
+        """Seal a PDF (PAdES, visible stamp and QR) at ``at`` inside the caller's transaction,
+        so the e-certificate exists only if what it seals is committed with it.
+
+        Raises:
+            NotFound: unknown seal id.
+            IllegalTransition: the seal is revoked or outside its window at ``at``, or its
+                key is missing.
+        """
+        book = self._book()
+        record = self._usable(session, seal_id, at)
+        signer = book.signer_if_present(seal_id)
+        if signer is None:
+            raise IllegalTransition(f"the key of seal {seal_id} is missing at this node")
+        identifier, serial = _next_identifier(session, type_code, record.org_uscc)
+        out = io.BytesIO()
+        seal_pdf(
+            pdf,
+            out,
+            signer,
+            record.certificate,
+            chain=[book.ca_certificate],
+            at=at,
+            ecert_identifier=identifier,
+            verification_url=self.verification_url,
+            seal_image_png=_seal_row(session, seal_id).image_png,
+        )
+        session.add(
+            ECertRow(
+                identifier=str(identifier),
+                seal_id=seal_id,
+                type_code=type_code,
+                serial=serial,
+                document_name=document_name,
+                document_sha256=hashlib.sha256(pdf).hexdigest(),
+                packet_id="",
+                issued_at=at,
+                status=ECertStatus.VALID.value,
+                changed_at=at,
+                reason="",
+            )
+        )
+        session.flush()
+        return SealedDocument(str(identifier), seal_id, out.getvalue(), True)
 
     def seal_result_digest(
         self,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import engine_from_config, pool
 
+import tongban.storage.deadline_tables  # noqa: F401 - registers the deadline tables
 from tongban.storage.sql import Base
 
 target_metadata = Base.metadata

@@ -43,7 +43,8 @@ OK = grpc.StatusCode.OK.value[0]
 
 # What storing one forged application adds to the receiver: the packet, a new case with its
 # one leg, and the "submitted" event that travels in the opening. Nothing else, no blobs.
-ONE_PACKET = {"packets": 1, "cases": 1, "legs": 1, "events": 1}
+# An application also starts its leg's deadline clock at the handling node.
+ONE_PACKET = {"packets": 1, "cases": 1, "legs": 1, "events": 1, "case_clocks": 1}
 
 
 # ---- helpers ---------------------------------------------------------------------------------

@@ -49,7 +49,7 @@ def test_scheduler_keeps_its_jobs_in_the_node_database(cluster: Cluster) -> None
     assert "apscheduler_jobs" in inspect(engine).get_table_names()
     with engine.connect() as conn:
         ids = sorted(r[0] for r in conn.execute(text("select id from apscheduler_jobs")))
-    assert ids == ["delivery-retry", "directory-refresh", "orphan-sweep"]
+    assert ids == ["delivery-retry", "directory-refresh", "orphan-sweep", "supervision"]
 
 
 def test_directory_refresh_takes_only_a_newer_root_signed_version(cluster: Cluster) -> None:

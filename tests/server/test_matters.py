@@ -76,7 +76,7 @@ def test_default_catalogue_entries(catalog: MatterCatalog) -> None:
 
 def test_default_catalogue_limits_are_consistent(catalog: MatterCatalog) -> None:
     for matter in catalog:
-        assert 0 < matter.promised_days <= matter.legal_days, matter.code
+        assert 0 <= matter.promised_days <= matter.legal_days, matter.code
         assert matter.joint == (not matter.code.startswith("HB-ODA-")), matter.code
 
 
@@ -175,11 +175,13 @@ def test_from_file_round_trip(tmp_path: Path) -> None:
         (document(entry(pilots=[1])), "test: matters[0].pilots must be a list of strings"),
         (
             document(entry(promised_days=11)),
-            "test: matter T-01 must have 0 < promised_days <= legal_days, got 11 and 10",
+            "test: matter T-01 must have 0 <= promised_days <= legal_days and legal_days > 0, "
+            "got 11 and 10",
         ),
         (
-            document(entry(promised_days=0)),
-            "test: matter T-01 must have 0 < promised_days <= legal_days, got 0 and 10",
+            document(entry(promised_days=-1)),
+            "test: matter T-01 must have 0 <= promised_days <= legal_days and legal_days > 0, "
+            "got -1 and 10",
         ),
         (
             document(entry(code="hb 1")),

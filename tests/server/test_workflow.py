@@ -21,6 +21,13 @@ ALLOWED = {
     ("result_returned", H, "decided"): "result_returned",
     ("issued", A, "result_returned"): "issued",
     ("delivered", A, "issued"): "delivered",
+    ("suspended", H, "accepted"): "suspended",
+    ("resumed", H, "suspended"): "accepted",
+    # A card is a note of the handling side: the status stays, on any leg not ended.
+    **{
+        ("card", H, s): s
+        for s in ("submitted", "accepted", "suspended", "supplement_requested", "supplemented")
+    },
 }
 EVENTS = sorted({e for e, _, _ in ALLOWED})
 
