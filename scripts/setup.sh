@@ -19,6 +19,8 @@ if [[ $want_test == 1 ]]; then
   # Independent PDF checkers the seal tests run against sealed PDFs.
   apt_packages+=(poppler-utils qpdf)
   test_programs+=(pdfsig qpdf)
+  # A PostgreSQL server the outage tests start and stop themselves (initdb, pg_ctl).
+  apt_packages+=(postgresql)
 fi
 missing=()
 for p in "${apt_packages[@]}"; do

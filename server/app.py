@@ -13,7 +13,7 @@ from datetime import datetime
 from types import FrameType
 
 import grpc
-from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_health.v1 import health, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from tongban.keys.clock import utcnow
@@ -37,6 +37,7 @@ from tongban.server.grpc.admission import (
     mtls_lanes,
     public_lanes,
 )
+from tongban.server.grpc.health_probe import HealthProbe
 from tongban.server.grpc.peers import GrpcPeerTransport, PeerChannels
 from tongban.server.grpc.request_decoding import add_checked_service
 from tongban.server.grpc.seal_servicers import SealServicer, VerifyServicer
@@ -46,6 +47,7 @@ from tongban.server.usecases.cases import CaseSteps
 from tongban.server.usecases.delivery import DeliveryDispatcher
 from tongban.server.usecases.inbox import HallInbox
 from tongban.server.usecases.outgoing import OutgoingPackets
+from tongban.server.usecases.reachability import StorageReachability
 from tongban.server.usecases.receive import ReceivePackets
 from tongban.server.usecases.retention import sweep_orphan_blobs
 from tongban.server.usecases.runtime import ActiveTransfers, DirectoryHolder, InboxNotifier
@@ -168,6 +170,12 @@ class RelayNode:
         self._sweep = lambda: sweep_orphan_blobs(self.metadata, self.objects, transfers)
         self.jobs = NodeJobs(config.node_id, self.metadata.engine)
         self.health = health.HealthServicer()
+        self.health_probe = HealthProbe(
+            self.health,
+            ("", *_SERVICES),
+            StorageReachability(metadata=self.metadata, objects=self.objects).problem,
+            interval=config.health_probe_seconds,
+        )
         self.idle_watchdog = IdleWatchdog(config.admission.idle_timeout_seconds)
         self.admission = Admission(
             mtls_lanes(config.admission), certificate_caller, self.idle_watchdog
@@ -225,8 +233,7 @@ class RelayNode:
         self._server = server
         if cfg.public_listen:
             self._start_public(cfg.public_listen)
-        for name in ("", *_SERVICES):
-            self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
+        self.health_probe.start()
         self.dispatcher.start()
         self.jobs.start(
             delivery=self.dispatcher.dispatch_due,
@@ -273,6 +280,7 @@ class RelayNode:
         retries it later, so nothing is lost or stored twice.
         """
         grace = self.config.shutdown_grace_seconds if grace is None else grace
+        self.health_probe.stop()
         self.health.enter_graceful_shutdown()
         stopping = [s.stop(grace) for s in (self._server, self._public) if s is not None]
         for done in stopping:

@@ -161,6 +161,8 @@ class NodeConfig:
     result_seal: str = ""
     status_list_hours: float = 24.0
     orphan_sweep_seconds: float = 3600.0
+    # How often the health check asks the database and the object store whether they answer.
+    health_probe_seconds: float = 5.0
     limits: Limits = field(default_factory=Limits)
     delivery: DeliveryPolicy = field(default_factory=DeliveryPolicy)
     admission: AdmissionPolicy = field(default_factory=AdmissionPolicy)
@@ -172,6 +174,7 @@ _SCHEMA: dict[str, dict[str, type]] = {
         "listen": str,
         "public_listen": str,
         "shutdown_grace_seconds": float,
+        "health_probe_seconds": float,
     },
     "tls": {"cert": Path, "key": Path, "root": Path},
     "federation": {"directory": Path, "refresh_seconds": float},
@@ -312,6 +315,9 @@ def load_config(
         raise ConfigError("[limits] max_anonymous_verify_bytes must be at least 1")
     admission = AdmissionPolicy(**values.get("admission", {}))
     admission.check()
+    health_probe_seconds = get("node", "health_probe_seconds", 5.0)
+    if not health_probe_seconds > 0:
+        raise ConfigError("[node] health_probe_seconds must be above 0")
     return NodeConfig(
         node_id=need("node", "id"),
         listen=get("node", "listen", "127.0.0.1:50051"),
@@ -322,6 +328,7 @@ def load_config(
         status_list_hours=get("seals", "status_list_hours", 24.0),
         orphan_sweep_seconds=get("storage", "orphan_sweep_seconds", 3600.0),
         shutdown_grace_seconds=get("node", "shutdown_grace_seconds", 30.0),
+        health_probe_seconds=health_probe_seconds,
         tls_cert=need("tls", "cert"),
         tls_key=need("tls", "key"),
         root_cert=need("tls", "root"),

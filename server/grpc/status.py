@@ -41,8 +41,10 @@ from tongban.server.domain.errors import (
 )
 from tongban.server.domain.matters import MatterError
 from tongban.storage.objects import ObjectNotFound, ObjectStoreError
+from tongban.storage.sql import MetadataUnavailable
 
 __all__ = [
+    "DATABASE_UNREACHABLE",
     "MAX_STATUS_MESSAGE",
     "RETRYABLE_KEY",
     "abort_with",
@@ -59,6 +61,10 @@ T = TypeVar("T")
 
 # Trailing metadata that says whether the same call may succeed later.
 RETRYABLE_KEY = "tongban-retryable"
+
+# What a caller is told when the node's own storage fails; the cause (the driver's or the
+# operating system's words) goes to the node's log, not to the caller.
+DATABASE_UNREACHABLE = "database-unavailable: the node's database is unreachable; try again later"
 
 _STATUS: dict[type[RelayError], grpc.StatusCode] = {
     InvalidRequest: grpc.StatusCode.INVALID_ARGUMENT,
@@ -102,6 +108,8 @@ def status_of(exc: BaseException) -> tuple[grpc.StatusCode, str] | None:
         return grpc.StatusCode.INVALID_ARGUMENT, f"{exc.code}: {exc.message}"
     if isinstance(exc, MatterError):
         return grpc.StatusCode.INVALID_ARGUMENT, f"{exc.code}: {exc}"
+    if isinstance(exc, MetadataUnavailable):
+        return grpc.StatusCode.UNAVAILABLE, DATABASE_UNREACHABLE
     if isinstance(exc, ObjectNotFound):
         return grpc.StatusCode.DATA_LOSS, f"blob-missing: {exc}"
     if isinstance(exc, ObjectStoreError) and exc.retryable:
@@ -126,8 +134,19 @@ def refusal_of(exc: BaseException, *, who: str) -> tuple[grpc.StatusCode, str]:
     code, message = mapped
     if len(message) > MAX_STATUS_MESSAGE:
         message = message[: MAX_STATUS_MESSAGE - 1] + "…"
-    _log.warning("refused %s: %s %s", who, code.name, message)
+    cause = _cause_of(exc)
+    if cause and cause not in message:
+        _log.warning("refused %s: %s %s (%s)", who, code.name, message, cause)
+    else:
+        _log.warning("refused %s: %s %s", who, code.name, message)
     return code, message
+
+
+def _cause_of(exc: BaseException) -> str:
+    """What the node's operator needs beyond the caller's message: the storage's own words."""
+    if isinstance(exc, MetadataUnavailable | ObjectStoreError):
+        return exc.message
+    return ""
 
 
 def abort_with(context: grpc.ServicerContext, exc: BaseException, *, who: str) -> NoReturn:
