@@ -60,8 +60,9 @@ def peer_call_failed(exc: grpc.RpcError) -> PeerCallFailed:
         code.name,
         details,
         retryable=_retryable(code, metadata),
-        # Over the peer's message limit, as opposed to a full lane (``busy:``).
-        too_large=code == grpc.StatusCode.RESOURCE_EXHAUSTED and not details.startswith("busy:"),
+        # Over the peer's message limit, as opposed to a full lane or a full disk.
+        too_large=code == grpc.StatusCode.RESOURCE_EXHAUSTED
+        and not details.startswith(("busy:", "storage-full:")),
     )
 
 

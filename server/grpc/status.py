@@ -40,13 +40,20 @@ from tongban.server.domain.errors import (
     Unavailable,
 )
 from tongban.server.domain.matters import MatterError
-from tongban.storage.objects import ObjectNotFound, ObjectStoreError
+from tongban.storage.objects import (
+    ObjectNotFound,
+    ObjectStoreError,
+    ObjectStoreFull,
+    ObjectStoreUnavailable,
+)
 from tongban.storage.sql import MetadataUnavailable
 
 __all__ = [
     "DATABASE_UNREACHABLE",
     "MAX_STATUS_MESSAGE",
+    "OBJECT_STORE_UNREACHABLE",
     "RETRYABLE_KEY",
+    "STORAGE_FULL",
     "abort_with",
     "guard",
     "guard_stream",
@@ -65,6 +72,10 @@ RETRYABLE_KEY = "tongban-retryable"
 # What a caller is told when the node's own storage fails; the cause (the driver's or the
 # operating system's words) goes to the node's log, not to the caller.
 DATABASE_UNREACHABLE = "database-unavailable: the node's database is unreachable; try again later"
+OBJECT_STORE_UNREACHABLE = (
+    "object-store-unavailable: the node's object store is unreachable; try again later"
+)
+STORAGE_FULL = "storage-full: the node's storage is full; try again later"
 
 _STATUS: dict[type[RelayError], grpc.StatusCode] = {
     InvalidRequest: grpc.StatusCode.INVALID_ARGUMENT,
@@ -112,8 +123,12 @@ def status_of(exc: BaseException) -> tuple[grpc.StatusCode, str] | None:
         return grpc.StatusCode.UNAVAILABLE, DATABASE_UNREACHABLE
     if isinstance(exc, ObjectNotFound):
         return grpc.StatusCode.DATA_LOSS, f"blob-missing: {exc}"
+    if isinstance(exc, ObjectStoreFull):
+        return grpc.StatusCode.RESOURCE_EXHAUSTED, STORAGE_FULL
+    if isinstance(exc, ObjectStoreUnavailable):
+        return grpc.StatusCode.UNAVAILABLE, OBJECT_STORE_UNREACHABLE
     if isinstance(exc, ObjectStoreError) and exc.retryable:
-        return grpc.StatusCode.UNAVAILABLE, f"object-store: {exc}"
+        return grpc.StatusCode.UNAVAILABLE, f"object-store: {exc.code}"
     if isinstance(exc, ObjectStoreError):
         # Not the caller's fault and not healed by retrying: the node's own store is wrong.
         return grpc.StatusCode.INTERNAL, f"object-store: {exc.code}"

@@ -74,6 +74,14 @@ class ObjectStoreUnavailable(ObjectStoreError):
     retryable = True
 
 
+class ObjectStoreFull(ObjectStoreError):
+    """The store has no room left (the filesystem said ENOSPC or EDQUOT); smaller objects may
+    still fit, and freeing space heals it."""
+
+    code = "object-store-full"
+    retryable = True
+
+
 # ---- records and the interface ---------------------------------------------------------------
 
 

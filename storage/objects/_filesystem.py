@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import queue
@@ -19,6 +20,7 @@ from tongban.storage.objects._base import (
     ObjectNotFound,
     ObjectStore,
     ObjectStoreError,
+    ObjectStoreFull,
     StoredObject,
     _check_chunk_size,
     _check_key,
@@ -42,10 +44,15 @@ def _write_all(fd: int, data: memoryview) -> None:
         data = data[written:]
 
 
+# What the operating system says when the filesystem (or the user's quota) has no room.
+_FULL = frozenset({errno.ENOSPC, errno.EDQUOT})
+
+
 def _io_error(action: str, key: str, exc: OSError) -> ObjectStoreError:
-    return ObjectStoreError(
-        f"could not {action} object {key!r}: {exc.strerror or exc}", code="io-error"
-    )
+    message = f"could not {action} object {key!r}: {exc.strerror or exc}"
+    if exc.errno in _FULL:
+        return ObjectStoreFull(message)
+    return ObjectStoreError(message, code="io-error")
 
 
 class _HashingWriter:

@@ -85,6 +85,11 @@ def test_environment_overrides_the_file(tmp_path: Path) -> None:
         ),
         ("[admission]\npeer_calls = 0\n", {}, "[admission] peer_calls must be at least 1"),
         (
+            "",
+            {"TONGBAN_NODE_HEALTH_PROBE_SECONDS": "0"},
+            "[node] health_probe_seconds must be above 0",
+        ),
+        (
             "[admission]\nhall_calls = 8\nhall_calls_per_caller = 9\n",
             {},
             "[admission] hall_calls_per_caller must not exceed hall_calls",
