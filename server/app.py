@@ -49,7 +49,7 @@ from tongban.server.usecases.inbox import HallInbox
 from tongban.server.usecases.outgoing import OutgoingPackets
 from tongban.server.usecases.reachability import StorageReachability
 from tongban.server.usecases.receive import ReceivePackets
-from tongban.server.usecases.retention import sweep_orphan_blobs
+from tongban.server.usecases.retention import CrashLeftovers, sweep_orphan_blobs
 from tongban.server.usecases.runtime import ActiveTransfers, DirectoryHolder, InboxNotifier
 from tongban.server.usecases.seal_keys import SealBook
 from tongban.server.usecases.seals import SealOffice
@@ -167,7 +167,12 @@ class RelayNode:
         self.verification = DocumentVerification(
             roots=roots, directory=directory, seals=self.seals, clock=clock
         )
-        self._sweep = lambda: sweep_orphan_blobs(self.metadata, self.objects, transfers)
+        self.leftovers = CrashLeftovers(
+            objects=self.objects,
+            transfers=transfers,
+            clock=clock,
+            longest_transfer_seconds=config.longest_transfer_seconds,
+        )
         self.jobs = NodeJobs(config.node_id, self.metadata.engine)
         self.health = health.HealthServicer()
         self.health_probe = HealthProbe(
@@ -240,7 +245,7 @@ class RelayNode:
             delivery_seconds=cfg.delivery.poll_interval,
             directory=self.directory.refresh,
             directory_seconds=cfg.directory_refresh_seconds,
-            orphans=self._sweep,
+            orphans=self.sweep_orphans,
             orphan_seconds=cfg.orphan_sweep_seconds,
         )
         self.dispatcher.kick()
@@ -292,6 +297,11 @@ class RelayNode:
         self.objects.close()
         self.metadata.close()
         _log.info("node %s stopped", self.config.node_id)
+
+    def sweep_orphans(self) -> int:
+        """Remove blobs no committed packet names, and writes a crash cut off; how many."""
+        orphans = sweep_orphan_blobs(self.metadata, self.objects, self.transfers)
+        return orphans + self.leftovers.sweep()
 
     def wait(self) -> None:
         if self._server is not None:

@@ -161,6 +161,9 @@ class NodeConfig:
     result_seal: str = ""
     status_list_hours: float = 24.0
     orphan_sweep_seconds: float = 3600.0
+    # A partial write (a .partial-* file not written to, an incomplete S3 multipart upload
+    # started) longer ago than this is a crash's leftover, and the orphan sweep removes it.
+    longest_transfer_seconds: float = 21600.0
     # How often the health check asks the database and the object store whether they answer.
     health_probe_seconds: float = 5.0
     limits: Limits = field(default_factory=Limits)
@@ -185,6 +188,7 @@ _SCHEMA: dict[str, dict[str, type]] = {
         "s3_access_key": str,
         "s3_secret_key": str,
         "orphan_sweep_seconds": float,
+        "longest_transfer_seconds": float,
     },
     "matters": {"catalog": Path},
     "seals": {"dir": Path, "result_seal": str, "verification_url": str, "status_list_hours": float},
@@ -315,6 +319,9 @@ def load_config(
         raise ConfigError("[limits] max_anonymous_verify_bytes must be at least 1")
     admission = AdmissionPolicy(**values.get("admission", {}))
     admission.check()
+    longest_transfer_seconds = get("storage", "longest_transfer_seconds", 21600.0)
+    if not longest_transfer_seconds > 0:
+        raise ConfigError("[storage] longest_transfer_seconds must be above 0")
     health_probe_seconds = get("node", "health_probe_seconds", 5.0)
     if not health_probe_seconds > 0:
         raise ConfigError("[node] health_probe_seconds must be above 0")
@@ -327,6 +334,7 @@ def load_config(
         result_seal=get("seals", "result_seal", ""),
         status_list_hours=get("seals", "status_list_hours", 24.0),
         orphan_sweep_seconds=get("storage", "orphan_sweep_seconds", 3600.0),
+        longest_transfer_seconds=longest_transfer_seconds,
         shutdown_grace_seconds=get("node", "shutdown_grace_seconds", 30.0),
         health_probe_seconds=health_probe_seconds,
         tls_cert=need("tls", "cert"),

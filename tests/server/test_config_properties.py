@@ -45,6 +45,7 @@ RANGES: dict[tuple[str, str], st.SearchStrategy[Any]] = {
     # Admission: every count at least 1, a caller's share never above its lane's.
     ("admission", "idle_timeout_seconds"): st.floats(0.001, 1e6, allow_nan=False),
     ("node", "health_probe_seconds"): st.floats(0.001, 1e6, allow_nan=False),
+    ("storage", "longest_transfer_seconds"): st.floats(0.001, 1e6, allow_nan=False),
     **{
         # The smallest lane's default is 8 calls.
         ("admission", key): st.integers(1, 8)
