@@ -285,6 +285,11 @@ class RelayNode:
         retries it later, so nothing is lost or stored twice.
         """
         grace = self.config.shutdown_grace_seconds if grace is None else grace
+        _log.info(
+            "node %s stopping: running calls get %.1f s to finish, then are cancelled",
+            self.config.node_id,
+            grace,
+        )
         self.health_probe.stop()
         self.health.enter_graceful_shutdown()
         stopping = [s.stop(grace) for s in (self._server, self._public) if s is not None]

@@ -165,7 +165,19 @@ def _cause_of(exc: BaseException) -> str:
 
 
 def abort_with(context: grpc.ServicerContext, exc: BaseException, *, who: str) -> NoReturn:
-    """Log a refused or failed call and end it with the mapped status and retry flag."""
+    """Log a refused or failed call and end it with the mapped status and retry flag.
+
+    A call that was cancelled (by the node's graceful shutdown once its grace period ran
+    out, or by the caller) ends its request stream with a bare ``grpc.RpcError``: that is
+    no failure of the node, and it is logged as what it is, without a traceback.
+    """
+    if isinstance(exc, grpc.RpcError) and not context.is_active():
+        _log.info(
+            "%s cancelled before it finished (the node is shutting down or the caller went "
+            "away); nothing of it was committed",
+            who,
+        )
+        context.abort(grpc.StatusCode.CANCELLED, "cancelled")
     code, message = refusal_of(exc, who=who)
     context.set_trailing_metadata(((RETRYABLE_KEY, "true" if retryable_of(exc) else "false"),))
     context.abort(code, message)
