@@ -93,6 +93,9 @@ class DeliveryPolicy:
     poll_interval: float = 1.0
     # Small packets to one peer travel together, up to this many per call (1: never).
     batch_size: int = 64
+    # While a peer cannot be reached one item probes it, at most this many seconds apart;
+    # once it answers, its whole backlog is due at once.
+    max_peer_probe_interval: float = 5.0
 
     def backoff(self, attempts: int) -> float:
         """Seconds to wait after ``attempts`` failed attempts."""
