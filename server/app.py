@@ -44,6 +44,7 @@ from tongban.server.grpc.seal_servicers import SealServicer, VerifyServicer
 from tongban.server.grpc.servicers import HallServicer, RelayServicer
 from tongban.server.jobs import NodeJobs
 from tongban.server.usecases.cases import CaseSteps
+from tongban.server.usecases.clock_skew import ClockSkewWatch
 from tongban.server.usecases.delivery import DeliveryDispatcher
 from tongban.server.usecases.inbox import HallInbox
 from tongban.server.usecases.outgoing import OutgoingPackets
@@ -98,6 +99,10 @@ class RelayNode:
         if config.seals_dir is not None and (config.seals_dir / "ca.pem").exists():
             book = SealBook.load(config.seals_dir)
         self.transfers = transfers = ActiveTransfers()
+        self.clock_skew = ClockSkewWatch(
+            tolerance_seconds=config.clock_skew_tolerance_seconds,
+            refuse_seconds=config.clock_skew_refuse_seconds,
+        )
         notifier = InboxNotifier()
         self.peers = GrpcPeerTransport(
             PeerChannels(self._tls_chain, self._tls_key, config.limits.max_message_bytes)
@@ -112,6 +117,7 @@ class RelayNode:
             clock=clock,
             policy=config.delivery,
             transport=self.peers,
+            clock_skew=self.clock_skew,
         )
         self.seals = SealOffice(
             node_id=config.node_id,
@@ -122,6 +128,7 @@ class RelayNode:
             verification_url=config.verification_url,
             status_list_hours=config.status_list_hours,
             result_seal=config.result_seal,
+            clock_skew=self.clock_skew,
         )
         self.cases = CaseSteps(
             node_id=config.node_id,

@@ -167,6 +167,10 @@ class NodeConfig:
     # A partial write (a .partial-* file not written to, an incomplete S3 multipart upload
     # started) longer ago than this is a crash's leftover, and the orphan sweep removes it.
     longest_transfer_seconds: float = 21600.0
+    # A peer's clock further off than this (seconds) is logged and counted; further than
+    # clock_skew_refuse_seconds from every peer's, this node refuses to seal.
+    clock_skew_tolerance_seconds: float = 5.0
+    clock_skew_refuse_seconds: float = 120.0
     # How often the health check asks the database and the object store whether they answer.
     health_probe_seconds: float = 5.0
     limits: Limits = field(default_factory=Limits)
@@ -181,6 +185,8 @@ _SCHEMA: dict[str, dict[str, type]] = {
         "public_listen": str,
         "shutdown_grace_seconds": float,
         "health_probe_seconds": float,
+        "clock_skew_tolerance_seconds": float,
+        "clock_skew_refuse_seconds": float,
     },
     "tls": {"cert": Path, "key": Path, "root": Path},
     "federation": {"directory": Path, "refresh_seconds": float},
@@ -328,6 +334,13 @@ def load_config(
     health_probe_seconds = get("node", "health_probe_seconds", 5.0)
     if not health_probe_seconds > 0:
         raise ConfigError("[node] health_probe_seconds must be above 0")
+    skew_tolerance = get("node", "clock_skew_tolerance_seconds", 5.0)
+    skew_refuse = get("node", "clock_skew_refuse_seconds", 120.0)
+    if not 0 < skew_tolerance <= skew_refuse:
+        raise ConfigError(
+            "[node] clock_skew_tolerance_seconds must be above 0 and at most "
+            "clock_skew_refuse_seconds"
+        )
     return NodeConfig(
         node_id=need("node", "id"),
         listen=get("node", "listen", "127.0.0.1:50051"),
@@ -340,6 +353,8 @@ def load_config(
         longest_transfer_seconds=longest_transfer_seconds,
         shutdown_grace_seconds=get("node", "shutdown_grace_seconds", 30.0),
         health_probe_seconds=health_probe_seconds,
+        clock_skew_tolerance_seconds=skew_tolerance,
+        clock_skew_refuse_seconds=skew_refuse,
         tls_cert=need("tls", "cert"),
         tls_key=need("tls", "key"),
         root_cert=need("tls", "root"),

@@ -27,6 +27,7 @@ from tongban.keys.errors import (
 from tongban.keys.identifiers import InvalidIdentifier
 from tongban.server.domain.errors import (
     Busy,
+    ClockSkewed,
     Conflict,
     IdleTimeout,
     IllegalTransition,
@@ -85,6 +86,7 @@ _STATUS: dict[type[RelayError], grpc.StatusCode] = {
     IntegrityFailure: grpc.StatusCode.DATA_LOSS,
     Conflict: grpc.StatusCode.ALREADY_EXISTS,
     IllegalTransition: grpc.StatusCode.FAILED_PRECONDITION,
+    ClockSkewed: grpc.StatusCode.FAILED_PRECONDITION,
     TooLarge: grpc.StatusCode.RESOURCE_EXHAUSTED,
     Busy: grpc.StatusCode.RESOURCE_EXHAUSTED,
     IdleTimeout: grpc.StatusCode.DEADLINE_EXCEEDED,

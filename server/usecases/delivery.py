@@ -21,7 +21,7 @@ import logging
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import suppress
-from datetime import timedelta
+from datetime import datetime, timedelta
 from functools import cache
 from typing import cast
 
@@ -33,6 +33,7 @@ from tongban.keys.envelope import Envelope, verify_envelope
 from tongban.keys.errors import KeysError
 from tongban.server.config import DeliveryPolicy, Limits
 from tongban.server.domain.statements import ACK_TYPE, RECEIPT_TYPE, EventAck, Receipt
+from tongban.server.usecases.clock_skew import ClockSkewWatch
 from tongban.server.usecases.delivery_transport import BatchOutcome, PeerCallFailed, PeerTransport
 from tongban.server.usecases.events import event_envelope
 from tongban.server.usecases.messages import DeliverOpening, OutboxItem, OutgoingPacket
@@ -118,6 +119,7 @@ class DeliveryDispatcher:
         clock: Clock,
         policy: DeliveryPolicy,
         transport: PeerTransport,
+        clock_skew: ClockSkewWatch | None = None,
     ) -> None:
         self._metadata = metadata
         self._directory = directory
@@ -127,6 +129,7 @@ class DeliveryDispatcher:
         self._policy = policy
         # Backoff is per peer: while one is down a single item probes it (peer_backoff).
         self._peers = PeerBackoff(policy, clock)
+        self._skew = clock_skew
         self._transport = ReportingTransport(transport, self._peers, self._peer_back)
         self._pool = ThreadPoolExecutor(policy.workers, thread_name_prefix="deliver")
         self._lock = threading.Lock()
@@ -337,10 +340,13 @@ class DeliveryDispatcher:
         parts = self._packets.parts(row.packet or self._packets.read(row.ref, row.dest_node))
         opening = next(parts)
         assert isinstance(opening, DeliverOpening)
+        sent = self._clock()
         receipt_env, duplicate = self._transport.deliver(
             peer, itertools.chain([opening], parts), timeout=self._policy.rpc_timeout
         )
+        answered = self._clock()
         receipt = self._checked_receipt(row, receipt_env, opening.statement.payload)
+        self._observe_clock(row.dest_node, sent, answered, receipt, duplicate=duplicate)
         self._complete([(row, receipt_env, receipt)])
         _log.info(
             "delivered packet %s to %s%s",
@@ -408,6 +414,7 @@ class DeliveryDispatcher:
     def _send_batch(
         self, dest: str, rows: list[OutboxItem], packets: dict[str, OutgoingPacket]
     ) -> None:
+        sent = self._clock()
         try:
             outcomes = self._transport.deliver_batch(
                 self._directory.current.node(dest),
@@ -429,6 +436,7 @@ class DeliveryDispatcher:
             for row in rows:
                 self._fail_with(row, exc)
             return
+        answered = self._clock()
         delivered: list[tuple[OutboxItem, Envelope, Receipt]] = []
         held = 0
         for row, outcome in zip(rows, outcomes, strict=True):
@@ -448,6 +456,8 @@ class DeliveryDispatcher:
             except Exception as exc:
                 self._fail_with(row, exc)
             else:
+                if not delivered:  # one stamp per call tells the peer's clock
+                    self._observe_clock(dest, sent, answered, receipt, duplicate=outcome.duplicate)
                 delivered.append((row, outcome.receipt, receipt))
                 held += outcome.duplicate
         if not delivered:
@@ -461,6 +471,14 @@ class DeliveryDispatcher:
         _log.info(
             "delivered %d packets to %s in one call (%d already held)", len(delivered), dest, held
         )
+
+    def _observe_clock(
+        self, dest: str, sent: datetime, answered: datetime, receipt: Receipt, *, duplicate: bool
+    ) -> None:
+        """Compare the peer's stamp on a fresh receipt with this node's send/answer times (a
+        duplicate's receipt carries the time of the first delivery)."""
+        if self._skew is not None and not duplicate:
+            self._skew.observe(dest, sent, answered, receipt.received_at)
 
     def _complete(self, delivered: list[tuple[OutboxItem, Envelope, Receipt]]) -> None:
         """Record signed receipts: the deliveries are done, their outbox items too."""
