@@ -247,10 +247,13 @@ class DeliveryDispatcher:
                 if lane in seen:
                     continue
                 seen.add(lane)
-                if lane in self._busy or due > now or self._peers.held_back(dest):
+                if lane in self._busy or due > now:
                     continue
                 if self._stopped.is_set() or started >= free:
                     break
+                # Last: a peer that is down lets this claim its one probe, which must start.
+                if self._peers.held_back(dest):
+                    continue
                 batchable = kind == "packet" and limits.travels_inline(total_size or 0)
                 self._start(OutboxItem(row_id, dest, case_id, kind, ref, batchable))
                 started += 1
