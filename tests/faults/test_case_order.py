@@ -51,12 +51,17 @@ def killing(rig: FaultRig, node: str, seed: int) -> Iterator[list[int]]:
     rng = random.Random(seed)
 
     def run() -> None:
-        while not stop.wait(0.3 + rng.random()):
-            rig.nodes[node].kill9()
-            kills.append(1)
+        while True:
             time.sleep(0.1 + rng.random() * 0.5)
             rig.nodes[node].start()
+            if stop.wait(0.3 + rng.random()):
+                return
+            rig.nodes[node].kill9()
+            kills.append(1)
 
+    # The first kill before the items are made: they queue while the node is down.
+    rig.nodes[node].kill9()
+    kills.append(1)
     killer = threading.Thread(target=run, daemon=True)
     killer.start()
     try:
