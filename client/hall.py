@@ -382,6 +382,11 @@ class HallClient:
                 ("grpc.ssl_target_name_override", f"node-{node_id}.tongban"),
                 ("grpc.max_send_message_length", max_message),
                 ("grpc.max_receive_message_length", max_message),
+                # gRPC's default reconnect backoff grows to two minutes, and calls meanwhile
+                # fail at once: a node that restarted must be reached again within seconds.
+                ("grpc.initial_reconnect_backoff_ms", 500),
+                ("grpc.min_reconnect_backoff_ms", 500),
+                ("grpc.max_reconnect_backoff_ms", 2000),
             ],
         )
         self._stub = hall_pb2_grpc.HallServiceStub(self._channel)

@@ -25,6 +25,8 @@ if [[ $want_test == 1 ]]; then
   # The browser the verification-site tests drive through Playwright (never a downloaded one).
   apt_packages+=(chromium)
   test_programs+=(chromium)
+  # A PostgreSQL server the outage tests start and stop themselves (initdb, pg_ctl).
+  apt_packages+=(postgresql)
 fi
 step() { echo "setup: $*"; }
 

@@ -13,7 +13,7 @@ from datetime import datetime
 from types import FrameType
 
 import grpc
-from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_health.v1 import health, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from prometheus_client import CollectorRegistry
 
@@ -38,6 +38,7 @@ from tongban.server.grpc.admission import (
     mtls_lanes,
     public_lanes,
 )
+from tongban.server.grpc.health_probe import HealthProbe
 from tongban.server.grpc.metrics import GrpcMetrics
 from tongban.server.grpc.peers import GrpcPeerTransport, PeerChannels
 from tongban.server.grpc.request_decoding import add_checked_service
@@ -48,6 +49,7 @@ from tongban.server.listen import bind_port
 from tongban.server.summary import NodeSummary, usable_seals
 from tongban.server.usecases.calendar_book import CalendarBook
 from tongban.server.usecases.cases import CaseSteps
+from tongban.server.usecases.clock_skew import ClockSkewWatch
 from tongban.server.usecases.clocks import ClockHooks
 from tongban.server.usecases.delivery import DeliveryDispatcher
 from tongban.server.usecases.ecert_records import ECertRecords
@@ -55,8 +57,9 @@ from tongban.server.usecases.inbox import HallInbox
 from tongban.server.usecases.matter_book import MatterBook
 from tongban.server.usecases.operations import Operations
 from tongban.server.usecases.outgoing import OutgoingPackets
+from tongban.server.usecases.reachability import StorageReachability
 from tongban.server.usecases.receive import ReceivePackets
-from tongban.server.usecases.retention import sweep_orphan_blobs
+from tongban.server.usecases.retention import CrashLeftovers, sweep_orphan_blobs
 from tongban.server.usecases.runtime import ActiveTransfers, DirectoryHolder, InboxNotifier
 from tongban.server.usecases.seal_keys import SealBook
 from tongban.server.usecases.seals import SealOffice
@@ -112,6 +115,10 @@ class RelayNode:
         if config.seals_dir is not None and (config.seals_dir / "ca.pem").exists():
             book = SealBook.load(config.seals_dir)
         self.transfers = transfers = ActiveTransfers()
+        self.clock_skew = ClockSkewWatch(
+            tolerance_seconds=config.clock_skew_tolerance_seconds,
+            refuse_seconds=config.clock_skew_refuse_seconds,
+        )
         notifier = InboxNotifier()
         self.peers = GrpcPeerTransport(
             PeerChannels(self._tls_chain, self._tls_key, config.limits.max_message_bytes)
@@ -126,6 +133,7 @@ class RelayNode:
             clock=clock,
             policy=config.delivery,
             transport=self.peers,
+            clock_skew=self.clock_skew,
         )
         self.seals = SealOffice(
             node_id=config.node_id,
@@ -136,6 +144,7 @@ class RelayNode:
             verification_url=config.verification_url,
             status_list_hours=config.status_list_hours,
             result_seal=config.result_seal,
+            clock_skew=self.clock_skew,
         )
         self.cases = CaseSteps(
             node_id=config.node_id,
@@ -193,9 +202,20 @@ class RelayNode:
         self.verification = DocumentVerification(
             roots=roots, directory=directory, seals=self.seals, clock=clock
         )
-        self._sweep = lambda: sweep_orphan_blobs(self.metadata, self.objects, transfers)
+        self.leftovers = CrashLeftovers(
+            objects=self.objects,
+            transfers=transfers,
+            clock=clock,
+            longest_transfer_seconds=config.longest_transfer_seconds,
+        )
         self.jobs = NodeJobs(config.node_id, self.metadata.engine)
         self.health = health.HealthServicer()
+        self.health_probe = HealthProbe(
+            self.health,
+            ("", *_SERVICES),
+            StorageReachability(metadata=self.metadata, objects=self.objects).problem,
+            interval=config.health_probe_seconds,
+        )
         self.idle_watchdog = IdleWatchdog(config.admission.idle_timeout_seconds)
         self.admission = Admission(
             mtls_lanes(config.admission), certificate_caller, self.idle_watchdog
@@ -283,15 +303,14 @@ class RelayNode:
                 raise
         if self.site is not None:
             self.web_port = self.site.start()
-        for name in ("", *_SERVICES):
-            self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
+        self.health_probe.start()
         self.dispatcher.start()
         self.jobs.start(
             delivery=self.dispatcher.dispatch_due,
             delivery_seconds=cfg.delivery.poll_interval,
             directory=self.directory.refresh,
             directory_seconds=cfg.directory_refresh_seconds,
-            orphans=self._sweep,
+            orphans=self.sweep_orphans,
             orphan_seconds=cfg.orphan_sweep_seconds,
             supervision=self.supervision.run,
             supervision_seconds=cfg.supervision_seconds,
@@ -343,6 +362,12 @@ class RelayNode:
         retries it later, so nothing is lost or stored twice.
         """
         grace = self.config.shutdown_grace_seconds if grace is None else grace
+        _log.info(
+            "node %s stopping: running calls get %.1f s to finish, then are cancelled",
+            self.config.node_id,
+            grace,
+        )
+        self.health_probe.stop()
         self.health.enter_graceful_shutdown()
         stopping = [s.stop(grace) for s in (self._server, self._public) if s is not None]
         if self.site is not None:
@@ -356,6 +381,11 @@ class RelayNode:
         self.objects.close()
         self.metadata.close()
         _log.info("node %s stopped", self.config.node_id)
+
+    def sweep_orphans(self) -> int:
+        """Remove blobs no committed packet names, and writes a crash cut off; how many."""
+        orphans = sweep_orphan_blobs(self.metadata, self.objects, self.transfers)
+        return orphans + self.leftovers.sweep()
 
     def wait(self) -> None:
         if self._server is not None:

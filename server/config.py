@@ -105,6 +105,9 @@ class DeliveryPolicy:
     poll_interval: float = 1.0
     # Small packets to one peer travel together, up to this many per call (1: never).
     batch_size: int = 64
+    # While a peer cannot be reached one item probes it, at most this many seconds apart;
+    # once it answers, its whole backlog is due at once.
+    max_peer_probe_interval: float = 5.0
 
     def backoff(self, attempts: int) -> float:
         """Seconds to wait after ``attempts`` failed attempts."""
@@ -186,6 +189,15 @@ class NodeConfig:
     status_list_hours: float = 24.0
     orphan_sweep_seconds: float = 3600.0
     supervision_seconds: float = 300.0
+    # A partial write (a .partial-* file not written to, an incomplete S3 multipart upload
+    # started) longer ago than this is a crash's leftover, and the orphan sweep removes it.
+    longest_transfer_seconds: float = 21600.0
+    # A peer's clock further off than this (seconds) is logged and counted; further than
+    # clock_skew_refuse_seconds from every peer's, this node refuses to seal.
+    clock_skew_tolerance_seconds: float = 5.0
+    clock_skew_refuse_seconds: float = 120.0
+    # How often the health check asks the database and the object store whether they answer.
+    health_probe_seconds: float = 5.0
     limits: Limits = field(default_factory=Limits)
     delivery: DeliveryPolicy = field(default_factory=DeliveryPolicy)
     admission: AdmissionPolicy = field(default_factory=AdmissionPolicy)
@@ -198,6 +210,9 @@ _SCHEMA: dict[str, dict[str, type]] = {
         "listen": str,
         "public_listen": str,
         "shutdown_grace_seconds": float,
+        "health_probe_seconds": float,
+        "clock_skew_tolerance_seconds": float,
+        "clock_skew_refuse_seconds": float,
     },
     "tls": {"cert": Path, "key": Path, "root": Path},
     "federation": {"directory": Path, "refresh_seconds": float},
@@ -208,6 +223,7 @@ _SCHEMA: dict[str, dict[str, type]] = {
         "s3_access_key": str,
         "s3_secret_key": str,
         "orphan_sweep_seconds": float,
+        "longest_transfer_seconds": float,
     },
     "matters": {"catalog": Path, "supervision_seconds": float},
     "seals": {"dir": Path, "result_seal": str, "verification_url": str, "status_list_hours": float},
@@ -409,6 +425,19 @@ def load_config(
                 "site's address; remove verification_url"
             )
         verification_url = web.site_url.rstrip("/") + "/v"
+    longest_transfer_seconds = get("storage", "longest_transfer_seconds", 21600.0)
+    if not longest_transfer_seconds > 0:
+        raise ConfigError("[storage] longest_transfer_seconds must be above 0")
+    health_probe_seconds = get("node", "health_probe_seconds", 5.0)
+    if not health_probe_seconds > 0:
+        raise ConfigError("[node] health_probe_seconds must be above 0")
+    skew_tolerance = get("node", "clock_skew_tolerance_seconds", 5.0)
+    skew_refuse = get("node", "clock_skew_refuse_seconds", 120.0)
+    if not 0 < skew_tolerance <= skew_refuse:
+        raise ConfigError(
+            "[node] clock_skew_tolerance_seconds must be above 0 and at most "
+            "clock_skew_refuse_seconds"
+        )
     return NodeConfig(
         node_id=need("node", "id"),
         listen=get("node", "listen", "127.0.0.1:50051"),
@@ -419,7 +448,11 @@ def load_config(
         result_seal=get("seals", "result_seal", ""),
         status_list_hours=get("seals", "status_list_hours", 24.0),
         orphan_sweep_seconds=get("storage", "orphan_sweep_seconds", 3600.0),
+        longest_transfer_seconds=longest_transfer_seconds,
         shutdown_grace_seconds=get("node", "shutdown_grace_seconds", 30.0),
+        health_probe_seconds=health_probe_seconds,
+        clock_skew_tolerance_seconds=skew_tolerance,
+        clock_skew_refuse_seconds=skew_refuse,
         tls_cert=need("tls", "cert"),
         tls_key=need("tls", "key"),
         root_cert=need("tls", "root"),

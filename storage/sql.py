@@ -42,6 +42,8 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sess
 from sqlalchemy.pool import ConnectionPoolEntry
 from sqlalchemy.sql.dml import Insert
 
+from tongban.storage.sql_faults import MetadataUnavailable, translate_connection_errors
+
 __all__ = [
     "Base",
     "CaseRow",
@@ -50,6 +52,7 @@ __all__ = [
     "EventRow",
     "LegRow",
     "MetadataStore",
+    "MetadataUnavailable",
     "OutboxRow",
     "PacketFileRow",
     "PacketRow",
@@ -501,10 +504,21 @@ def _make_engine(url: str) -> Engine:
         )
         event.listen(engine, "connect", _sqlite_pragmas)
         event.listen(engine, "begin", _sqlite_begin)
+        translate_connection_errors(engine)
         return engine
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
-    return create_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True)
+    engine = create_engine(
+        url,
+        pool_size=10,
+        max_overflow=10,
+        pool_pre_ping=True,
+        # A database that does not answer is reported as unreachable within seconds,
+        # not after the operating system's TCP timeout.
+        connect_args={"connect_timeout": 5},
+    )
+    translate_connection_errors(engine)
+    return engine
 
 
 def migrate(engine: Engine) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 __all__ = [
     "Busy",
+    "ClockSkewed",
     "Conflict",
     "IdleTimeout",
     "IllegalTransition",
@@ -98,3 +99,9 @@ class IdleTimeout(RelayError):
 class Unavailable(RelayError):
     code = "unavailable"
     retryable = True
+
+
+class ClockSkewed(RelayError):
+    """This node's clock disagrees with its peers' by more than it may seal or stamp with."""
+
+    code = "clock-skew"

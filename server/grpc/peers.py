@@ -40,6 +40,11 @@ _JUDGED = frozenset(
 )
 
 
+# Reconnect backoff of a channel to a peer: from half a second up to two seconds.
+_RECONNECT_INITIAL_MS = 500
+_RECONNECT_MAX_MS = 2000
+
+
 def _status(code: int) -> grpc.StatusCode:
     return next((c for c in grpc.StatusCode if c.value[0] == code), grpc.StatusCode.UNKNOWN)
 
@@ -60,8 +65,9 @@ def peer_call_failed(exc: grpc.RpcError) -> PeerCallFailed:
         code.name,
         details,
         retryable=_retryable(code, metadata),
-        # Over the peer's message limit, as opposed to a full lane (``busy:``).
-        too_large=code == grpc.StatusCode.RESOURCE_EXHAUSTED and not details.startswith("busy:"),
+        # Over the peer's message limit, as opposed to a full lane or a full disk.
+        too_large=code == grpc.StatusCode.RESOURCE_EXHAUSTED
+        and not details.startswith(("busy:", "storage-full:")),
     )
 
 
@@ -95,6 +101,12 @@ class PeerChannels:
                         ("grpc.ssl_target_name_override", node_host_name(peer.node_id)),
                         ("grpc.max_send_message_length", self._max),
                         ("grpc.max_receive_message_length", self._max),
+                        # gRPC's default reconnect backoff grows to two minutes, and calls
+                        # meanwhile fail on the cached error: a peer that is back must be
+                        # reached within seconds.
+                        ("grpc.initial_reconnect_backoff_ms", _RECONNECT_INITIAL_MS),
+                        ("grpc.min_reconnect_backoff_ms", _RECONNECT_INITIAL_MS),
+                        ("grpc.max_reconnect_backoff_ms", _RECONNECT_MAX_MS),
                     ],
                 )
                 self._channels[key] = channel

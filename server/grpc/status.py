@@ -27,6 +27,7 @@ from tongban.keys.errors import (
 from tongban.keys.identifiers import InvalidIdentifier
 from tongban.server.domain.errors import (
     Busy,
+    ClockSkewed,
     Conflict,
     IdleTimeout,
     IllegalTransition,
@@ -40,11 +41,20 @@ from tongban.server.domain.errors import (
     Unavailable,
 )
 from tongban.server.domain.matters import MatterError
-from tongban.storage.objects import ObjectNotFound, ObjectStoreError
+from tongban.storage.objects import (
+    ObjectNotFound,
+    ObjectStoreError,
+    ObjectStoreFull,
+    ObjectStoreUnavailable,
+)
+from tongban.storage.sql import MetadataUnavailable
 
 __all__ = [
+    "DATABASE_UNREACHABLE",
     "MAX_STATUS_MESSAGE",
+    "OBJECT_STORE_UNREACHABLE",
     "RETRYABLE_KEY",
+    "STORAGE_FULL",
     "abort_with",
     "guard",
     "guard_stream",
@@ -60,6 +70,14 @@ T = TypeVar("T")
 # Trailing metadata that says whether the same call may succeed later.
 RETRYABLE_KEY = "tongban-retryable"
 
+# What a caller is told when the node's own storage fails; the cause (the driver's or the
+# operating system's words) goes to the node's log, not to the caller.
+DATABASE_UNREACHABLE = "database-unavailable: the node's database is unreachable; try again later"
+OBJECT_STORE_UNREACHABLE = (
+    "object-store-unavailable: the node's object store is unreachable; try again later"
+)
+STORAGE_FULL = "storage-full: the node's storage is full; try again later"
+
 _STATUS: dict[type[RelayError], grpc.StatusCode] = {
     InvalidRequest: grpc.StatusCode.INVALID_ARGUMENT,
     NotFound: grpc.StatusCode.NOT_FOUND,
@@ -68,6 +86,7 @@ _STATUS: dict[type[RelayError], grpc.StatusCode] = {
     IntegrityFailure: grpc.StatusCode.DATA_LOSS,
     Conflict: grpc.StatusCode.ALREADY_EXISTS,
     IllegalTransition: grpc.StatusCode.FAILED_PRECONDITION,
+    ClockSkewed: grpc.StatusCode.FAILED_PRECONDITION,
     TooLarge: grpc.StatusCode.RESOURCE_EXHAUSTED,
     Busy: grpc.StatusCode.RESOURCE_EXHAUSTED,
     IdleTimeout: grpc.StatusCode.DEADLINE_EXCEEDED,
@@ -102,10 +121,16 @@ def status_of(exc: BaseException) -> tuple[grpc.StatusCode, str] | None:
         return grpc.StatusCode.INVALID_ARGUMENT, f"{exc.code}: {exc.message}"
     if isinstance(exc, MatterError):
         return grpc.StatusCode.INVALID_ARGUMENT, f"{exc.code}: {exc}"
+    if isinstance(exc, MetadataUnavailable):
+        return grpc.StatusCode.UNAVAILABLE, DATABASE_UNREACHABLE
     if isinstance(exc, ObjectNotFound):
         return grpc.StatusCode.DATA_LOSS, f"blob-missing: {exc}"
+    if isinstance(exc, ObjectStoreFull):
+        return grpc.StatusCode.RESOURCE_EXHAUSTED, STORAGE_FULL
+    if isinstance(exc, ObjectStoreUnavailable):
+        return grpc.StatusCode.UNAVAILABLE, OBJECT_STORE_UNREACHABLE
     if isinstance(exc, ObjectStoreError) and exc.retryable:
-        return grpc.StatusCode.UNAVAILABLE, f"object-store: {exc}"
+        return grpc.StatusCode.UNAVAILABLE, f"object-store: {exc.code}"
     if isinstance(exc, ObjectStoreError):
         # Not the caller's fault and not healed by retrying: the node's own store is wrong.
         return grpc.StatusCode.INTERNAL, f"object-store: {exc.code}"
@@ -126,12 +151,35 @@ def refusal_of(exc: BaseException, *, who: str) -> tuple[grpc.StatusCode, str]:
     code, message = mapped
     if len(message) > MAX_STATUS_MESSAGE:
         message = message[: MAX_STATUS_MESSAGE - 1] + "…"
-    _log.warning("refused %s: %s %s", who, code.name, message)
+    cause = _cause_of(exc)
+    if cause and cause not in message:
+        _log.warning("refused %s: %s %s (%s)", who, code.name, message, cause)
+    else:
+        _log.warning("refused %s: %s %s", who, code.name, message)
     return code, message
 
 
+def _cause_of(exc: BaseException) -> str:
+    """What the node's operator needs beyond the caller's message: the storage's own words."""
+    if isinstance(exc, MetadataUnavailable | ObjectStoreError):
+        return exc.message
+    return ""
+
+
 def abort_with(context: grpc.ServicerContext, exc: BaseException, *, who: str) -> NoReturn:
-    """Log a refused or failed call and end it with the mapped status and retry flag."""
+    """Log a refused or failed call and end it with the mapped status and retry flag.
+
+    A call that was cancelled (by the node's graceful shutdown once its grace period ran
+    out, or by the caller) ends its request stream with a bare ``grpc.RpcError``: that is
+    no failure of the node, and it is logged as what it is, without a traceback.
+    """
+    if isinstance(exc, grpc.RpcError) and not context.is_active():
+        _log.info(
+            "%s cancelled before it finished (the node is shutting down or the caller went "
+            "away); nothing of it was committed",
+            who,
+        )
+        context.abort(grpc.StatusCode.CANCELLED, "cancelled")
     code, message = refusal_of(exc, who=who)
     context.set_trailing_metadata(((RETRYABLE_KEY, "true" if retryable_of(exc) else "false"),))
     context.abort(code, message)

@@ -19,25 +19,26 @@ import itertools
 import json
 import logging
 import threading
-from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import suppress
-from datetime import timedelta
+from datetime import datetime, timedelta
 from functools import cache
-from typing import Protocol, cast
+from typing import cast
 
 from sqlalchemy import Table, and_, bindparam, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.dml import Update
 
-from tongban.keys.directory import NodeEntry
 from tongban.keys.envelope import Envelope, verify_envelope
 from tongban.keys.errors import KeysError
 from tongban.server.config import DeliveryPolicy, Limits
 from tongban.server.domain.statements import ACK_TYPE, RECEIPT_TYPE, EventAck, Receipt
+from tongban.server.usecases.clock_skew import ClockSkewWatch
+from tongban.server.usecases.delivery_transport import BatchOutcome, PeerCallFailed, PeerTransport
 from tongban.server.usecases.events import event_envelope
-from tongban.server.usecases.messages import DeliverOpening, DeliverPart, OutboxItem, OutgoingPacket
+from tongban.server.usecases.messages import DeliverOpening, OutboxItem, OutgoingPacket
 from tongban.server.usecases.outgoing import OutgoingPackets
+from tongban.server.usecases.peer_backoff import PeerBackoff, ReportingTransport
 from tongban.server.usecases.runtime import Clock, DirectoryHolder
 from tongban.storage.sql import (
     DeliveryRow,
@@ -55,65 +56,6 @@ _log = logging.getLogger("tongban.server.usecases.delivery")
 
 class _Refused(Exception):
     """The peer's answer did not check out (bad receipt, wrong ack)."""
-
-
-class PeerCallFailed(Exception):
-    """A call to a peer node ended without an answer: the peer refused it, or was not reached.
-
-    ``retryable`` is the peer's own word (or, for a call that never reached it, the
-    transport's): a refusal that is not retryable judged the content and parks the item.
-    ``too_large`` says the peer refused the size of a batch call, not its packets.
-    """
-
-    def __init__(
-        self, status: str, message: str, *, retryable: bool, too_large: bool = False
-    ) -> None:
-        super().__init__(f"{status}: {message}")
-        self.status = status
-        self.message = message
-        self.retryable = retryable
-        self.too_large = too_large
-
-
-@dataclasses.dataclass(frozen=True)
-class BatchOutcome:
-    """The peer's answer for one packet of a batch: a signed receipt, or a refusal."""
-
-    receipt: Envelope | None
-    duplicate: bool = False
-    refusal: PeerCallFailed | None = None
-
-
-class PeerTransport(Protocol):
-    """Calls to peer nodes, whatever carries them (gRPC over mTLS in the node)."""
-
-    def deliver(
-        self, peer: NodeEntry, parts: Iterator[DeliverPart], *, timeout: float
-    ) -> tuple[Envelope, bool]:
-        """Stream one packet; the peer's signed receipt and whether it held the packet already.
-
-        Raises:
-            PeerCallFailed: refused or not reached.
-        """
-        ...
-
-    def deliver_batch(
-        self, peer: NodeEntry, openings: Sequence[DeliverOpening], *, timeout: float
-    ) -> list[BatchOutcome]:
-        """Send packets with inline segments in one call; one outcome per packet, in order.
-
-        Raises:
-            PeerCallFailed: the whole call was refused or not reached.
-        """
-        ...
-
-    def push_event(self, peer: NodeEntry, event: Envelope, *, timeout: float) -> Envelope:
-        """Send one signed case event; the peer's signed acknowledgement.
-
-        Raises:
-            PeerCallFailed: refused or not reached.
-        """
-        ...
 
 
 # Calls at a time that carry batches of packets to one node. While one is on its way the
@@ -177,6 +119,7 @@ class DeliveryDispatcher:
         clock: Clock,
         policy: DeliveryPolicy,
         transport: PeerTransport,
+        clock_skew: ClockSkewWatch | None = None,
     ) -> None:
         self._metadata = metadata
         self._directory = directory
@@ -184,7 +127,10 @@ class DeliveryDispatcher:
         self._limits = limits
         self._clock = clock
         self._policy = policy
-        self._transport = transport
+        # Backoff is per peer: while one is down a single item probes it (peer_backoff).
+        self._peers = PeerBackoff(policy, clock)
+        self._skew = clock_skew
+        self._transport = ReportingTransport(transport, self._peers, self._peer_back)
         self._pool = ThreadPoolExecutor(policy.workers, thread_name_prefix="deliver")
         self._lock = threading.Lock()
         self._in_flight: set[int] = set()
@@ -218,7 +164,12 @@ class DeliveryDispatcher:
         with self._lock:
             for item in items:
                 lane = (item.dest_node, item.case_id)
-                if lane in self._busy or lane in self._unsettled or self._stopped.is_set():
+                if (
+                    lane in self._busy
+                    or lane in self._unsettled
+                    or self._stopped.is_set()
+                    or self._peers.held_back(item.dest_node)
+                ):
                     self._unsettled.add(lane)
                     continue
                 self._start(item)
@@ -300,6 +251,9 @@ class DeliveryDispatcher:
                     continue
                 if self._stopped.is_set() or started >= free:
                     break
+                # Last: a peer that is down lets this claim its one probe, which must start.
+                if self._peers.held_back(dest):
+                    continue
                 batchable = kind == "packet" and limits.travels_inline(total_size or 0)
                 self._start(OutboxItem(row_id, dest, case_id, kind, ref, batchable))
                 started += 1
@@ -334,10 +288,26 @@ class DeliveryDispatcher:
                 self._in_flight.discard(row.id)
                 self._held_bytes -= self._held.pop(row.id, 0)
                 self._busy.discard(lane)
+                self._peers.settled(row.dest_node)
                 rescan = rescan or lane in self._unsettled
         if rescan:
             # Something waits behind an item, or it failed: the scan decides what's next.
             self._wake.set()
+
+    def _peer_back(self, dest: str) -> None:
+        """A peer answers again: everything waiting for it is due now, and goes at once."""
+        now = self._clock()
+        with self._metadata.transaction() as session:
+            session.execute(
+                update(OutboxRow)
+                .where(
+                    OutboxRow.dest_node == dest,
+                    OutboxRow.state == "pending",
+                    OutboxRow.next_attempt_at > now,
+                )
+                .values(next_attempt_at=now)
+            )
+        self._wake.set()
 
     def _fail_with(self, row: OutboxItem, exc: BaseException) -> None:
         """Record a failed attempt: parked when the peer judged the content, else retried."""
@@ -373,10 +343,13 @@ class DeliveryDispatcher:
         parts = self._packets.parts(row.packet or self._packets.read(row.ref, row.dest_node))
         opening = next(parts)
         assert isinstance(opening, DeliverOpening)
+        sent = self._clock()
         receipt_env, duplicate = self._transport.deliver(
             peer, itertools.chain([opening], parts), timeout=self._policy.rpc_timeout
         )
+        answered = self._clock()
         receipt = self._checked_receipt(row, receipt_env, opening.statement.payload)
+        self._observe_clock(row.dest_node, sent, answered, receipt, duplicate=duplicate)
         self._complete([(row, receipt_env, receipt)])
         _log.info(
             "delivered packet %s to %s%s",
@@ -444,6 +417,7 @@ class DeliveryDispatcher:
     def _send_batch(
         self, dest: str, rows: list[OutboxItem], packets: dict[str, OutgoingPacket]
     ) -> None:
+        sent = self._clock()
         try:
             outcomes = self._transport.deliver_batch(
                 self._directory.current.node(dest),
@@ -465,6 +439,7 @@ class DeliveryDispatcher:
             for row in rows:
                 self._fail_with(row, exc)
             return
+        answered = self._clock()
         delivered: list[tuple[OutboxItem, Envelope, Receipt]] = []
         held = 0
         for row, outcome in zip(rows, outcomes, strict=True):
@@ -484,6 +459,8 @@ class DeliveryDispatcher:
             except Exception as exc:
                 self._fail_with(row, exc)
             else:
+                if not delivered:  # one stamp per call tells the peer's clock
+                    self._observe_clock(dest, sent, answered, receipt, duplicate=outcome.duplicate)
                 delivered.append((row, outcome.receipt, receipt))
                 held += outcome.duplicate
         if not delivered:
@@ -497,6 +474,14 @@ class DeliveryDispatcher:
         _log.info(
             "delivered %d packets to %s in one call (%d already held)", len(delivered), dest, held
         )
+
+    def _observe_clock(
+        self, dest: str, sent: datetime, answered: datetime, receipt: Receipt, *, duplicate: bool
+    ) -> None:
+        """Compare the peer's stamp on a fresh receipt with this node's send/answer times (a
+        duplicate's receipt carries the time of the first delivery)."""
+        if self._skew is not None and not duplicate:
+            self._skew.observe(dest, sent, answered, receipt.received_at)
 
     def _complete(self, delivered: list[tuple[OutboxItem, Envelope, Receipt]]) -> None:
         """Record signed receipts: the deliveries are done, their outbox items too."""

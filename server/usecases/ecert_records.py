@@ -21,7 +21,7 @@ from tongban.keys.seals import SealRecord
 from tongban.server.domain.errors import NotFound, Unavailable
 from tongban.server.usecases.runtime import DirectoryHolder
 from tongban.server.usecases.seals import SealOffice
-from tongban.storage.sql import ECertRow, MetadataStore, SealRow
+from tongban.storage.sql import ECertRow, MetadataStore, MetadataUnavailable, SealRow
 
 __all__ = ["ECertRecord", "ECertRecords"]
 
@@ -45,7 +45,7 @@ class ECertRecord:
 def _database() -> Iterator[None]:
     try:
         yield
-    except SQLAlchemyError:
+    except (SQLAlchemyError, MetadataUnavailable):
         raise Unavailable("the node's database cannot be reached; try again later") from None
 
 

@@ -19,6 +19,7 @@ from tongban.storage.sql import (
     DeliveryRow,
     ECertRow,
     MetadataStore,
+    MetadataUnavailable,
     OutboxRow,
     PacketRow,
     SealRow,
@@ -225,7 +226,7 @@ class Operations:
                 ecerts.update(
                     s.execute(select(ECertRow.status, func.count()).group_by(ECertRow.status)).all()
                 )
-        except SQLAlchemyError:
+        except (SQLAlchemyError, MetadataUnavailable):
             raise Unavailable("the node's database cannot be reached; try again later") from None
         return OperationsSnapshot(
             node_id=self.node_id,

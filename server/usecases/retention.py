@@ -1,22 +1,26 @@
-"""Removing blobs nothing refers to.
+"""Removing blobs nothing refers to, and writes a crash cut off.
 
 A node killed between storing a transfer's blobs and committing its metadata leaves blobs
 under an attempt prefix that no file row names; so does a delivery that lost a race to an
 identical one. They hold only ciphertext, but they are dead weight: this sweep removes every
-such blob that no transfer in this process is still writing.
+such blob that no transfer in this process is still writing. A node killed in the middle
+of writing a blob leaves the write itself (a ``.partial-*`` file, an incomplete S3
+multipart upload): :class:`CrashLeftovers` removes those once they are older than the
+longest transfer the node allows.
 """
 
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 
 from sqlalchemy import select
 
-from tongban.server.usecases.runtime import ActiveTransfers
+from tongban.server.usecases.runtime import ActiveTransfers, Clock
 from tongban.storage.objects import ObjectStore
 from tongban.storage.sql import MetadataStore, PacketFileRow
 
-__all__ = ["sweep_orphan_blobs"]
+__all__ = ["CrashLeftovers", "sweep_orphan_blobs"]
 
 _log = logging.getLogger("tongban.server.usecases.retention")
 _PREFIXES = ("out/", "in/")
@@ -45,3 +49,29 @@ def sweep_orphan_blobs(
     if removed:
         _log.info("removed %d orphaned blobs", removed)
     return removed
+
+
+class CrashLeftovers:
+    """Removes unfinished writes older than the longest transfer: no live transfer has one."""
+
+    def __init__(
+        self,
+        *,
+        objects: ObjectStore,
+        transfers: ActiveTransfers,
+        clock: Clock,
+        longest_transfer_seconds: float,
+    ) -> None:
+        self._objects = objects
+        self._transfers = transfers
+        self._clock = clock
+        self._longest = timedelta(seconds=longest_transfer_seconds)
+
+    def sweep(self) -> int:
+        """Remove the stale partial writes; return how many there were."""
+        removed = self._objects.remove_stale_partials(
+            self._clock() - self._longest, writing=self._transfers.active
+        )
+        if removed:
+            _log.info("removed %d unfinished writes left by a crash", removed)
+        return removed

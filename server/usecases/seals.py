@@ -49,6 +49,7 @@ from tongban.server.domain.errors import (
     NotFound,
     TooLarge,
 )
+from tongban.server.usecases.clock_skew import ClockSkewWatch
 from tongban.server.usecases.result_seal import result_seal_id
 from tongban.server.usecases.runtime import Clock
 from tongban.server.usecases.seal_image import render_seal_image
@@ -149,8 +150,10 @@ class SealOffice:
         verification_url: str,
         status_list_hours: float,
         result_seal: str = "",
+        clock_skew: ClockSkewWatch | None = None,
     ) -> None:
         self.node_id = node_id
+        self.clock_skew = clock_skew
         self.metadata = metadata
         self.keys = keys
         self.seals = book
@@ -160,6 +163,8 @@ class SealOffice:
         self.configured_result_seal = result_seal
 
     def _book(self) -> SealBook:
+        if self.clock_skew is not None:
+            self.clock_skew.check_for_sealing()  # a seal's time must be one others can trust
         if self.seals is None:
             raise IllegalTransition(f"node {self.node_id} has no seal CA configured ([seals] dir)")
         return self.seals

@@ -26,6 +26,7 @@ from tongban.storage.objects._base import (
     ObjectStore,
     ObjectStoreConfigError,
     ObjectStoreError,
+    ObjectStoreFull,
     ObjectStoreUnavailable,
     StoredObject,
 )
@@ -43,6 +44,7 @@ __all__ = [
     "ObjectStore",
     "ObjectStoreConfigError",
     "ObjectStoreError",
+    "ObjectStoreFull",
     "ObjectStoreUnavailable",
     "S3ObjectStore",
     "StoredObject",

@@ -6,6 +6,7 @@ import logging
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from types import TracebackType
 from typing import Protocol, Self
 
@@ -71,6 +72,14 @@ class ObjectStoreUnavailable(ObjectStoreError):
     """The store could not be reached or failed transiently (refused, timed out, 5xx)."""
 
     code = "object-store-unavailable"
+    retryable = True
+
+
+class ObjectStoreFull(ObjectStoreError):
+    """The store has no room left (the filesystem said ENOSPC or EDQUOT); smaller objects may
+    still fit, and freeing space heals it."""
+
+    code = "object-store-full"
     retryable = True
 
 
@@ -167,6 +176,22 @@ class ObjectStore(ABC):
         """Yield the keys that start with ``prefix``, in lexicographic order."""
 
     @abstractmethod
+    def remove_stale_partials(
+        self, older_than: datetime, *, writing: Callable[[str], bool] = lambda _key: False
+    ) -> int:
+        """Remove what writes cut off by a crash left behind; return how many were removed.
+
+        On a filesystem these are ``.partial-*`` files last written before ``older_than``;
+        on S3, incomplete multipart uploads started before it. One whose key (for a partial
+        file, its path relative to the store) ``writing`` says is still being written is
+        kept whatever its age.
+
+        Raises:
+            ValueError: ``older_than`` is naive.
+            ObjectStoreUnavailable: the store could not be reached (retryable).
+        """
+
+    @abstractmethod
     def close(self) -> None:
         """Release connections; the store must not be used afterwards."""
 
@@ -228,6 +253,13 @@ def _check_key(key: object, *, prefix: bool = False) -> str:
 def _check_length(length: int | None) -> None:
     if length is not None and length < 0:
         raise ValueError(f"length must be >= 0, not {length}")
+
+
+def _check_aware(moment: datetime) -> float:
+    """The POSIX timestamp of an aware datetime; a naive one is refused."""
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        raise ValueError("a moment must carry its time zone (an aware datetime)")
+    return moment.timestamp()
 
 
 def _check_chunk_size(chunk_size: int) -> None:

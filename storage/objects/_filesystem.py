@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import queue
 import stat
 import tempfile
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import suppress
+from datetime import datetime
 from pathlib import Path
 
 from tongban.storage.objects._base import (
@@ -19,7 +21,9 @@ from tongban.storage.objects._base import (
     ObjectNotFound,
     ObjectStore,
     ObjectStoreError,
+    ObjectStoreFull,
     StoredObject,
+    _check_aware,
     _check_chunk_size,
     _check_key,
     _check_length,
@@ -42,10 +46,15 @@ def _write_all(fd: int, data: memoryview) -> None:
         data = data[written:]
 
 
+# What the operating system says when the filesystem (or the user's quota) has no room.
+_FULL = frozenset({errno.ENOSPC, errno.EDQUOT})
+
+
 def _io_error(action: str, key: str, exc: OSError) -> ObjectStoreError:
-    return ObjectStoreError(
-        f"could not {action} object {key!r}: {exc.strerror or exc}", code="io-error"
-    )
+    message = f"could not {action} object {key!r}: {exc.strerror or exc}"
+    if exc.errno in _FULL:
+        return ObjectStoreFull(message)
+    return ObjectStoreError(message, code="io-error")
 
 
 class _HashingWriter:
@@ -311,6 +320,32 @@ class FilesystemObjectStore(ObjectStore):
     def list_keys(self, prefix: str = "") -> Iterator[str]:
         prefix = _check_key(prefix, prefix=True)
         return self._walk_prefix(prefix, partial=False)
+
+    def remove_stale_partials(
+        self, older_than: datetime, *, writing: Callable[[str], bool] = lambda _key: False
+    ) -> int:
+        cutoff = _check_aware(older_than)
+        removed = 0
+        dirs: set[Path] = set()
+        for dirpath, _dirnames, filenames in os.walk(self._root):
+            for name in filenames:
+                if not name.startswith(_PARTIAL_PREFIX):
+                    continue
+                path = Path(dirpath) / name
+                try:
+                    # The last write, not the first: a long transfer keeps its file fresh.
+                    if path.stat().st_mtime >= cutoff or writing(self._key_of(path)):
+                        continue
+                    path.unlink()
+                except FileNotFoundError:
+                    continue  # its write finished or gave up meanwhile
+                except OSError as exc:
+                    raise _io_error("delete", self._key_of(path), exc) from exc
+                removed += 1
+                dirs.add(path.parent)
+        for directory in sorted(dirs, key=lambda p: len(p.parts), reverse=True):
+            self._prune(directory)
+        return removed
 
     def close(self) -> None:
         """Nothing to release: every call opens and closes its own files."""

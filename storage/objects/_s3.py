@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from typing import Any, BinaryIO, cast
 
 import certifi
@@ -27,6 +28,7 @@ from tongban.storage.objects._base import (
     ObjectStoreError,
     ObjectStoreUnavailable,
     StoredObject,
+    _check_aware,
     _check_chunk_size,
     _check_key,
     _check_length,
@@ -371,6 +373,43 @@ class S3ObjectStore(ObjectStore):
                 self._bucket, prefix=prefix or None, recursive=True
             ):
                 yield str(obj.object_name)
+
+    def remove_stale_partials(
+        self, older_than: datetime, *, writing: Callable[[str], bool] = lambda _key: False
+    ) -> int:
+        cutoff = _check_aware(older_than)
+        stale = [
+            (key, upload_id)
+            for key, upload_id, started in self._incomplete_uploads()
+            if started is not None and started.timestamp() < cutoff and not writing(key)
+        ]
+        for key, upload_id in stale:
+            with _s3_call(f"abort the upload of {key!r}"):
+                try:
+                    self._client._abort_multipart_upload(self._bucket, key, upload_id)
+                except S3Error as exc:
+                    if exc.code != "NoSuchUpload":  # completed or aborted meanwhile
+                        raise
+        return len(stale)
+
+    def _incomplete_uploads(self) -> Iterator[tuple[str, str, datetime | None]]:
+        """Every incomplete multipart upload in the bucket: key, upload id, start time."""
+        key_marker: str | None = None
+        upload_marker: str | None = None
+        while True:
+            with _s3_call(f"list the incomplete uploads of {self._bucket!r}"):
+                page = self._client._list_multipart_uploads(
+                    self._bucket, key_marker=key_marker, upload_id_marker=upload_marker
+                )
+            for upload in page.uploads:
+                if upload.upload_id:
+                    yield upload.object_name, upload.upload_id, upload.initiated_time
+            if not page.is_truncated or not page.uploads:
+                return
+            # The page's own next markers are not parsed reliably by every client version;
+            # the last upload listed is where the next page starts.
+            key_marker = page.uploads[-1].object_name
+            upload_marker = page.uploads[-1].upload_id
 
     def close(self) -> None:
         self._http.clear()

@@ -112,6 +112,25 @@ def test_environment_overrides_the_file(tmp_path: Path) -> None:
         ),
         ("[admission]\npeer_calls = 0\n", {}, "[admission] peer_calls must be at least 1"),
         (
+            "",
+            {"TONGBAN_NODE_HEALTH_PROBE_SECONDS": "0"},
+            "[node] health_probe_seconds must be above 0",
+        ),
+        (
+            "",
+            {"TONGBAN_STORAGE_LONGEST_TRANSFER_SECONDS": "0"},
+            "[storage] longest_transfer_seconds must be above 0",
+        ),
+        (
+            "",
+            {
+                "TONGBAN_NODE_CLOCK_SKEW_TOLERANCE_SECONDS": "30",
+                "TONGBAN_NODE_CLOCK_SKEW_REFUSE_SECONDS": "10",
+            },
+            "[node] clock_skew_tolerance_seconds must be above 0 and at most "
+            "clock_skew_refuse_seconds",
+        ),
+        (
             "[admission]\nhall_calls = 8\nhall_calls_per_caller = 9\n",
             {},
             "[admission] hall_calls_per_caller must not exceed hall_calls",

@@ -51,6 +51,10 @@ RANGES: dict[tuple[str, str], st.SearchStrategy[Any]] = {
     ("web", "requests_per_minute"): st.integers(1, 1 << 30),
     # Admission: every count at least 1, a caller's share never above its lane's.
     ("admission", "idle_timeout_seconds"): st.floats(0.001, 1e6, allow_nan=False),
+    ("node", "health_probe_seconds"): st.floats(0.001, 1e6, allow_nan=False),
+    ("storage", "longest_transfer_seconds"): st.floats(0.001, 1e6, allow_nan=False),
+    ("node", "clock_skew_tolerance_seconds"): st.floats(0.001, 10.0, allow_nan=False),
+    ("node", "clock_skew_refuse_seconds"): st.floats(10.0, 1e6, allow_nan=False),
     **{
         # The smallest lane's default is 8 calls.
         ("admission", key): st.integers(1, 8)

@@ -639,7 +639,7 @@ def test_filesystem_write_failure_in_the_writer_thread_is_reported(
     with pytest.raises(ObjectStoreError) as raised:
         store.put_stream("p/big", iter(chunks))
     assert str(raised.value) == "could not write object 'p/big': No space left on device"
-    assert raised.value.code == "io-error"
+    assert raised.value.code == "object-store-full"  # ENOSPC: the store is full
     assert len(writes) == 3  # nothing was written after the failure
     monkeypatch.undo()
     assert not store.exists("p/big")
