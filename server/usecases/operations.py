@@ -6,15 +6,18 @@ Prometheus metrics. A database that cannot be reached is :class:`Unavailable`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from tongban.keys.ecert import ECertStatus
+from tongban.server.domain.deadlines import Card
 from tongban.server.domain.errors import Unavailable
 from tongban.server.usecases.runtime import Clock, DirectoryHolder
+from tongban.storage.deadline_tables import CaseClockRow
 from tongban.storage.sql import (
     DeliveryRow,
     ECertRow,
@@ -87,12 +90,27 @@ class OperationsSnapshot:
     seals_revoked: int
     ecerts: dict[str, int]  # status -> count
     keys: tuple[KeyLine, ...]
+    # Open cases (clock not closed) by the most serious card they hold: "none", "yellow",
+    # "red", "overdue", "legal_overdue".
+    cards: dict[str, int] = field(default_factory=dict)
 
     def age_of_oldest(self, line: OutboxLine) -> float:
         """Seconds the oldest queued item for ``line``'s destination has waited."""
         if line.oldest_created_at is None:
             return 0.0
         return max(0.0, (self.at - line.oldest_created_at).total_seconds())
+
+
+_SEVERITY = ("none", *(card.value for card in Card))
+
+
+def _open_cases_by_card(issued: Iterable[str]) -> dict[str, int]:
+    """How many open cases hold each card as their most serious one (``none``: no card)."""
+    counts = dict.fromkeys(_SEVERITY, 0)
+    for listed in issued:
+        held = [c for c in listed.split(",") if c in counts] or ["none"]
+        counts[max(held, key=_SEVERITY.index)] += 1
+    return counts
 
 
 def _delivery(d: DeliveryRow, stored_at: datetime) -> DeliveryLine:
@@ -222,6 +240,9 @@ class Operations:
                     )
                     or 0
                 )
+                cards = _open_cases_by_card(
+                    s.scalars(select(CaseClockRow.cards).where(CaseClockRow.state != "closed"))
+                )
                 ecerts = {status.value: 0 for status in ECertStatus}
                 ecerts.update(
                     s.execute(select(ECertRow.status, func.count()).group_by(ECertRow.status)).all()
@@ -241,4 +262,5 @@ class Operations:
             seals_revoked=revoked,
             ecerts=ecerts,
             keys=self._keys(),
+            cards=cards,
         )

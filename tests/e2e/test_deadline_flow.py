@@ -25,6 +25,7 @@ from tongban.keys.pki import load_certificates
 from tongban.server.app import RelayNode
 from tongban.server.domain.deadlines import Card, schedule
 from tongban.server.usecases.clocks import pauses_of
+from tongban.server.usecases.operations import Operations
 from tongban.storage.deadline_tables import CaseCardRow, CaseClockRow, DefaultNoticeRow
 from tongban.storage.sql import EventRow
 
@@ -161,6 +162,17 @@ def test_yellow_red_then_approved_by_default_with_a_sealed_notice(
     assert wh_node.supervision.run(due[Card.YELLOW]).changed == 0
     [line] = [s for s in wh_node.supervision.listing() if s.case_id == case_id]
     assert line.card == "yellow" and line.remaining_working_days is not None
+    # The operations view counts the open case under its card.
+    ops = Operations(
+        node_id="420100", metadata=wh_node.metadata, directory=wh_node.directory, clock=clock
+    )
+    assert ops.snapshot().cards == {
+        "none": 0,
+        "yellow": 1,
+        "red": 0,
+        "overdue": 0,
+        "legal_overdue": 0,
+    }
 
     clock.move_to(due[Card.RED])
     assert wh_node.supervision.run(due[Card.RED]).cards == {"red": 1}
