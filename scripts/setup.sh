@@ -19,6 +19,9 @@ if [[ $want_test == 1 ]]; then
   # Independent PDF checkers the seal tests run against sealed PDFs.
   apt_packages+=(poppler-utils qpdf)
   test_programs+=(pdfsig qpdf)
+  # sm-crypto, the SM2 library of browser OFD viewers, checks GB/T 38540 seals (tests/node).
+  apt_packages+=(nodejs npm)
+  test_programs+=(node npm)
 fi
 missing=()
 for p in "${apt_packages[@]}"; do
@@ -49,3 +52,7 @@ if [[ ! -x .venv/bin/python ]]; then
 fi
 .venv/bin/python -m pip install -q --upgrade pip >/dev/null
 .venv/bin/python -m pip install -q -e ".[dev]"
+if [[ $want_test == 1 ]]; then
+  # Project-local node_modules for the JavaScript verifiers, exactly as package-lock.json pins.
+  (cd tests/node && npm ci --no-audit --no-fund --silent)
+fi
