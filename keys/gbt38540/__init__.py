@@ -19,6 +19,13 @@ from tongban.keys.gbt38540.certificates import (
     issue_sm2_certificate,
     read_sm2_certificate,
 )
+from tongban.keys.gbt38540.ofd import (
+    OfdReference,
+    OfdSignature,
+    read_ofd_signature,
+    render_result_ofd,
+    sign_ofd,
+)
 from tongban.keys.gbt38540.sealing import (
     SEAL_TYPE_ORGANIZATION,
     SEAL_VERSION,
@@ -32,23 +39,38 @@ from tongban.keys.gbt38540.sealing import (
     sign_document,
     sm3_of,
 )
+from tongban.keys.gbt38540.verifier import (
+    FORMAT_OFD,
+    FORMAT_SES,
+    Gbt38540Verifier,
+    gbt38540_verification_result,
+)
 
 __all__ = [
+    "FORMAT_OFD",
+    "FORMAT_SES",
     "SEAL_TYPE_ORGANIZATION",
     "SEAL_VERSION",
     "SUPPORTED_VERSIONS",
     "Gbt38540FormatError",
+    "Gbt38540Verifier",
+    "OfdReference",
+    "OfdSignature",
     "SealPicture",
     "Sm2CertificateFacts",
     "Sm2ChainError",
     "Sm2Role",
     "check_sm2_path",
+    "gbt38540_verification_result",
     "issue_sm2_certificate",
     "make_seal",
+    "read_ofd_signature",
     "read_seal",
     "read_signature",
     "read_sm2_certificate",
+    "render_result_ofd",
     "seal_certificates",
     "sign_document",
+    "sign_ofd",
     "sm3_of",
 ]

@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import BinaryIO
+from typing import IO
 
 from asn1crypto import core
 from cryptography.hazmat.primitives import hashes
@@ -61,7 +61,7 @@ SEAL_TYPE_ORGANIZATION = 1
 """``SES_ESPropertyInfo.type`` of an organisation's seal (单位印章)."""
 
 _CHUNK = 1 << 20
-DocumentSource = Path | bytes | BinaryIO
+DocumentSource = Path | bytes | IO[bytes]
 
 
 class Gbt38540FormatError(BadPeerData):

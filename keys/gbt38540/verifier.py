@@ -43,6 +43,7 @@ from tongban.keys.gbt38540.certificates import (
     check_sm2_path,
     read_sm2_certificate,
 )
+from tongban.keys.gbt38540.ofd import SM3_OID, OfdSignature, read_ofd_signature
 from tongban.keys.gbt38540.sealing import (
     DocumentSource,
     Gbt38540FormatError,
@@ -163,6 +164,95 @@ class Gbt38540Verifier:
         except OSError as exc:
             checks.undecided("format", SubIndication.SIGNED_DATA_NOT_FOUND, f"cannot read: {exc}")
         return checks.report(at, FORMAT_SES)
+
+    def ofd_result(self, ofd: Path | bytes, *, at: datetime) -> SealVerificationReport:
+        """Verify a signed OFD document (its last signature); never raises for bad input.
+
+        Raises:
+            CallerError: ``at`` is naive.
+        """
+        at = require_aware(at, "at")
+        checks = _Checks()
+        try:
+            found = read_ofd_signature(ofd)
+            parsed = read_signature(found.signed_value)
+            checks.passed(
+                "format",
+                f"OFD (GB/T 33190) with {found.signature_count} signature(s), the last one "
+                f"verified: {found.signature_xml_path}, SES_Signature version "
+                f"{parsed['to_sign']['version'].native}",
+            )
+            self._check_ofd_files(found, parsed, checks)
+            self.judge(parsed, sm3_of(found.signature_xml), checks, at)
+        except Gbt38540FormatError as exc:
+            checks.failed("format", SubIndication.FORMAT_FAILURE, exc.message)
+        except OSError as exc:
+            checks.undecided("format", SubIndication.SIGNED_DATA_NOT_FOUND, f"cannot read: {exc}")
+        return checks.report(at, FORMAT_OFD)
+
+    def _check_ofd_files(self, found: OfdSignature, parsed: SesSignature, checks: _Checks) -> None:
+        """The OFD's own checks: what Signature.xml protects, and what it leaves out."""
+        named = str(parsed["to_sign"]["property_info"].native)
+        if named.lstrip("/") != found.signature_xml_path:
+            checks.failed(
+                "ofd_references",
+                SubIndication.SIG_CONSTRAINTS_FAILURE,
+                f"the signature was made for {named!r}, not for /{found.signature_xml_path}",
+            )
+            return
+        if found.check_method != SM3_OID:
+            checks.undecided(
+                "ofd_references",
+                SubIndication.CRYPTO_CONSTRAINTS_FAILURE,
+                f"check method {found.check_method} is not SM3",
+            )
+            return
+        removed = [r.path for r in found.references if r.path not in found.digests]
+        changed = [
+            r.path
+            for r in found.references
+            if r.path in found.digests and found.digests[r.path] != r.check_value
+        ]
+        if removed or changed:
+            parts = []
+            if changed:
+                parts.append(f"protected file(s) changed: {', '.join(sorted(changed))}")
+            if removed:
+                parts.append(f"protected file(s) removed: {', '.join(sorted(removed))}")
+            checks.failed("ofd_references", SubIndication.HASH_FAILURE, "; ".join(parts))
+        else:
+            checks.passed(
+                "ofd_references",
+                f"all {len(found.references)} protected files match their SM3 check values",
+            )
+        own_folder = found.signature_xml_path.rsplit("/", 1)[0] + "/"
+        covered = {r.path for r in found.references}
+        extra = sorted(
+            path
+            for path in found.digests
+            if path not in covered
+            and not path.startswith(own_folder)
+            and not path.endswith("/Signatures.xml")
+        )
+        if extra:
+            checks.failed(
+                "ofd_coverage",
+                SubIndication.SIG_CONSTRAINTS_FAILURE,
+                f"file(s) the signature does not cover: {', '.join(extra)}; it covers "
+                f"{len(covered)} file(s): {', '.join(sorted(covered))}",
+            )
+        else:
+            checks.passed(
+                "ofd_coverage",
+                f"the signature covers every file but the signature list and its own folder "
+                f"({len(covered)} files)",
+            )
+        if found.seal_file is not None and found.seal_file != parsed["to_sign"]["eseal"].dump():
+            checks.failed(
+                "ofd_seal_file",
+                SubIndication.SIG_CONSTRAINTS_FAILURE,
+                "the seal file the stamp shows is not the seal inside the signature",
+            )
 
     def judge(
         self, parsed: SesSignature, actual_hash: bytes, checks: _Checks, at: datetime
