@@ -45,6 +45,7 @@ from tongban.server.jobs import NodeJobs
 from tongban.server.usecases.cases import CaseSteps
 from tongban.server.usecases.delivery import DeliveryDispatcher
 from tongban.server.usecases.inbox import HallInbox
+from tongban.server.usecases.national_seals import NationalSealBook, NationalSeals
 from tongban.server.usecases.outgoing import OutgoingPackets
 from tongban.server.usecases.receive import ReceivePackets
 from tongban.server.usecases.retention import sweep_orphan_blobs
@@ -95,6 +96,14 @@ class RelayNode:
         book = None
         if config.seals_dir is not None and (config.seals_dir / "ca.pem").exists():
             book = SealBook.load(config.seals_dir)
+        national = None
+        if config.seals_dir is not None and (config.seals_dir / "national" / "ca.der").exists():
+            national = NationalSeals(
+                node_id=config.node_id,
+                metadata=self.metadata,
+                book=NationalSealBook.load(config.seals_dir / "national"),
+                clock=clock,
+            )
         self.transfers = transfers = ActiveTransfers()
         notifier = InboxNotifier()
         self.peers = GrpcPeerTransport(
@@ -120,6 +129,7 @@ class RelayNode:
             verification_url=config.verification_url,
             status_list_hours=config.status_list_hours,
             result_seal=config.result_seal,
+            national=national,
         )
         self.cases = CaseSteps(
             node_id=config.node_id,
