@@ -16,6 +16,7 @@ certificate valid at the moment asked about, the top one a given root (byte for 
 from __future__ import annotations
 
 import enum
+import functools
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -156,8 +157,9 @@ def issue_sm2_certificate(
     return der
 
 
+@functools.lru_cache(maxsize=256)
 def read_sm2_certificate(der: bytes) -> Sm2CertificateFacts:
-    """Read an SM2 certificate's facts.
+    """Read an SM2 certificate's facts (remembered: a verifier meets the same few often).
 
     Raises:
         BadPeerData: not a readable X.509 certificate.
@@ -187,13 +189,16 @@ def read_sm2_certificate(der: bytes) -> Sm2CertificateFacts:
         raise BadPeerData(f"not a readable X.509 certificate: {exc}") from None
 
 
-def _signature_checks(child: bytes, issuer: Sm2CertificateFacts) -> bool:
+@functools.lru_cache(maxsize=1024)
+def _signature_checks(child: bytes, issuer_public_key: bytes) -> bool:
+    # A pure function of the two byte strings: remembered, so that a verifier checking many
+    # documents of a few seals does not verify the same certificates again.
     cert = x509.Certificate.load(child)
     if cert["signature_algorithm"]["algorithm"].dotted != SM2_SM3_OID:
         return False
     try:
         verify_sm2_signature(
-            issuer.public_key_der, cert["signature_value"].native, cert["tbs_certificate"].dump()
+            issuer_public_key, cert["signature_value"].native, cert["tbs_certificate"].dump()
         )
     except SignatureError:
         return False
@@ -229,7 +234,9 @@ def check_sm2_path(
             for c in candidates
             if c.subject == current.issuer and c.is_ca and c.der != current.der
         ]
-        issuer = next((c for c in issuers if _signature_checks(current.der, c)), None)
+        issuer = next(
+            (c for c in issuers if _signature_checks(current.der, c.public_key_der)), None
+        )
         if issuer is None:
             reason = (
                 "whose signature does not verify with its issuer's SM2 key"

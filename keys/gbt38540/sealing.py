@@ -17,6 +17,7 @@ Example:
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -209,14 +210,11 @@ def sign_document(
     at = require_aware(at, "at")
     if not property_info.isascii():
         raise CallerError("propertyInfo is an IA5String: ASCII only")
-    parsed = read_seal(seal)
-    prop = parsed["e_seal_info"]["property"]
-    if not prop["valid_start"].native <= at <= prop["valid_end"].native:
+    start, end, listed = _seal_terms(bytes(seal))
+    if not start <= at <= end:
         raise CallerError(
-            f"the seal is valid {prop['valid_start'].native.isoformat()} .. "
-            f"{prop['valid_end'].native.isoformat()}, not at {at.isoformat()}"
+            f"the seal is valid {start.isoformat()} .. {end.isoformat()}, not at {at.isoformat()}"
         )
-    listed = seal_certificates(parsed)
     digest = hashlib.sha256(signer_certificate).digest()
     if bytes(signer_certificate) not in listed and not any(
         isinstance(entry, tuple) and entry[1] == digest for entry in listed
@@ -225,7 +223,8 @@ def sign_document(
     tbs = TbsSign(
         {
             "version": SEAL_VERSION,
-            "eseal": parsed,
+            # The seal as it was read: embedded byte for byte, never re-encoded.
+            "eseal": SesSeal.load(seal),
             "time_info": _generalized(at),
             "data_hash": sm3_of(document),
             "property_info": property_info,
@@ -244,6 +243,16 @@ def sign_document(
     )
     der: bytes = signature.dump()
     return der
+
+
+@functools.lru_cache(maxsize=64)
+def _seal_terms(
+    seal: bytes,
+) -> tuple[datetime, datetime, tuple[bytes, ...] | tuple[tuple[str, bytes], ...]]:
+    """A seal's window and certificate list, read once per seal (a node seals many files)."""
+    parsed = read_seal(seal)
+    prop = parsed["e_seal_info"]["property"]
+    return prop["valid_start"].native, prop["valid_end"].native, seal_certificates(parsed)
 
 
 def _version_at(der: bytes, path: Sequence[int], what: str) -> int:
@@ -293,11 +302,17 @@ def read_seal(der: bytes) -> SesSeal:
     except (ValueError, TypeError) as exc:
         raise Gbt38540FormatError(f"not a DER SES_Seal: {exc}") from None
     _full_parse(seal, "SES_Seal")
-    if seal["e_seal_info"]["header"]["id"].native != "ES":
-        raise Gbt38540FormatError('the seal header\'s id is not "ES"')
-    if seal["e_seal_info"]["property"]["cert_list_type"].native not in (1, 2):
-        raise Gbt38540FormatError("the seal's certListType is neither 1 nor 2")
+    _check_seal_fields(seal)
     return seal
+
+
+def _check_seal_fields(seal: SesSeal) -> None:
+    info = seal["e_seal_info"]
+    _check_version(int(info["header"]["version"].native), "an SES_Seal")
+    if info["header"]["id"].native != "ES":
+        raise Gbt38540FormatError('the seal header\'s id is not "ES"')
+    if info["property"]["cert_list_type"].native not in (1, 2):
+        raise Gbt38540FormatError("the seal's certListType is neither 1 nor 2")
 
 
 def read_signature(der: bytes) -> SesSignature:
@@ -312,5 +327,5 @@ def read_signature(der: bytes) -> SesSignature:
     except (ValueError, TypeError) as exc:
         raise Gbt38540FormatError(f"not a DER SES_Signature: {exc}") from None
     _full_parse(signature, "SES_Signature")
-    read_seal(signature["to_sign"]["eseal"].dump())
+    _check_seal_fields(signature["to_sign"]["eseal"])
     return signature

@@ -71,6 +71,7 @@ FORMAT_OFD = "gbt38540-ofd"
 """``report.format`` of a signed OFD document."""
 
 _MAX_SES = 4 << 20
+_REMEMBERED = 1024
 
 
 @dataclass
@@ -140,6 +141,9 @@ class Gbt38540Verifier:
         self._intermediates = tuple(bytes(i) for i in intermediates)
         self._records = tuple(seals)
         self._by_fingerprint = {r.certificate_fingerprint: r for r in self._records}
+        # Seal makers' signatures already verified (key, signature, seal info digest): every
+        # document sealed with one seal carries the same one.
+        self._makers_verified: set[bytes] = set()
 
     def result(
         self, document: DocumentSource, *, signature: bytes | Path, at: datetime
@@ -339,8 +343,13 @@ class Gbt38540Verifier:
                 f"{whose} signature algorithm {algorithm} is not SM2 with SM3",
             )
             return
+        remembered = name == "seal_signature"
+        known = hashlib.sha256(cert.public_key_der + signature + data).digest()
         try:
-            verify_sm2_signature(cert.public_key_der, signature, data)
+            if not (remembered and known in self._makers_verified):
+                verify_sm2_signature(cert.public_key_der, signature, data)
+                if remembered and len(self._makers_verified) < _REMEMBERED:
+                    self._makers_verified.add(known)
         except SignatureError:
             checks.failed(
                 name,
@@ -354,13 +363,8 @@ class Gbt38540Verifier:
     def _check_listed(self, parsed: SesSignature, checks: _Checks) -> None:
         cert = bytes(parsed["cert"].native)
         listed = seal_certificates(parsed["to_sign"]["eseal"])
-        digests = {
-            "sha256": hashlib.sha256(cert).digest(),
-            "sm3": sm3_of(cert),
-        }
         found = cert in listed or any(
-            isinstance(entry, tuple) and digests.get(entry[0].lower()) == entry[1]
-            for entry in listed
+            isinstance(entry, tuple) and _digest(entry[0], cert) == entry[1] for entry in listed
         )
         if found:
             checks.passed("seal_certificate_list", "the signer's certificate is in the seal's list")
@@ -453,6 +457,16 @@ class Gbt38540Verifier:
             )
             return
         checks.passed(name, f"seal registered and not revoked at {format_time(moment)}")
+
+
+def _digest(algorithm: str, data: bytes) -> bytes | None:
+    """A certificate digest as a seal's certDigestList names it; None for other algorithms."""
+    name = algorithm.lower()
+    if name in ("sm3", SM3_OID):
+        return sm3_of(data)
+    if name in ("sha256", "sha-256"):
+        return hashlib.sha256(data).digest()
+    return None
 
 
 def gbt38540_verification_result(
