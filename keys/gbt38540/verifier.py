@@ -52,7 +52,7 @@ from tongban.keys.gbt38540.sealing import (
     sm3_of,
 )
 from tongban.keys.gbt38540.structures import SesSignature
-from tongban.keys.seals import SealRecord
+from tongban.keys.seals import RevocationReason, SealRecord
 from tongban.keys.signing import SM2_SM3_OID, verify_sm2_signature
 from tongban.keys.verification import (
     CheckOutcome,
@@ -446,6 +446,22 @@ class Gbt38540Verifier:
                 SubIndication.REVOKED,
                 f"seal {record.seal_id} was revoked at {format_time(record.revoked_at)} "
                 f"({record.revocation_text}), not later than the signing time",
+            )
+            return
+        reason = record.revocation_reason or RevocationReason.UNSPECIFIED
+        if (
+            record.revoked_at is not None
+            and at >= record.revoked_at
+            and (reason.key_possibly_compromised)
+        ):
+            # timeInfo is the signer's word; after a compromise the thief writes any time
+            # (ADR 0006). The national format's optional time stamp is not read yet.
+            checks.undecided(
+                name,
+                SubIndication.REVOKED_NO_POE,
+                f"the key of seal {record.seal_id} was revoked at "
+                f"{format_time(record.revoked_at)} ({record.revocation_text}); the signing time "
+                f"{format_time(moment)} is only the signer's claim",
             )
             return
         if not record.not_before <= moment <= record.not_after:

@@ -229,3 +229,24 @@ def test_revoked_seal_is_invalid_at_and_after_revocation() -> None:
     assert report.check("key_validity").detail.startswith(
         f"seal {SEAL_ID} was revoked at 2026-03-02T08:30:00.000000Z"
     )
+
+
+@pytest.mark.parametrize(
+    ("reason", "outcome", "sub"),
+    [
+        ("keyCompromise", CheckOutcome.INDETERMINATE, SubIndication.REVOKED_NO_POE),
+        ("unspecified", CheckOutcome.INDETERMINATE, SubIndication.REVOKED_NO_POE),
+        ("superseded", CheckOutcome.PASSED, None),
+    ],
+)
+def test_signature_claimed_before_a_revocation(
+    reason: str, outcome: CheckOutcome, sub: SubIndication | None
+) -> None:
+    """ADR 0006: a claimed time before a compromise proves nothing; before an orderly
+    retirement it is believed."""
+    pki = sm2_pki()
+    revoked = _record(pki).revoked(NOW + timedelta(hours=1), reason)
+    verifier = Gbt38540Verifier([pki.root], [revoked], intermediates=[pki.ca])
+    report = verifier.result(DOCUMENT, signature=_sign(), at=NOW + timedelta(days=1))
+    assert report.check("key_validity").outcome is outcome
+    assert report.sub_indication is sub
