@@ -20,7 +20,9 @@ if [[ $want_test == 1 ]]; then
   apt_packages+=(poppler-utils qpdf)
   test_programs+=(pdfsig qpdf)
   # sm-crypto, the SM2 library of browser OFD viewers, checks GB/T 38540 seals (tests/node).
-  apt_packages+=(nodejs npm)
+  # npm comes with NodeSource's nodejs and conflicts with Debian's npm package: it is added
+  # below only where the nodejs installed brings none.
+  apt_packages+=(nodejs)
   test_programs+=(node npm)
 fi
 missing=()
@@ -33,6 +35,14 @@ if ((${#missing[@]})); then
   echo "installing system packages: ${missing[*]}"
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+if [[ $want_test == 1 ]] && ! command -v npm >/dev/null; then
+  SUDO=""
+  [[ $(id -u) -ne 0 ]] && SUDO="sudo"
+  echo "installing system packages: npm"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends npm >/dev/null
 fi
 
 if [[ $want_test == 1 ]]; then
