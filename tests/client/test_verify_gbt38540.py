@@ -107,3 +107,19 @@ def test_verify_signed_ofd(
     assert code == 0, report["summary"]
     assert report["format"] == "gbt38540-ofd"
     assert [c["name"] for c in report["checks"]][:3] == ["format", "ofd_references", "ofd_coverage"]
+
+
+def test_the_sdk_offers_the_national_verifier(tmp_path: Path) -> None:
+    from tongban.client.verify import Indication, gbt38540_verification_result
+
+    pki = sm2_pki()
+    document = _ses(tmp_path)
+    report = gbt38540_verification_result(
+        document,
+        signature=Path(f"{document}.ses"),
+        roots=[pki.root],
+        intermediates=[pki.ca],
+        seals=[_record(pki)],
+        at=NOW,
+    )
+    assert report.indication is Indication.VALID, report.summary
