@@ -214,3 +214,26 @@ def test_a_second_signature_covers_the_first() -> None:
         report.check("ofd_references").detail
         == "all 7 protected files match their SM3 check values"
     )
+
+
+def test_signature_made_for_another_signature_xml_is_refused() -> None:
+    files = _files(_signed())
+    files["Doc_0/Signs/Sign_7/Signature.xml"] = files.pop("Doc_0/Signs/Sign_0/Signature.xml")
+    files["Doc_0/Signs/Signatures.xml"] = files["Doc_0/Signs/Signatures.xml"].replace(
+        b"Sign_0/Signature.xml", b"Sign_7/Signature.xml"
+    )
+    report = _verifier().ofd_result(_repack(files), at=NOW)
+    assert report.check("ofd_references").detail == (
+        "the signature was made for '/Doc_0/Signs/Sign_0/Signature.xml', not for "
+        "/Doc_0/Signs/Sign_7/Signature.xml"
+    )
+    assert report.sub_indication is SubIndication.SIG_CONSTRAINTS_FAILURE
+
+
+def test_check_method_other_than_sm3_is_not_accepted() -> None:
+    files = _files(_signed())
+    path = "Doc_0/Signs/Sign_0/Signature.xml"
+    files[path] = files[path].replace(b'CheckMethod="1.2.156.10197.1.401"', b'CheckMethod="MD5"')
+    report = _verifier().ofd_result(_repack(files), at=NOW)
+    assert report.check("ofd_references").detail == "check method MD5 is not SM3"
+    assert report.check("ofd_references").outcome is CheckOutcome.INDETERMINATE

@@ -250,3 +250,109 @@ def test_signature_claimed_before_a_revocation(
     report = verifier.result(DOCUMENT, signature=_sign(), at=NOW + timedelta(days=1))
     assert report.check("key_validity").outcome is outcome
     assert report.sub_indication is sub
+
+
+def _signed_at(moment, *, seal: bytes | None = None) -> bytes:  # type: ignore[no-untyped-def]
+    """A signature claiming ``moment``, re-signed by the seal user (sign_document refuses
+    times outside the seal's window; a forger's tool would not)."""
+    from asn1crypto import core
+
+    pki = sm2_pki()
+    parsed = SesSignature.load(_sign(seal=seal))
+    parsed["to_sign"]["time_info"] = core.GeneralizedTime(moment)
+    parsed["signature"] = pki.user_key.sign(parsed["to_sign"].dump(force=True))
+    return bytes(parsed.dump(force=True))
+
+
+@pytest.mark.parametrize(
+    ("offset", "outcome", "sub"),
+    [
+        (timedelta(0), CheckOutcome.PASSED, None),
+        (timedelta(days=2), CheckOutcome.PASSED, None),
+        (-timedelta(seconds=1), CheckOutcome.FAILED, SubIndication.NOT_YET_VALID),
+        (timedelta(days=2, seconds=1), CheckOutcome.FAILED, SubIndication.EXPIRED),
+    ],
+)
+def test_seal_window_bounds_are_inclusive(
+    offset: timedelta, outcome: CheckOutcome, sub: SubIndication | None
+) -> None:
+    seal = a_seal(start=NOW, end=NOW + timedelta(days=2))
+    moment = NOW + offset
+    report = _verifier(
+        not_before=NOW - timedelta(days=9), not_after=NOW + timedelta(days=9)
+    ).result(DOCUMENT, signature=_signed_at(moment, seal=seal), at=NOW + timedelta(days=5))
+    assert report.check("seal_window").outcome is outcome
+    assert report.sub_indication is sub
+
+
+@pytest.mark.parametrize(
+    ("record_changes", "sub", "detail"),
+    [
+        (
+            {"not_before": NOW + timedelta(seconds=1)},
+            SubIndication.NOT_YET_VALID,
+            "is registered for",
+        ),
+        ({"not_after": NOW - timedelta(seconds=1)}, SubIndication.EXPIRED, "is registered for"),
+        ({"not_before": NOW, "not_after": NOW}, None, "seal registered and not revoked at"),
+    ],
+)
+def test_registered_window_decides_key_validity(
+    record_changes: dict[str, object], sub: SubIndication | None, detail: str
+) -> None:
+    report = _verifier(**record_changes).result(DOCUMENT, signature=_sign(), at=NOW)
+    assert report.sub_indication is sub
+    assert detail in report.check("key_validity").detail
+
+
+def test_signed_exactly_at_revocation_is_revoked_and_after_verification_is_no_poe() -> None:
+    pki = sm2_pki()
+    revoked = _record(pki).revoked(NOW, "superseded")
+    verifier = Gbt38540Verifier([pki.root], [revoked], intermediates=[pki.ca])
+    assert verifier.result(DOCUMENT, signature=_sign(), at=NOW).sub_indication is (
+        SubIndication.REVOKED
+    )
+    future = _verifier().result(DOCUMENT, signature=_sign(), at=NOW - timedelta(seconds=1))
+    assert future.sub_indication is SubIndication.NO_POE
+    assert future.check("key_validity").detail.startswith(
+        "signed at 2026-03-02T09:30:00.000000Z, after"
+    )
+
+
+def test_compromise_revoked_after_verification_time_is_not_held_against_the_seal() -> None:
+    pki = sm2_pki()
+    revoked = _record(pki).revoked(NOW + timedelta(hours=2), "keyCompromise")
+    verifier = Gbt38540Verifier([pki.root], [revoked], intermediates=[pki.ca])
+    report = verifier.result(DOCUMENT, signature=_sign(), at=NOW + timedelta(hours=1))
+    assert report.indication is Indication.VALID, report.summary
+
+
+def test_an_invalid_check_outranks_an_earlier_indeterminate_one() -> None:
+    """Chain undecided (unknown root), then key_validity failed: the bottom line is INVALID."""
+    pki = sm2_pki()
+    revoked = _record(pki).revoked(NOW - timedelta(hours=1), "superseded")
+    report = Gbt38540Verifier([], [revoked]).result(DOCUMENT, signature=_sign(), at=NOW)
+    assert report.check("certificate_chain").outcome is CheckOutcome.INDETERMINATE
+    assert (report.indication, report.sub_indication) == (Indication.INVALID, SubIndication.REVOKED)
+
+
+def test_other_signature_algorithm_is_not_accepted() -> None:
+    parsed = SesSignature.load(_sign())
+    parsed["signature_algorithm"] = "1.2.840.10045.4.3.2"  # ecdsa-with-SHA256
+    report = _verifier().result(DOCUMENT, signature=parsed.dump(force=True), at=NOW)
+    assert report.check("signature").outcome is CheckOutcome.INDETERMINATE
+    assert report.check("signature").detail == (
+        "the signer's signature algorithm 1.2.840.10045.4.3.2 is not SM2 with SM3"
+    )
+    assert report.sub_indication is SubIndication.CRYPTO_CONSTRAINTS_FAILURE
+
+
+def test_unreadable_seal_maker_certificate() -> None:
+    pki = sm2_pki()
+    parsed = SesSignature.load(_sign())
+    parsed["to_sign"]["eseal"]["cert"] = b"not a certificate"
+    parsed["signature"] = pki.user_key.sign(parsed["to_sign"].dump(force=True))
+    report = _verifier().result(DOCUMENT, signature=parsed.dump(force=True), at=NOW)
+    assert report.check("seal_signature").detail == "the seal maker's certificate is unreadable"
+    assert report.check("certificate_chain").outcome is CheckOutcome.SKIPPED
+    assert report.sub_indication is SubIndication.FORMAT_FAILURE
