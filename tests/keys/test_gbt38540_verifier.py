@@ -12,7 +12,7 @@ from cryptography import x509
 
 from tests.fixtures_gbt import NODE, NOW, SEAL_ID, SEAL_NAME, Sm2Pki, a_seal, seal_png, sm2_pki
 from tongban.keys.gbt38540 import sign_document
-from tongban.keys.gbt38540.structures import SesSignature
+from tongban.keys.gbt38540.structures import SesSeal, SesSignature
 from tongban.keys.gbt38540.verifier import FORMAT_SES, Gbt38540Verifier
 from tongban.keys.seals import SealRecord
 from tongban.keys.signing import Sm2PrivateKeySigner
@@ -356,3 +356,53 @@ def test_unreadable_seal_maker_certificate() -> None:
     assert report.check("seal_signature").detail == "the seal maker's certificate is unreadable"
     assert report.check("certificate_chain").outcome is CheckOutcome.SKIPPED
     assert report.sub_indication is SubIndication.FORMAT_FAILURE
+
+
+def _digest_listed_seal(algorithm: str, digest: bytes) -> bytes:
+    """A seal that names its user by certificate digest (certListType 2), maker-signed."""
+    from tongban.keys.gbt38540.structures import CertDigestList, SesSeal
+
+    pki = sm2_pki()
+    seal = SesSeal.load(a_seal())
+    prop = seal["e_seal_info"]["property"]
+    prop["cert_list_type"] = 2
+    prop["cert_list"] = CertDigestList([{"type": algorithm, "value": digest}])
+    seal["signed_value"] = pki.maker_key.sign(seal["e_seal_info"].dump(force=True))
+    return bytes(seal.dump(force=True))
+
+
+@pytest.mark.parametrize("algorithm", ["SM3", "sha256", "1.2.156.10197.1.401"])
+def test_seal_listing_the_signer_by_digest(algorithm: str) -> None:
+    from cryptography.hazmat.primitives import hashes
+
+    pki = sm2_pki()
+    if algorithm == "sha256":
+        value = hashlib.sha256(pki.user).digest()
+    else:
+        h = hashes.Hash(hashes.SM3())
+        h.update(pki.user)
+        value = h.finalize()
+
+    parsed = SesSignature.load(_sign())
+    parsed["to_sign"]["eseal"] = SesSeal.load(_digest_listed_seal(algorithm, value))
+    parsed["signature"] = pki.user_key.sign(parsed["to_sign"].dump(force=True))
+    report = _verifier().result(DOCUMENT, signature=parsed.dump(force=True), at=NOW)
+    assert report.indication is Indication.VALID, report.summary
+    wrong = SesSignature.load(_sign())
+    wrong["to_sign"]["eseal"] = SesSeal.load(_digest_listed_seal(algorithm, bytes(32)))
+    wrong["signature"] = pki.user_key.sign(wrong["to_sign"].dump(force=True))
+    report = _verifier().result(DOCUMENT, signature=wrong.dump(force=True), at=NOW)
+    assert report.check("seal_certificate_list").detail == (
+        "the signer's certificate is not among the 1 certificate(s) the seal allows"
+    )
+
+
+def test_seal_listing_by_an_unknown_digest_algorithm_does_not_admit_the_signer() -> None:
+    pki = sm2_pki()
+    parsed = SesSignature.load(_sign())
+    parsed["to_sign"]["eseal"] = SesSeal.load(
+        _digest_listed_seal("md5", hashlib.md5(pki.user).digest())
+    )
+    parsed["signature"] = pki.user_key.sign(parsed["to_sign"].dump(force=True))
+    report = _verifier().result(DOCUMENT, signature=parsed.dump(force=True), at=NOW)
+    assert report.check("seal_certificate_list").outcome is CheckOutcome.FAILED
