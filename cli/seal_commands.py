@@ -31,6 +31,7 @@ from typing import Any
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
+from tongban.cli.national import is_national_format, national_report
 from tongban.cli.published_folder import PublishedFolder, read_published_folder
 from tongban.client.errors import RequestRefused
 from tongban.client.seals import (
@@ -316,13 +317,19 @@ def _run_verify(args: argparse.Namespace) -> int:
                 online_status=client.ecert_status if client is not None else None,
             )
 
-        report = verified(envelope, keys)
-        if published is not None and envelope is None and client is None and report.signer:
-            # The status list to consult is the one of the node the seal belongs to.
-            listed = published.status_lists.get(report.signer.node_id)
-            if listed is not None:
-                envelope = _status_list_envelope(str(listed))
-                report = verified(envelope, _status_keys(args, envelope, node_keys))
+        if is_national_format(document, seal):
+            intermediates = _roots(args.ca or [])
+            report = national_report(
+                document, seal, roots=roots, intermediates=intermediates, seals=records, at=at
+            )
+        else:
+            report = verified(envelope, keys)
+            if published is not None and envelope is None and client is None and report.signer:
+                # The status list to consult is the one of the node the seal belongs to.
+                listed = published.status_lists.get(report.signer.node_id)
+                if listed is not None:
+                    envelope = _status_list_envelope(str(listed))
+                    report = verified(envelope, _status_keys(args, envelope, node_keys))
     except _CommandError as exc:
         print(f"tongban verify: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -349,8 +356,17 @@ def add_verify_parser(subparsers: Any) -> argparse.ArgumentParser:
         "published seal records (and, with --online, the issuing node's current status of "
         "the e-certificate). Exit code: 0 VALID, 1 INVALID, 3 INDETERMINATE, 2 error.",
     )
-    parser.add_argument("file", help="the document (a sealed PDF, or any file with --seal)")
-    parser.add_argument("--seal", help="the detached seal FILE.p7s (DER CMS)")
+    parser.add_argument(
+        "file", help="the document (a sealed PDF, a signed OFD, or any file with --seal)"
+    )
+    parser.add_argument(
+        "--seal", help="the detached seal: FILE.p7s (DER CMS) or FILE.ses (GB/T 38540)"
+    )
+    parser.add_argument(
+        "--ca",
+        action="append",
+        help="an intermediate CA certificate (a node's SM2 seal CA) for GB/T 38540 seals",
+    )
     parser.add_argument(
         "--trust", action="append", required=True, help="federation root certificate (PEM/DER)"
     )

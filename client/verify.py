@@ -2,7 +2,9 @@
 
 The verification itself lives in :mod:`tongban.keys.verification` (pure cryptography, so the
 node's online verification service runs the very same code); this is its public face for
-third parties, who need only ``tongban.client`` and ``tongban.keys``.
+third parties, who need only ``tongban.client`` and ``tongban.keys``. National-format seals
+(a GB/T 38540 ``.ses`` or a signed OFD) are verified by :class:`Gbt38540Verifier`, which
+returns the same report.
 
 Example:
     >>> from datetime import UTC, datetime
@@ -14,6 +16,7 @@ Example:
 
 from __future__ import annotations
 
+from tongban.keys.gbt38540 import Gbt38540Verifier, gbt38540_verification_result
 from tongban.keys.verification import (
     CheckOutcome,
     CheckResult,
@@ -33,6 +36,7 @@ from tongban.keys.verification import (
 __all__ = [
     "CheckOutcome",
     "CheckResult",
+    "Gbt38540Verifier",
     "Indication",
     "OnlineStatusLookup",
     "SealIdentity",
@@ -42,6 +46,7 @@ __all__ = [
     "SealVerificationReport",
     "SealVerifier",
     "SubIndication",
+    "gbt38540_verification_result",
     "seal_verification_result",
     "verify_seal",
 ]

@@ -27,6 +27,11 @@ if [[ $want_test == 1 ]]; then
   test_programs+=(chromium)
   # A PostgreSQL server the outage tests start and stop themselves (initdb, pg_ctl).
   apt_packages+=(postgresql)
+  # sm-crypto, the SM2 library of browser OFD viewers, checks GB/T 38540 seals (tests/node).
+  # npm comes with NodeSource's nodejs and conflicts with Debian's npm package: it is added
+  # below only where the nodejs installed brings none.
+  apt_packages+=(nodejs)
+  test_programs+=(node npm)
 fi
 step() { echo "setup: $*"; }
 
@@ -45,6 +50,14 @@ if ((${#missing[@]})); then
   $SUDO "${apt[@]}" update -q
   step "installing system packages: ${missing[*]}"
   $SUDO env DEBIAN_FRONTEND=noninteractive "${apt[@]}" install -y -q --no-install-recommends "${missing[@]}"
+fi
+
+if [[ $want_test == 1 ]] && ! command -v npm >/dev/null; then
+  SUDO=""
+  [[ $(id -u) -ne 0 ]] && SUDO="sudo"
+  echo "installing system packages: npm"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends npm >/dev/null
 fi
 
 if [[ $want_test == 1 ]]; then
@@ -68,4 +81,9 @@ step "upgrading pip in .venv"
 .venv/bin/python -m pip install --upgrade pip
 step "installing tongban and its development tools into .venv (pip install -e .[dev])"
 .venv/bin/python -m pip install -e ".[dev]"
+if [[ $want_test == 1 ]]; then
+  step "installing the JavaScript verifiers into tests/node (npm ci)"
+  # Project-local node_modules for the JavaScript verifiers, exactly as package-lock.json pins.
+  (cd tests/node && npm ci --no-audit --no-fund)
+fi
 step "done: run the tests with .venv/bin/python -m pytest, or everything with scripts/test.sh"

@@ -55,6 +55,7 @@ from tongban.server.usecases.delivery import DeliveryDispatcher
 from tongban.server.usecases.ecert_records import ECertRecords
 from tongban.server.usecases.inbox import HallInbox
 from tongban.server.usecases.matter_book import MatterBook
+from tongban.server.usecases.national_seals import NationalSealBook, NationalSeals
 from tongban.server.usecases.operations import Operations
 from tongban.server.usecases.outgoing import OutgoingPackets
 from tongban.server.usecases.reachability import StorageReachability
@@ -114,6 +115,14 @@ class RelayNode:
         book = None
         if config.seals_dir is not None and (config.seals_dir / "ca.pem").exists():
             book = SealBook.load(config.seals_dir)
+        national = None
+        if config.seals_dir is not None and (config.seals_dir / "national" / "ca.der").exists():
+            national = NationalSeals(
+                node_id=config.node_id,
+                metadata=self.metadata,
+                book=NationalSealBook.load(config.seals_dir / "national"),
+                clock=clock,
+            )
         self.transfers = transfers = ActiveTransfers()
         self.clock_skew = ClockSkewWatch(
             tolerance_seconds=config.clock_skew_tolerance_seconds,
@@ -145,6 +154,7 @@ class RelayNode:
             status_list_hours=config.status_list_hours,
             result_seal=config.result_seal,
             clock_skew=self.clock_skew,
+            national=national,
         )
         self.cases = CaseSteps(
             node_id=config.node_id,

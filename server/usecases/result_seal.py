@@ -86,9 +86,13 @@ def result_seal_id(
     unusable = []
     for row in session.scalars(select(SealRow).order_by(SealRow.created_at.desc())):
         record = SealRecord.from_json_dict(json.loads(row.record))
-        if record.valid_at(now):
+        if not book.key_path(row.seal_id).exists():
+            # Results are sealed as CMS: a national-format seal has no key in the CMS book.
+            unusable.append(f"{row.seal_id} is a national-format seal")
+        elif record.valid_at(now):
             return row.seal_id
-        unusable.append(f"{row.seal_id} {_why_unusable(record)}")
+        else:
+            unusable.append(f"{row.seal_id} {_why_unusable(record)}")
     if not unusable:
         raise NoUsableSeal(
             f"node {node_id} has no seal registered, so its results cannot be sealed; "

@@ -50,6 +50,7 @@ from tongban.server.domain.errors import (
     TooLarge,
 )
 from tongban.server.usecases.clock_skew import ClockSkewWatch
+from tongban.server.usecases.national_seals import PROFILE_CMS, PROFILE_GBT38540, NationalSeals
 from tongban.server.usecases.result_seal import result_seal_id
 from tongban.server.usecases.runtime import Clock
 from tongban.server.usecases.seal_image import render_seal_image
@@ -151,9 +152,11 @@ class SealOffice:
         status_list_hours: float,
         result_seal: str = "",
         clock_skew: ClockSkewWatch | None = None,
+        national: NationalSeals | None = None,
     ) -> None:
         self.node_id = node_id
         self.clock_skew = clock_skew
+        self.national = national
         self.metadata = metadata
         self.keys = keys
         self.seals = book
@@ -179,15 +182,26 @@ class SealOffice:
         not_before: datetime,
         not_after: datetime,
         image_png: bytes | None = None,
+        profile: str = PROFILE_CMS,
     ) -> SealRecord:
         """Create a seal key and certificate under the node's seal CA and publish the record.
 
+        ``profile`` is ``cms`` (ECDSA P-256, CMS/PAdES) or ``gbt38540`` (SM2, an ``SES_Seal``
+        made by the node's seal maker, see :class:`NationalSeals`).
+
         Raises:
-            InvalidRequest: bad seal id, name, organisation name, credit code or window.
+            InvalidRequest: bad seal id, name, organisation name, credit code, window or
+                profile.
             BadSealImage: the image is not a PNG within the limits.
             Conflict: the seal id is taken.
+            IllegalTransition: the node has no seal CA for that profile.
         """
-        book = self._book()
+        if profile not in (PROFILE_CMS, PROFILE_GBT38540):
+            raise InvalidRequest(f"unknown seal profile {echo(profile)}: cms or gbt38540")
+        if profile == PROFILE_CMS:
+            book = self._book()
+        elif self.national is None:
+            raise IllegalTransition(f"node {self.node_id} has no SM2 seal CA configured")
         if not _SEAL_ID.fullmatch(seal_id):
             raise InvalidRequest(f"seal id {echo(seal_id)} must be 1-64 of A-Z a-z 0-9 . _ -")
         if not name.strip():
@@ -197,13 +211,22 @@ class SealOffice:
         uscc = validate_credit_code(org_uscc)
         if not_after <= not_before:
             raise InvalidRequest("the seal's validity window is empty")
-        if not_after > book.ca_certificate.not_valid_after_utc:
-            raise InvalidRequest("the seal cannot outlive the node's seal CA certificate")
         if image_png is not None:
             # Every PDF stamp draws it: an image that does not decode would fail each of them.
             check_seal_image(image_png)
         else:
             image_png = render_seal_image(name.strip())
+        if self.national is not None and profile == PROFILE_GBT38540:
+            return self.national.register(
+                seal_id=seal_id,
+                name=name.strip(),
+                org_uscc=uscc,
+                not_before=not_before,
+                not_after=not_after,
+                image_png=image_png,
+            )
+        if not_after > book.ca_certificate.not_valid_after_utc:
+            raise InvalidRequest("the seal cannot outlive the node's seal CA certificate")
         now = self.clock()
         with self.metadata.transaction() as session:
             if session.get(SealRow, seal_id) is not None:
