@@ -248,7 +248,8 @@ _SCHEMA: dict[str, dict[str, type]] = {
 
 
 # TONGBAN_* variables read outside the node's configuration: by the hall commands, the seal
-# preview, the node's start-up, the demo, and the test suite (its PostgreSQL server).
+# preview, the node's start-up, the demo, and the test suite (its PostgreSQL server, the
+# browser and screenshots of the site tests, the disk-full hook of the fault runs).
 OTHER_ENVIRONMENT = frozenset(
     {
         "TONGBAN_HALL",
@@ -257,6 +258,9 @@ OTHER_ENVIRONMENT = frozenset(
         "TONGBAN_SWITCH_INTERVAL",
         "TONGBAN_DEMO_KEEP",
         "TONGBAN_TEST_PG",
+        "TONGBAN_TEST_DISK_ROOM_FILE",
+        "TONGBAN_CHROMIUM",
+        "TONGBAN_SCREENSHOTS",
     }
 )
 
