@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from tests.faults.rig import FaultRig
-from tests.harness import citizen_id, wait_until
+from tests.harness import citizen_id, register_seal, wait_until
 from tongban.client.errors import RequestRefused
 from tongban.client.hall import Applicant, HallClient, Material
 
@@ -89,6 +89,7 @@ def test_every_item_of_every_case_arrives_once_in_order_while_nodes_are_killed(
     rig = FaultRig(tmp_path, "sqlite+fs")
     try:
         rig.start()
+        register_seal(rig.cluster, B)  # every result goes out sealed, or not at all
         ez, wh = rig.hall(A), rig.hall(B)
         applicant = Applicant("张三", "citizen", citizen_id())
         sent: dict[str, list[tuple[str, str]]] = {}  # case -> [(packet id, file digest)]
