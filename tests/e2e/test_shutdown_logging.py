@@ -41,7 +41,13 @@ def test_a_deliver_cancelled_by_shutdown_is_info_without_traceback(
     caplog.clear()
     cluster.stop(RECEIVER, grace=0.1)
 
-    cancelled = [r for r in caplog.records if "Deliver cancelled" in r.getMessage()]
+    def cancelled_records() -> list[logging.LogRecord]:
+        return [r for r in caplog.records if "Deliver cancelled" in r.getMessage()]
+
+    # The handler's thread notices the cancellation on its next read, which may come just
+    # after the server reports it stopped.
+    wait_until("the cancelled Deliver to be logged", cancelled_records, timeout=15)
+    cancelled = cancelled_records()
     assert [(r.levelno, r.getMessage()) for r in cancelled] == [
         (
             logging.INFO,
