@@ -13,12 +13,23 @@ from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import httpx
 import pytest
+from cryptography.hazmat.primitives.asymmetric import ec
 
 from tests.fixtures_seal import append_incremental_update, make_pdf
 from tests.harness import Backend, snapshot
+from tests.legacy_pki import legacy_leaf
 from tests.tcp_proxy import TcpProxy
 from tests.web_site import NODE, SEAL_ID, SEAL_NAME, USCC, SiteNode, start_site_node
+from tongban.keys.clock import utcnow
+from tongban.keys.pki import (
+    Role,
+    certificate_pem,
+    load_certificate,
+    load_private_key,
+    private_key_pem,
+)
 from tongban.server.web.middleware import CONTENT_SECURITY_POLICY
 
 LIMIT = 1 << 20
@@ -347,6 +358,34 @@ def test_operations_view_refuses_no_certificate_and_a_hall_certificate(site: Sit
     assert f"hall {NODE}-hall-1 of node {NODE} is not an admin of node {NODE}" in as_hall.text
     for r in (anonymous, as_hall):
         assert "待发队列" not in r.text and "密钥与证书" not in r.text
+
+
+def test_operations_view_refuses_an_admin_minted_by_the_nodes_own_seal_ca(
+    site: SiteNode, tmp_path: Path
+) -> None:
+    # An attacker holding the node's files has its seal CA's key (it is online on the node)
+    # and mints "an admin of this node" with it; the root does issue that CA.
+    seals = site.fed / NODE / "seals"
+    ca_key = load_private_key((seals / "ca-key.pem").read_bytes())
+    ca = load_certificate((seals / "ca.pem").read_bytes())
+    assert isinstance(ca_key, ec.EllipticCurvePrivateKey)
+    key, cert = legacy_leaf(
+        ca_key,
+        ca,
+        role=Role.ADMIN,
+        node_id=NODE,
+        name="forged-admin",
+        now=utcnow(),
+        dns_names=(f"forged-admin.admin.node-{NODE}.tongban",),
+    )
+    forged = tmp_path / "forged-admin"
+    forged.mkdir()
+    (forged / "key.pem").write_bytes(private_key_pem(key))
+    (forged / "cert.pem").write_bytes(certificate_pem(cert) + certificate_pem(ca))
+    # The site's TLS refuses the chain (a seal CA issues no client-authentication
+    # certificates), so the caller gets no answer at all, let alone the view.
+    with site.http(cert=forged) as http, pytest.raises(httpx.RemoteProtocolError):
+        http.get("/ops")
 
 
 def test_operations_view_shows_an_admin_the_node(site: SiteNode) -> None:
